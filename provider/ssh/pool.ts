@@ -1,0 +1,476 @@
+// The SSH connection pool: one connection per distinct target per process, shared by every resource type,
+// reopened when it drops, closed when idle, with a per-host cap on concurrent channels.
+import { createHash } from "node:crypto";
+import { Client, ClientChannel, ConnectConfig } from "ssh2";
+import { ConnectionSpec, ProxySpec, describeTarget, parseHostKeySpec } from "./connection";
+import { SshError, SshErrorKind, tail } from "./errors";
+import { describeHostKeySpec, fingerprintOf, matchesHostKey } from "./hostKey";
+import { quoteArgv } from "./quote";
+
+export interface ExecOptions {
+  /** Bytes written to the command's stdin, then closed. */
+  readonly stdin?: string | Buffer;
+  /** Our own timeout (the engine passes none to providers). @default 300 s */
+  readonly timeoutMs?: number;
+  /** Throw a `command-failed` SshError on a non-zero exit. @default true */
+  readonly check?: boolean;
+  /** What to show for the command in errors, when argv would be too long or too noisy. */
+  readonly display?: string;
+}
+
+export interface ExecResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Exit status, or null when the command died of a signal. */
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
+export interface PoolOptions {
+  /** Concurrent channels per connection; sshd refuses more than MaxSessions (10 by default). @default 8 */
+  readonly maxChannels: number;
+  /** Close a connection after this long with nothing running, so the provider process can exit. @default 5000 */
+  readonly idleMs: number;
+  /** First retry delay after a failed dial; doubles each time, capped at 2 s. @default 100 */
+  readonly retryBaseMs: number;
+}
+
+export interface PoolStats {
+  /** Completed SSH handshakes, per target. */
+  readonly handshakes: Record<string, number>;
+  /** Dial attempts, per target (a preview must make none). */
+  readonly dials: Record<string, number>;
+  /** Commands (channels) run, per target. */
+  readonly commands: Record<string, number>;
+}
+
+const DEFAULT_OPTIONS: PoolOptions = {
+  maxChannels: Number(process.env.PNC_SSH_MAX_CHANNELS ?? 8),
+  idleMs: Number(process.env.PNC_SSH_IDLE_MS ?? 5000),
+  retryBaseMs: 100,
+};
+
+/** A counting semaphore: callers wait in order for one of `size` slots. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly size: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.active < this.size) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
+}
+
+/** One SSH target (host, port, user, credentials, expected key, jump host): one live connection at most. */
+export class SshHost {
+  readonly target: string;
+  private client: Client | undefined;
+  private connecting: Promise<Client> | undefined;
+  private observedFingerprint: string | undefined;
+  private readonly channels: Semaphore;
+  private busy = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly pool: SshPool,
+    private readonly spec: ProxySpec,
+    private readonly proxy: SshHost | undefined,
+    private readonly expectedFingerprint: string | undefined,
+  ) {
+    this.target = describeTarget(spec) + (proxy ? ` (via ${proxy.target})` : "");
+    this.channels = new Semaphore(pool.options.maxChannels);
+  }
+
+  /** The fingerprint of the key this host presented, connecting first if needed. */
+  async fingerprint(): Promise<string> {
+    await this.hold(async () => undefined);
+    return this.observedFingerprint as string;
+  }
+
+  /** Runs one command built from an argument vector with the one quoting function. */
+  exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.run(quoteArgv(argv), options);
+  }
+
+  /**
+   * Runs a whole batch of commands in one round trip: the script goes to `sh -s` over stdin, so it never
+   * shows in `ps` and has no argv length limit. Build its lines with `quoteArgv`.
+   */
+  runScript(script: string, options: Omit<ExecOptions, "stdin"> = {}): Promise<ExecResult> {
+    return this.run("sh -s", { display: options.display ?? firstLines(script), ...options, stdin: script });
+  }
+
+  private async run(command: string, options: ExecOptions): Promise<ExecResult> {
+    return this.hold(async (client) => {
+      await this.channels.acquire();
+      try {
+        this.pool.count("commands", this.target);
+        return await this.execOn(client, command, options);
+      } finally {
+        this.channels.release();
+      }
+    });
+  }
+
+  private execOn(client: Client, command: string, options: ExecOptions): Promise<ExecResult> {
+    const display = options.display ?? command;
+    const timeoutMs = options.timeoutMs ?? 300_000;
+    return new Promise<ExecResult>((resolve, reject) => {
+      client.exec(command, (err, stream: ClientChannel) => {
+        if (err) {
+          reject(
+            new SshError("disconnected", `could not open a channel: ${err.message}`, {
+              target: this.target,
+              command: display,
+            }),
+          );
+          return;
+        }
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let exit: { code: number | null; signal: string | null } | undefined;
+        let settled = false;
+        const timer = setTimeout(() => {
+          settled = true;
+          stream.close();
+          reject(
+            new SshError(
+              "timeout",
+              `the command did not finish within ${timeoutMs} ms (it may still be running)`,
+              {
+                target: this.target,
+                command: display,
+              },
+            ),
+          );
+        }, timeoutMs);
+        stream.on("data", (chunk: Buffer) => out.push(chunk));
+        stream.stderr.on("data", (chunk: Buffer) => errOut.push(chunk));
+        stream.on("exit", (code: number | null, signal?: string) => {
+          exit = { code: typeof code === "number" ? code : null, signal: signal ?? null };
+        });
+        stream.on("close", () => {
+          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          const stdout = Buffer.concat(out).toString("utf8");
+          const stderr = Buffer.concat(errOut).toString("utf8");
+          if (!exit) {
+            reject(
+              new SshError(
+                "disconnected",
+                "the connection closed before the command reported its exit status",
+                {
+                  target: this.target,
+                  command: display,
+                  stderrTail: tail(stderr),
+                },
+              ),
+            );
+            return;
+          }
+          const result: ExecResult = { stdout, stderr, ...exit };
+          if (options.check !== false && result.code !== 0) {
+            reject(
+              new SshError("command-failed", "the command failed", {
+                target: this.target,
+                command: display,
+                exitCode: result.code,
+                signal: result.signal,
+                stderrTail: tail(stderr),
+                stdout,
+                stderr,
+              }),
+            );
+            return;
+          }
+          resolve(result);
+        });
+        stream.end(options.stdin ?? undefined);
+      });
+    });
+  }
+
+  /** Keeps the connection open (and not idle) while `work` runs. */
+  private async hold<T>(work: (client: Client) => Promise<T>): Promise<T> {
+    this.busy++;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    try {
+      const client = await this.connect();
+      return await work(client);
+    } finally {
+      this.busy--;
+      this.armIdleTimer();
+    }
+  }
+
+  private armIdleTimer(): void {
+    if (this.busy > 0 || !this.client) return;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.close(), this.pool.options.idleMs);
+    this.idleTimer.unref();
+  }
+
+  /** Opens a TCP tunnel through this host (used when this host is another target's jump host). */
+  async tunnel(host: string, port: number): Promise<ClientChannel> {
+    this.busy++;
+    let held = true;
+    const releaseHold = (): void => {
+      if (!held) return;
+      held = false;
+      this.busy--;
+      this.armIdleTimer();
+    };
+    try {
+      const client = await this.connect();
+      const stream = await new Promise<ClientChannel>((resolve, reject) =>
+        client.forwardOut("127.0.0.1", 0, host, port, (err, s) => (err ? reject(err) : resolve(s))),
+      );
+      stream.on("close", releaseHold);
+      return stream;
+    } catch (err) {
+      releaseHold();
+      throw err;
+    }
+  }
+
+  close(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    const client = this.client;
+    this.client = undefined;
+    client?.end();
+  }
+
+  private connect(): Promise<Client> {
+    if (this.client) return Promise.resolve(this.client);
+    if (!this.connecting) {
+      this.connecting = this.dialWithRetries().finally(() => (this.connecting = undefined));
+    }
+    return this.connecting;
+  }
+
+  private async dialWithRetries(): Promise<Client> {
+    const limit = this.spec.dialErrorLimit < 0 ? Infinity : Math.max(1, this.spec.dialErrorLimit);
+    let lastError: SshError | undefined;
+    for (let attempt = 1; attempt <= limit; attempt++) {
+      try {
+        const client = await this.dialOnce();
+        this.client = client;
+        client.on("close", () => {
+          if (this.client === client) this.client = undefined;
+        });
+        return client;
+      } catch (err) {
+        lastError =
+          err instanceof SshError ? err : new SshError("unreachable", String(err), { target: this.target });
+        // Only dialing is retried, and only when retrying can help.
+        if (lastError.kind === "authentication" || lastError.kind === "host-key-mismatch") throw lastError;
+        if (attempt < limit) await sleep(Math.min(this.pool.options.retryBaseMs * 2 ** (attempt - 1), 2000));
+      }
+    }
+    const attempts = limit === Infinity ? "" : ` after ${limit} attempt${limit === 1 ? "" : "s"}`;
+    throw new SshError(
+      lastError!.kind,
+      `${lastError!.message.split("\n")[0].replace(/^ssh \S+: /, "")}${attempts}`,
+      {
+        target: this.target,
+      },
+    );
+  }
+
+  private async dialOnce(): Promise<Client> {
+    this.pool.count("dials", this.target);
+    const spec = this.spec;
+    const sock = this.proxy
+      ? await this.proxy.tunnel(spec.host, spec.port).catch((err: unknown) => {
+          if (err instanceof SshError) throw err;
+          throw new SshError(
+            "unreachable",
+            `the jump host could not reach ${spec.host}:${spec.port}: ${String(err)}`,
+            {
+              target: this.target,
+            },
+          );
+        })
+      : undefined;
+    const hostKeySpec = spec.hostKey ? parseHostKeySpec(spec.hostKey) : undefined;
+    let rejected: { expected: string; presented: string } | undefined;
+    const config: ConnectConfig = {
+      host: spec.host,
+      port: spec.port,
+      username: spec.user,
+      sock,
+      readyTimeout: spec.perDialTimeout > 0 ? spec.perDialTimeout * 1000 : 2_147_483_647,
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 4,
+      hostVerifier: (key: Buffer) => {
+        const presented = fingerprintOf(key);
+        this.observedFingerprint = presented;
+        if (hostKeySpec && !matchesHostKey(hostKeySpec, key)) {
+          rejected = { expected: describeHostKeySpec(hostKeySpec), presented };
+          return false;
+        }
+        if (!hostKeySpec && this.expectedFingerprint && this.expectedFingerprint !== presented) {
+          rejected = { expected: this.expectedFingerprint, presented };
+          return false;
+        }
+        return true;
+      },
+    };
+    const methods: string[] = [];
+    if (spec.privateKey) {
+      config.privateKey = spec.privateKey;
+      if (spec.privateKeyPassword) config.passphrase = spec.privateKeyPassword;
+      methods.push("publickey");
+    }
+    if (spec.agentSocketPath) {
+      config.agent = spec.agentSocketPath;
+      methods.push("agent");
+    }
+    if (spec.password) {
+      config.password = spec.password;
+      methods.push("password");
+    }
+    // @pulumi/command's order: the key takes preference over the password.
+    config.authHandler = methods as ConnectConfig["authHandler"];
+
+    return new Promise<Client>((resolve, reject) => {
+      const client = new Client();
+      let done = false;
+      const fail = (kind: SshErrorKind, message: string): void => {
+        if (done) return;
+        done = true;
+        client.end();
+        sock?.destroy();
+        reject(new SshError(kind, message, { target: this.target }));
+      };
+      client.on("ready", () => {
+        if (done) return;
+        done = true;
+        this.pool.count("handshakes", this.target);
+        resolve(client);
+      });
+      client.on("error", (err: Error & { level?: string; code?: string }) => {
+        if (rejected) {
+          fail(
+            "host-key-mismatch",
+            `host key mismatch for ${spec.host}:${spec.port}: expected ${rejected.expected}, but the host presented ${rejected.presented}; connection refused before authenticating`,
+          );
+        } else if (err.level === "client-authentication") {
+          fail(
+            "authentication",
+            `authentication failed for user "${spec.user}" (tried: ${methods.join(", ") || "none"})`,
+          );
+        } else if (err.level === "client-timeout" || err.code === "ETIMEDOUT") {
+          fail("timeout", `no SSH handshake within ${spec.perDialTimeout} s`);
+        } else {
+          fail("unreachable", `cannot connect: ${err.code ?? ""} ${err.message}`.replace(/\s+/g, " ").trim());
+        }
+      });
+      client.on("close", () => fail("unreachable", "the server closed the connection during the handshake"));
+      try {
+        client.connect(config);
+      } catch (err) {
+        // ssh2 throws synchronously for unusable credentials (e.g. a key it cannot parse, a missing passphrase).
+        fail("authentication", `unusable credentials: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+  }
+}
+
+/** The process-wide pool. Reached through `require()`, so every resource type in the provider process shares it. */
+export class SshPool {
+  readonly options: PoolOptions;
+  private readonly hosts = new Map<string, SshHost>();
+  private readonly counters: {
+    handshakes: Map<string, number>;
+    dials: Map<string, number>;
+    commands: Map<string, number>;
+  } = {
+    handshakes: new Map(),
+    dials: new Map(),
+    commands: new Map(),
+  };
+
+  constructor(options: Partial<PoolOptions> = {}) {
+    this.options = { ...DEFAULT_OPTIONS, ...options };
+  }
+
+  /**
+   * The shared connection for a target. `expectedFingerprint` is the key recorded in state: a host presenting
+   * another key is refused (when `hostKey` is set, that wins).
+   */
+  host(spec: ConnectionSpec, expectedFingerprint?: string): SshHost {
+    const proxy = spec.proxy ? this.host(spec.proxy) : undefined;
+    const { proxy: _proxy, ...own } = spec;
+    const key = poolKey(own, spec.proxy, expectedFingerprint);
+    let host = this.hosts.get(key);
+    if (!host) {
+      host = new SshHost(this, own, proxy, expectedFingerprint);
+      this.hosts.set(key, host);
+    }
+    return host;
+  }
+
+  count(counter: keyof PoolStats, target: string): void {
+    const map = this.counters[counter];
+    map.set(target, (map.get(target) ?? 0) + 1);
+  }
+
+  stats(): PoolStats {
+    return {
+      handshakes: Object.fromEntries(this.counters.handshakes),
+      dials: Object.fromEntries(this.counters.dials),
+      commands: Object.fromEntries(this.counters.commands),
+    };
+  }
+
+  closeAll(): void {
+    for (const host of this.hosts.values()) host.close();
+  }
+}
+
+/** Identity of a target: a hash, so credentials never sit in a map key someone might log. */
+function poolKey(
+  spec: ProxySpec,
+  proxy: ProxySpec | undefined,
+  expectedFingerprint: string | undefined,
+): string {
+  return createHash("sha256")
+    .update(JSON.stringify([spec, proxy ?? null, expectedFingerprint ?? null]))
+    .digest("hex");
+}
+
+function firstLines(script: string): string {
+  const lines = script.trim().split("\n");
+  return lines.length <= 3 ? lines.join("; ") : `${lines.slice(0, 3).join("; ")}; … (${lines.length} lines)`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+const GLOBAL_KEY = Symbol.for("pulumi-nixos-containers.sshPool");
+type GlobalWithPool = typeof globalThis & { [GLOBAL_KEY]?: SshPool };
+
+/**
+ * The pool of this process. Kept on `globalThis` as well as in this module, so that two copies of the package
+ * loaded in one process (a nested node_modules) still share connections.
+ */
+export function sharedPool(): SshPool {
+  const g = globalThis as GlobalWithPool;
+  g[GLOBAL_KEY] ??= new SshPool();
+  return g[GLOBAL_KEY];
+}
