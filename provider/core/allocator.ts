@@ -1,0 +1,426 @@
+// Stable address allocation for an AddressPool: each member gets one block of the pool (a host and a
+// container address), keeps it across updates, and never shares it. Pure, and linear in the member count.
+//
+// Layout: the pool is cut into blocks of /blockPrefixLength. Block N's base is pool base + N * block size;
+// for blocks up to /30 the host side is base+1 and the container base+2 (a /24 gives 10.233.N.1 and
+// 10.233.N.2, exactly as `nixos-container` allocates); a /31 block has no network/broadcast, so host = base and
+// container = base+1. The first and last block of the pool are never handed out (10.233.0.0/16 with /24
+// blocks yields N = 1..254, as nixos-container does), so capacity = 2^(blockPrefixLength - poolPrefix) - 2.
+
+import { display } from "./display";
+import { Cidr, cidrProblem, formatIPv4, tryParseAddressOrCidr, tryParseCidr, tryParseIPv4 } from "./ipv4";
+import { Failure, formatFailures, validateContainerName } from "./validate";
+
+/** The two ends of a container's veth. */
+export interface Allocation {
+  readonly hostAddress: string;
+  readonly localAddress: string;
+}
+
+/** What an AddressPool is asked to hand out. */
+export interface PoolSpec {
+  /** The pool, a strict CIDR (network address required). */
+  readonly cidr: string;
+  /** Size of each member's block, 24..31. */
+  readonly blockPrefixLength: number;
+  /** Names of the containers that need addresses, unique; also the order new members are placed in. */
+  readonly members: readonly string[];
+  /** Fixed addresses for some members (keys must also be in `members`); may lie outside the pool. */
+  readonly static: Readonly<Record<string, Allocation>>;
+  /** Addresses or CIDRs never handed out; every block they touch is skipped. */
+  readonly exclude: readonly string[];
+}
+
+/** The pool nixos-container itself draws from. */
+export const DEFAULT_POOL_CIDR = "10.233.0.0/16";
+/** One /24 per container: host .1, container .2, the nixos-container layout. */
+export const DEFAULT_BLOCK_PREFIX_LENGTH = 24;
+export const MIN_BLOCK_PREFIX_LENGTH = 24;
+export const MAX_BLOCK_PREFIX_LENGTH = 31;
+
+/** Thrown for an invalid spec or a full pool; `failures` lets `check` report each offender separately. */
+export class AllocationError extends Error {
+  readonly failures: readonly Failure[];
+  constructor(failures: readonly Failure[]) {
+    super(formatFailures(failures));
+    this.name = "AllocationError";
+    this.failures = failures;
+  }
+}
+
+/** The block geometry of a pool. */
+export interface PoolLayout {
+  readonly pool: Cidr;
+  readonly blockPrefixLength: number;
+  readonly blockSize: number;
+  /** Number of blocks in the pool, including the first and last, which are never handed out. */
+  readonly blockCount: number;
+  /** Offset of the host address inside a block (1, or 0 for /31). */
+  readonly hostOffset: number;
+  /** Offset of the container address inside a block (2, or 1 for /31). */
+  readonly localOffset: number;
+}
+
+function layoutFailures(cidr: string, blockPrefixLength: number): Failure[] {
+  const failures: Failure[] = [];
+  const problem = typeof cidr === "string" ? cidrProblem(cidr, true) : "it must be a string";
+  if (problem !== undefined) {
+    failures.push({
+      property: "cidr",
+      message: `cidr ${display(cidr)} is not a valid IPv4 CIDR: ${problem}`,
+    });
+  }
+  if (
+    !Number.isInteger(blockPrefixLength) ||
+    blockPrefixLength < MIN_BLOCK_PREFIX_LENGTH ||
+    blockPrefixLength > MAX_BLOCK_PREFIX_LENGTH
+  ) {
+    failures.push({
+      property: "blockPrefixLength",
+      message:
+        `blockPrefixLength ${display(blockPrefixLength)} is not allowed: use a whole number from ` +
+        `${MIN_BLOCK_PREFIX_LENGTH} (one /24 per container, the nixos-container layout) to ${MAX_BLOCK_PREFIX_LENGTH} (two addresses per container)`,
+    });
+  } else if (problem === undefined) {
+    const pool = tryParseCidr(cidr) as Cidr;
+    if (pool.prefixLength > blockPrefixLength) {
+      failures.push({
+        property: "blockPrefixLength",
+        message:
+          `blockPrefixLength ${blockPrefixLength} is larger than the pool ${cidr} itself: ` +
+          `use a pool of /${blockPrefixLength - 2} or larger, or a blockPrefixLength of at least ${pool.prefixLength + 2}`,
+      });
+    }
+  }
+  return failures;
+}
+
+/** Computes the block geometry, or throws an AllocationError naming `cidr` / `blockPrefixLength`. */
+export function poolLayout(cidr: string, blockPrefixLength: number): PoolLayout {
+  const failures = layoutFailures(cidr, blockPrefixLength);
+  if (failures.length > 0) {
+    throw new AllocationError(failures);
+  }
+  const pool = tryParseCidr(cidr) as Cidr;
+  const blockSize = 2 ** (32 - blockPrefixLength);
+  const slash31 = blockPrefixLength === 31;
+  return {
+    pool,
+    blockPrefixLength,
+    blockSize,
+    blockCount: 2 ** (blockPrefixLength - pool.prefixLength),
+    hostOffset: slash31 ? 0 : 1,
+    localOffset: slash31 ? 1 : 2,
+  };
+}
+
+/** How many members the pool can hold before static/exclude reservations: all blocks but the first and last. */
+export function poolCapacity(cidr: string, blockPrefixLength: number): number {
+  return Math.max(0, poolLayout(cidr, blockPrefixLength).blockCount - 2);
+}
+
+/** The addresses of block `index` of the layout. */
+export function blockAllocation(layout: PoolLayout, index: number): Allocation {
+  const base = layout.pool.base + index * layout.blockSize;
+  return {
+    hostAddress: formatIPv4(base + layout.hostOffset),
+    localAddress: formatIPv4(base + layout.localOffset),
+  };
+}
+
+function blockOf(layout: PoolLayout, address: number): number {
+  return Math.floor((address - layout.pool.base) / layout.blockSize);
+}
+
+/**
+ * Every problem with a spec (not counting a full pool), each naming its property. Empty when `allocate`
+ * can run. `check` uses this to report all offenders at once.
+ */
+export function checkPoolSpec(spec: PoolSpec): Failure[] {
+  const failures = layoutFailures(spec.cidr, spec.blockPrefixLength);
+
+  const seen = new Map<string, number>();
+  spec.members.forEach((name, i) => {
+    failures.push(...validateContainerName(name, `members[${i}]`));
+    const first = seen.get(name);
+    if (first === undefined) {
+      seen.set(name, i);
+    } else {
+      failures.push({
+        property: `members[${i}]`,
+        message: `members[${i}] ${display(name)} is listed twice (also members[${first}]): list each container once`,
+      });
+    }
+  });
+
+  // Statics must also be members: a typo in a static key would otherwise silently add a container.
+  const staticOwner = new Map<number, string>();
+  for (const [name, allocation] of Object.entries(spec.static)) {
+    const prefix = `static.${name}`;
+    if (!seen.has(name)) {
+      failures.push({
+        property: prefix,
+        message: `static key ${display(name)} is not in members: add it to members, or fix the spelling`,
+      });
+    }
+    for (const field of ["hostAddress", "localAddress"] as const) {
+      const text: unknown = (allocation as Partial<Allocation> | null)?.[field];
+      const address = typeof text === "string" ? tryParseIPv4(text) : undefined;
+      if (address === undefined) {
+        failures.push({
+          property: `${prefix}.${field}`,
+          message:
+            `${prefix}.${field} ${display(text)} is not a valid IPv4 address: use four decimal numbers ` +
+            '0-255 separated by dots, without leading zeros, e.g. "10.233.1.2"',
+        });
+        continue;
+      }
+      const owner = staticOwner.get(address);
+      if (owner !== undefined) {
+        failures.push({
+          property: `${prefix}.${field}`,
+          message: `${prefix}.${field} ${display(text)} is already used by ${owner}: give every static address once`,
+        });
+      } else {
+        staticOwner.set(address, `${prefix}.${field}`);
+      }
+    }
+  }
+
+  spec.exclude.forEach((entry, i) => {
+    if (typeof entry !== "string" || tryParseAddressOrCidr(entry) === undefined) {
+      const problem = typeof entry === "string" && entry.includes("/") ? cidrProblem(entry, true) : undefined;
+      failures.push({
+        property: `exclude[${i}]`,
+        message:
+          `exclude[${i}] ${display(entry)} is neither an IPv4 address nor a CIDR: ` +
+          (problem ?? 'use e.g. "10.233.7.2" or "10.233.8.0/24"'),
+      });
+    }
+  });
+  return failures;
+}
+
+/** A closed range of block indices that may not be handed out. */
+interface Span {
+  lo: number;
+  hi: number;
+}
+
+function reservedSpans(spec: PoolSpec, layout: PoolLayout): Span[] {
+  const spans: Span[] = [];
+  const { pool } = layout;
+  const reserve = (first: number, last: number): void => {
+    const lo = Math.max(first, pool.base);
+    const hi = Math.min(last, pool.last);
+    if (lo <= hi) {
+      spans.push({ lo: blockOf(layout, lo), hi: blockOf(layout, hi) });
+    }
+  };
+  for (const entry of spec.exclude) {
+    const range = tryParseAddressOrCidr(entry) as Cidr;
+    reserve(range.base, range.last);
+  }
+  for (const allocation of Object.values(spec.static)) {
+    for (const text of [allocation.hostAddress, allocation.localAddress]) {
+      const address = tryParseIPv4(text) as number;
+      reserve(address, address);
+    }
+  }
+  spans.sort((a, b) => a.lo - b.lo);
+  const merged: Span[] = [];
+  for (const span of spans) {
+    const top = merged[merged.length - 1];
+    if (top !== undefined && span.lo <= top.hi + 1) {
+      top.hi = Math.max(top.hi, span.hi);
+    } else {
+      merged.push({ ...span });
+    }
+  }
+  return merged;
+}
+
+function inSpans(spans: readonly Span[], index: number): boolean {
+  let lo = 0;
+  let hi = spans.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (spans[mid].hi < index) {
+      lo = mid + 1;
+    } else if (spans[mid].lo > index) {
+      hi = mid - 1;
+    } else {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** The block a previous allocation sits in, if it still fits the layout exactly; undefined otherwise. */
+function previousBlock(layout: PoolLayout, previous: unknown): number | undefined {
+  if (typeof previous !== "object" || previous === null) {
+    return undefined;
+  }
+  const { hostAddress, localAddress } = previous as Partial<Record<keyof Allocation, unknown>>;
+  const host = typeof hostAddress === "string" ? tryParseIPv4(hostAddress) : undefined;
+  const local = typeof localAddress === "string" ? tryParseIPv4(localAddress) : undefined;
+  if (host === undefined || local === undefined || host < layout.pool.base || host > layout.pool.last) {
+    return undefined;
+  }
+  const index = blockOf(layout, host);
+  const base = layout.pool.base + index * layout.blockSize;
+  const aligned = host === base + layout.hostOffset && local === base + layout.localOffset;
+  return aligned && index >= 1 && index <= layout.blockCount - 2 ? index : undefined;
+}
+
+const MAX_NAMES_IN_ERROR = 50;
+
+function poolFullError(
+  spec: PoolSpec,
+  layout: PoolLayout,
+  reserved: number,
+  asked: number,
+  unplaced: string[],
+) {
+  const capacity = Math.max(0, layout.blockCount - 2);
+  const shown = unplaced.slice(0, MAX_NAMES_IN_ERROR).join(", ");
+  const more =
+    unplaced.length > MAX_NAMES_IN_ERROR ? ` and ${unplaced.length - MAX_NAMES_IN_ERROR} more` : "";
+  const larger =
+    layout.pool.prefixLength > 0
+      ? `a larger cidr (e.g. a /${layout.pool.prefixLength - 1})`
+      : "a larger cidr";
+  const denser =
+    layout.blockPrefixLength < MAX_BLOCK_PREFIX_LENGTH
+      ? `, a larger blockPrefixLength (smaller blocks, up to ${MAX_BLOCK_PREFIX_LENGTH})`
+      : "";
+  return new AllocationError([
+    {
+      property: "members",
+      message:
+        `address pool ${spec.cidr} is full: with blockPrefixLength ${layout.blockPrefixLength} it has ` +
+        `${capacity} blocks to hand out (the first and last are never used), ${reserved} of them reserved by ` +
+        `static or exclude, and ${asked} members need a block; ${unplaced.length} could not be placed: ` +
+        `${shown}${more}. Use ${larger}${denser}, fewer exclusions, or fewer members`,
+    },
+  ]);
+}
+
+/**
+ * Gives every member its addresses. Static members get exactly theirs. A member listed in `previous` keeps
+ * its block while that block still fits the layout, lies in the pool, and is neither excluded nor touched by
+ * a static address; when two members claim one block, the name that sorts first keeps it. Everyone else
+ * gets the lowest free block, in the order of `members`. Throws AllocationError for an invalid spec or a
+ * full pool. The result lists members in the order given.
+ */
+export function allocate(
+  spec: PoolSpec,
+  previous: Readonly<Record<string, Allocation>>,
+): Record<string, Allocation> {
+  const failures = checkPoolSpec(spec);
+  if (failures.length > 0) {
+    throw new AllocationError(failures);
+  }
+  const layout = poolLayout(spec.cidr, spec.blockPrefixLength);
+  const reserved = reservedSpans(spec, layout);
+  const lastUsable = layout.blockCount - 2;
+
+  const blockOfMember = new Map<string, number>();
+  const holder = new Map<number, string>();
+  for (const name of spec.members) {
+    if (Object.hasOwn(spec.static, name) || !Object.hasOwn(previous, name)) {
+      continue;
+    }
+    const index = previousBlock(layout, previous[name]);
+    if (index === undefined || inSpans(reserved, index)) {
+      continue;
+    }
+    const other = holder.get(index);
+    if (other !== undefined) {
+      if (other < name) {
+        continue;
+      }
+      blockOfMember.delete(other);
+    }
+    holder.set(index, name);
+    blockOfMember.set(name, index);
+  }
+
+  // The taken blocks as sorted spans: a cursor walks the gaps, so placement is linear after one sort.
+  const kept = [...holder.keys()].sort((a, b) => a - b).map((i) => ({ lo: i, hi: i }));
+  const taken = [...reserved, ...kept].sort((a, b) => a.lo - b.lo);
+  let cursor = 1;
+  let next = 0;
+  const unplaced: string[] = [];
+  let asked = 0;
+  for (const name of spec.members) {
+    if (Object.hasOwn(spec.static, name) || blockOfMember.has(name)) {
+      continue;
+    }
+    asked++;
+    for (;;) {
+      while (next < taken.length && taken[next].hi < cursor) {
+        next++;
+      }
+      if (next < taken.length && taken[next].lo <= cursor) {
+        cursor = taken[next].hi + 1;
+        continue;
+      }
+      break;
+    }
+    if (cursor > lastUsable) {
+      unplaced.push(name);
+    } else {
+      blockOfMember.set(name, cursor++);
+    }
+  }
+  if (unplaced.length > 0) {
+    const reservedCount = reserved.reduce(
+      (sum, s) => sum + Math.max(0, Math.min(s.hi, lastUsable) - Math.max(s.lo, 1) + 1),
+      0,
+    );
+    throw poolFullError(spec, layout, reservedCount, asked + holder.size, unplaced);
+  }
+
+  const result: Record<string, Allocation> = {};
+  for (const name of spec.members) {
+    const fixed = Object.hasOwn(spec.static, name) ? spec.static[name] : undefined;
+    result[name] =
+      fixed !== undefined
+        ? { hostAddress: fixed.hostAddress, localAddress: fixed.localAddress }
+        : blockAllocation(layout, blockOfMember.get(name) as number);
+  }
+  return result;
+}
+
+/** An address held by a member of each of two allocation maps. */
+export interface Collision {
+  readonly address: string;
+  readonly left: string;
+  readonly right: string;
+}
+
+/**
+ * Addresses that appear in both maps (host or container side), for checks across pools or against what a
+ * host already has. Linear in the sizes of the maps.
+ */
+export function findCollisions(
+  left: Readonly<Record<string, Allocation>>,
+  right: Readonly<Record<string, Allocation>>,
+): Collision[] {
+  const owners = new Map<string, string>();
+  for (const [name, allocation] of Object.entries(left)) {
+    owners.set(allocation.hostAddress, name);
+    owners.set(allocation.localAddress, name);
+  }
+  const collisions: Collision[] = [];
+  for (const [name, allocation] of Object.entries(right)) {
+    for (const address of new Set([allocation.hostAddress, allocation.localAddress])) {
+      const owner = owners.get(address);
+      if (owner !== undefined) {
+        collisions.push({ address, left: owner, right: name });
+      }
+    }
+  }
+  return collisions;
+}
