@@ -21,6 +21,10 @@ if [[ "${1:-}" != --inside ]]; then
     bash "$here/nixos-container.test.sh" --inside
 fi
 
+for tool in ip jq unshare flock perl; do
+  command -v "$tool" >/dev/null || { echo "nixos-container.test.sh: needs $tool" >&2; exit 2; }
+done
+
 # ---------------------------------------------------------------- scratch ----
 # NETWORK SAFETY: refuse to go on unless this is a fresh network namespace.
 links=$(ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
@@ -33,6 +37,14 @@ mount -t tmpfs nixos-container-test /run
 mkdir -p /run/scratch/etc/u /run/scratch/etc/w /run/scratch/varlib/u /run/scratch/varlib/w /run/scratch/bin
 mount -t overlay overlay -o lowerdir=/etc,upperdir=/run/scratch/etc/u,workdir=/run/scratch/etc/w /etc
 mount -t overlay overlay -o lowerdir=/var/lib,upperdir=/run/scratch/varlib/u,workdir=/run/scratch/varlib/w /var/lib
+for m in /etc /var/lib; do
+  if [[ $(findmnt -n -o FSTYPE --mountpoint "$m" | tail -1) != overlay ]]; then
+    echo "refusing to run: $m is not the scratch overlay" >&2
+    exit 2
+  fi
+done
+# Only whiteouts in the scratch upper layer: start from an empty layout even
+# on a machine that has containers of its own.
 rm -rf /etc/nixos-containers /var/lib/nixos-containers /etc/containers /var/lib/containers /etc/nixos-container-legacy
 cp "$here/nixos-container" /run/scratch/bin/nixos-container
 chmod 0755 /run/scratch/bin/nixos-container
