@@ -358,9 +358,19 @@ const FLAKE_REF = /^[A-Za-z0-9._~:/?#=&%+@,-]+$/;
 
 function flakeRefProblem(value: string): string | undefined {
   const allowed =
-    'use letters, digits and . _ ~ : / ? # = & % + @ , - only, not starting with "-", at most 1000 characters, ' +
+    'use letters, digits and . _ ~ : / ? # = % + @ , - only (and "&" in a "?" query), not starting with "-", ' +
+    "at most 1000 characters, " +
     'e.g. "github:me/containers#web"';
-  if (value.length === 0 || value.length > 1000 || !FLAKE_REF.test(value) || value.startsWith("-")) {
+  // "&" only separates URL query parameters; before any "?" it can only be a pasted shell fragment.
+  const query = value.indexOf("?");
+  const beforeQuery = query < 0 ? value : value.slice(0, query);
+  if (
+    value.length === 0 ||
+    value.length > 1000 ||
+    !FLAKE_REF.test(value) ||
+    value.startsWith("-") ||
+    beforeQuery.includes("&")
+  ) {
     return `is not a valid flake reference: ${allowed}`;
   }
   return undefined;
