@@ -61,10 +61,12 @@ export interface PoolLayout {
   readonly localOffset: number;
 }
 
-function layoutFailures(cidr: string, blockPrefixLength: number): Failure[] {
+/** The layout, or every reason there is none, each naming `cidr` or `blockPrefixLength`. */
+function parseLayout(cidr: string, blockPrefixLength: number): PoolLayout | Failure[] {
   const failures: Failure[] = [];
-  const problem = typeof cidr === "string" ? cidrProblem(cidr, true) : "it must be a string";
-  if (problem !== undefined) {
+  const pool = typeof cidr === "string" ? tryParseCidr(cidr) : undefined;
+  if (pool === undefined) {
+    const problem = typeof cidr === "string" ? cidrProblem(cidr, true) : "it must be a string";
     failures.push({
       property: "cidr",
       message: `cidr ${display(cidr)} is not a valid IPv4 CIDR: ${problem}`,
@@ -81,37 +83,35 @@ function layoutFailures(cidr: string, blockPrefixLength: number): Failure[] {
         `blockPrefixLength ${display(blockPrefixLength)} is not allowed: use a whole number from ` +
         `${MIN_BLOCK_PREFIX_LENGTH} (one /24 per container, the nixos-container layout) to ${MAX_BLOCK_PREFIX_LENGTH} (two addresses per container)`,
     });
-  } else if (problem === undefined) {
-    const pool = tryParseCidr(cidr) as Cidr;
-    if (pool.prefixLength > blockPrefixLength) {
-      failures.push({
-        property: "blockPrefixLength",
-        message:
-          `blockPrefixLength ${blockPrefixLength} is larger than the pool ${cidr} itself: ` +
-          `use a pool of /${blockPrefixLength - 2} or larger, or a blockPrefixLength of at least ${pool.prefixLength + 2}`,
-      });
-    }
+  } else if (pool !== undefined && pool.prefixLength > blockPrefixLength) {
+    failures.push({
+      property: "blockPrefixLength",
+      message:
+        `blockPrefixLength ${blockPrefixLength} is larger than the pool ${cidr} itself: ` +
+        `use a pool of /${blockPrefixLength - 2} or larger, or a blockPrefixLength of at least ${pool.prefixLength + 2}`,
+    });
   }
-  return failures;
-}
-
-/** Computes the block geometry, or throws an AllocationError naming `cidr` / `blockPrefixLength`. */
-export function poolLayout(cidr: string, blockPrefixLength: number): PoolLayout {
-  const failures = layoutFailures(cidr, blockPrefixLength);
-  if (failures.length > 0) {
-    throw new AllocationError(failures);
+  if (pool === undefined || failures.length > 0) {
+    return failures;
   }
-  const pool = tryParseCidr(cidr) as Cidr;
-  const blockSize = 2 ** (32 - blockPrefixLength);
   const slash31 = blockPrefixLength === 31;
   return {
     pool,
     blockPrefixLength,
-    blockSize,
+    blockSize: 2 ** (32 - blockPrefixLength),
     blockCount: 2 ** (blockPrefixLength - pool.prefixLength),
     hostOffset: slash31 ? 0 : 1,
     localOffset: slash31 ? 1 : 2,
   };
+}
+
+/** Computes the block geometry, or throws an AllocationError naming `cidr` / `blockPrefixLength`. */
+export function poolLayout(cidr: string, blockPrefixLength: number): PoolLayout {
+  const layout = parseLayout(cidr, blockPrefixLength);
+  if (Array.isArray(layout)) {
+    throw new AllocationError(layout);
+  }
+  return layout;
 }
 
 /** How many members the pool can hold before static/exclude reservations: all blocks but the first and last. */
@@ -132,12 +132,18 @@ function blockOf(layout: PoolLayout, address: number): number {
   return Math.floor((address - layout.pool.base) / layout.blockSize);
 }
 
-/**
- * Every problem with a spec (not counting a full pool), each naming its property. Empty when `allocate`
- * can run. `check` uses this to report all offenders at once.
- */
-export function checkPoolSpec(spec: PoolSpec): Failure[] {
-  const failures = layoutFailures(spec.cidr, spec.blockPrefixLength);
+/** A spec parsed once: the layout and the ranges static and exclude take, or every failure found. */
+interface ParsedSpec {
+  readonly layout: PoolLayout | undefined;
+  /** Excluded ranges and static addresses (as /32s); only those inside the pool matter. */
+  readonly reserved: readonly Cidr[];
+  readonly failures: readonly Failure[];
+}
+
+function parseSpec(spec: PoolSpec): ParsedSpec {
+  const layout = parseLayout(spec.cidr, spec.blockPrefixLength);
+  const failures: Failure[] = Array.isArray(layout) ? [...layout] : [];
+  const reserved: Cidr[] = [];
 
   const seen = new Map<string, number>();
   spec.members.forEach((name, i) => {
@@ -184,11 +190,15 @@ export function checkPoolSpec(spec: PoolSpec): Failure[] {
       } else {
         staticOwner.set(address, `${prefix}.${field}`);
       }
+      reserved.push(makeCidr(address, 32));
     }
   }
 
   spec.exclude.forEach((entry, i) => {
-    if (typeof entry !== "string" || tryParseAddressOrCidr(entry) === undefined) {
+    const range = typeof entry === "string" ? tryParseAddressOrCidr(entry) : undefined;
+    if (range !== undefined) {
+      reserved.push(range);
+    } else {
       const problem = typeof entry === "string" && entry.includes("/") ? cidrProblem(entry, true) : undefined;
       failures.push({
         property: `exclude[${i}]`,
@@ -198,7 +208,15 @@ export function checkPoolSpec(spec: PoolSpec): Failure[] {
       });
     }
   });
-  return failures;
+  return { layout: Array.isArray(layout) ? undefined : layout, reserved, failures };
+}
+
+/**
+ * Every problem with a spec (not counting a full pool), each naming its property. Empty when `allocate`
+ * can run. `check` uses this to report all offenders at once.
+ */
+export function checkPoolSpec(spec: PoolSpec): Failure[] {
+  return [...parseSpec(spec).failures];
 }
 
 /** A closed range of block indices that may not be handed out. */
@@ -207,24 +225,14 @@ interface Span {
   hi: number;
 }
 
-function reservedSpans(spec: PoolSpec, layout: PoolLayout): Span[] {
+function reservedSpans(layout: PoolLayout, reserved: readonly Cidr[]): Span[] {
   const spans: Span[] = [];
   const { pool } = layout;
-  const reserve = (first: number, last: number): void => {
-    const lo = Math.max(first, pool.base);
-    const hi = Math.min(last, pool.last);
+  for (const range of reserved) {
+    const lo = Math.max(range.base, pool.base);
+    const hi = Math.min(range.last, pool.last);
     if (lo <= hi) {
       spans.push({ lo: blockOf(layout, lo), hi: blockOf(layout, hi) });
-    }
-  };
-  for (const entry of spec.exclude) {
-    const range = tryParseAddressOrCidr(entry) as Cidr;
-    reserve(range.base, range.last);
-  }
-  for (const allocation of Object.values(spec.static)) {
-    for (const text of [allocation.hostAddress, allocation.localAddress]) {
-      const address = tryParseIPv4(text) as number;
-      reserve(address, address);
     }
   }
   spans.sort((a, b) => a.lo - b.lo);
@@ -317,12 +325,12 @@ export function allocate(
   spec: PoolSpec,
   previous: Readonly<Record<string, Allocation>>,
 ): Record<string, Allocation> {
-  const failures = checkPoolSpec(spec);
-  if (failures.length > 0) {
-    throw new AllocationError(failures);
+  const parsed = parseSpec(spec);
+  const layout = parsed.layout;
+  if (parsed.failures.length > 0 || layout === undefined) {
+    throw new AllocationError(parsed.failures);
   }
-  const layout = poolLayout(spec.cidr, spec.blockPrefixLength);
-  const reserved = reservedSpans(spec, layout);
+  const reserved = reservedSpans(layout, parsed.reserved);
   const lastUsable = layout.blockCount - 2;
 
   const blockOfMember = new Map<string, number>();
@@ -385,10 +393,12 @@ export function allocate(
   const result: Record<string, Allocation> = {};
   for (const name of spec.members) {
     const fixed = Object.hasOwn(spec.static, name) ? spec.static[name] : undefined;
-    result[name] =
-      fixed !== undefined
-        ? { hostAddress: fixed.hostAddress, localAddress: fixed.localAddress }
-        : blockAllocation(layout, blockOfMember.get(name) as number);
+    const index = blockOfMember.get(name);
+    if (fixed !== undefined) {
+      result[name] = { hostAddress: fixed.hostAddress, localAddress: fixed.localAddress };
+    } else if (index !== undefined) {
+      result[name] = blockAllocation(layout, index);
+    }
   }
   return result;
 }

@@ -84,7 +84,8 @@ export function prefixMask(prefixLength: number): number {
   return prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
 }
 
-function makeCidr(base: number, prefixLength: number): Cidr {
+/** The range of `prefixLength` starting at `base` (which must be the network address). */
+export function makeCidr(base: number, prefixLength: number): Cidr {
   const size = 2 ** (32 - prefixLength);
   return { base, prefixLength, size, last: base + size - 1 };
 }
@@ -136,11 +137,11 @@ export function tryParseCidr(text: string): Cidr | undefined {
 
 /** Parses a strict CIDR (network address required) or throws an error naming `property`. */
 export function parseCidr(text: string, property = "cidr"): Cidr {
-  const problem = cidrProblem(text, true);
-  if (problem !== undefined) {
-    throw new Error(`${property} ${display(text)} is not a valid IPv4 CIDR: ${problem}`);
+  const cidr = tryParseCidr(text);
+  if (cidr === undefined) {
+    throw new Error(`${property} ${display(text)} is not a valid IPv4 CIDR: ${cidrProblem(text, true)}`);
   }
-  return tryParseCidr(text) as Cidr;
+  return cidr;
 }
 
 /** Parses a CIDR and clears host bits ("10.233.1.5/16" → 10.233.0.0/16), or throws naming `property`. */
