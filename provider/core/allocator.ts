@@ -8,7 +8,15 @@
 // blocks yields N = 1..254, as nixos-container does), so capacity = 2^(blockPrefixLength - poolPrefix) - 2.
 
 import { display } from "./display";
-import { Cidr, cidrProblem, formatIPv4, tryParseAddressOrCidr, tryParseCidr, tryParseIPv4 } from "./ipv4";
+import {
+  Cidr,
+  cidrProblem,
+  formatIPv4,
+  makeCidr,
+  tryParseAddressOrCidr,
+  tryParseCidr,
+  tryParseIPv4,
+} from "./ipv4";
 import { Failure, formatFailures, validateContainerName } from "./validate";
 
 /** The two ends of a container's veth. */
