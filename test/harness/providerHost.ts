@@ -19,8 +19,9 @@
 // - What the provider prints (stdout after the port line, stderr) is what the CLI shows the user: see logs().
 //   pulumi.log.* in provider code prints to the console too, because the CLI does not set PULUMI_NODEJS_ENGINE
 //   for plugins; `routeLogsToEngine: true` sets it to a fake Engine service so those calls arrive as Log RPCs.
-// - Always `await closeAll()` in afterAll (or close() each host): hosts are real processes. A process exit hook
-//   SIGKILLs any left over.
+// - Always `await closeAll()` in afterAll (or close() each host): hosts are real processes. As a backstop, each
+//   host is preloaded with parentWatch.cjs and exits when its stdin pipe from this process closes, i.e. when the
+//   test worker dies by any means; a process 'exit' hook also SIGKILLs leftovers.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -497,10 +498,12 @@ export async function startProviderHost(opts: StartOptions = {}): Promise<Provid
   if (opts.routeLogsToEngine) env.PULUMI_NODEJS_ENGINE = engine.address;
 
   const t0 = performance.now();
-  const child = spawn(process.execPath, [script, engine.address], {
+  // parentWatch.cjs makes the host exit when this process dies (stdin EOF), even if afterAll never runs.
+  const watch = path.join(__dirname, "parentWatch.cjs");
+  const child = spawn(process.execPath, ["--require", watch, script, engine.address], {
     cwd,
     env,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
   });
   const lines: OutputLine[] = [];
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
