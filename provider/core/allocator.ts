@@ -17,7 +17,7 @@ import {
   tryParseCidr,
   tryParseIPv4,
 } from "./ipv4";
-import { Failure, formatFailures, validateContainerName } from "./validate";
+import { Failure, formatFailures, isUnknown, validateContainerName } from "./validate";
 
 /** The two ends of a container's veth. */
 export interface Allocation {
@@ -73,17 +73,20 @@ export interface PoolLayout {
 function parseLayout(cidr: string, blockPrefixLength: number): PoolLayout | Failure[] {
   const failures: Failure[] = [];
   const pool = typeof cidr === "string" ? tryParseCidr(cidr) : undefined;
-  if (pool === undefined) {
+  // An unknown input (preview, computed later) is not an error; allocate refuses to run on it instead.
+  if (pool === undefined && !isUnknown(cidr)) {
     const problem = typeof cidr === "string" ? cidrProblem(cidr, true) : "it must be a string";
     failures.push({
       property: "cidr",
       message: `cidr ${display(cidr)} is not a valid IPv4 CIDR: ${problem}`,
     });
   }
+  const knownBlock = !isUnknown(blockPrefixLength);
   if (
-    !Number.isInteger(blockPrefixLength) ||
-    blockPrefixLength < MIN_BLOCK_PREFIX_LENGTH ||
-    blockPrefixLength > MAX_BLOCK_PREFIX_LENGTH
+    knownBlock &&
+    (!Number.isInteger(blockPrefixLength) ||
+      blockPrefixLength < MIN_BLOCK_PREFIX_LENGTH ||
+      blockPrefixLength > MAX_BLOCK_PREFIX_LENGTH)
   ) {
     failures.push({
       property: "blockPrefixLength",
@@ -91,7 +94,7 @@ function parseLayout(cidr: string, blockPrefixLength: number): PoolLayout | Fail
         `blockPrefixLength ${display(blockPrefixLength)} is not allowed: use a whole number from ` +
         `${MIN_BLOCK_PREFIX_LENGTH} (one /24 per container, the nixos-container layout) to ${MAX_BLOCK_PREFIX_LENGTH} (two addresses per container)`,
     });
-  } else if (pool !== undefined && pool.prefixLength > blockPrefixLength) {
+  } else if (knownBlock && pool !== undefined && pool.prefixLength > blockPrefixLength) {
     failures.push({
       property: "blockPrefixLength",
       message:
@@ -99,7 +102,7 @@ function parseLayout(cidr: string, blockPrefixLength: number): PoolLayout | Fail
         `use a pool of /${blockPrefixLength - 2} or larger, or a blockPrefixLength of at least ${pool.prefixLength + 2}`,
     });
   }
-  if (pool === undefined || failures.length > 0) {
+  if (pool === undefined || !knownBlock || failures.length > 0) {
     return failures;
   }
   const slash31 = blockPrefixLength === 31;
@@ -117,7 +120,7 @@ function parseLayout(cidr: string, blockPrefixLength: number): PoolLayout | Fail
 export function poolLayout(cidr: string, blockPrefixLength: number): PoolLayout {
   const layout = parseLayout(cidr, blockPrefixLength);
   if (Array.isArray(layout)) {
-    throw new AllocationError(layout);
+    throw layout.length > 0 ? new AllocationError(layout) : unknownInputError();
   }
   return layout;
 }
@@ -179,6 +182,9 @@ function parseSpec(spec: PoolSpec): ParsedSpec {
     }
     for (const field of ["hostAddress", "localAddress"] as const) {
       const text: unknown = (allocation as Partial<Allocation> | null)?.[field];
+      if (isUnknown(text)) {
+        continue;
+      }
       const address = typeof text === "string" ? tryParseIPv4(text) : undefined;
       if (address === undefined) {
         failures.push({
@@ -206,7 +212,7 @@ function parseSpec(spec: PoolSpec): ParsedSpec {
     const range = typeof entry === "string" ? tryParseAddressOrCidr(entry) : undefined;
     if (range !== undefined) {
       reserved.push(range);
-    } else {
+    } else if (!isUnknown(entry)) {
       const problem = typeof entry === "string" && entry.includes("/") ? cidrProblem(entry, true) : undefined;
       failures.push({
         property: `exclude[${i}]`,
@@ -217,6 +223,26 @@ function parseSpec(spec: PoolSpec): ParsedSpec {
     }
   });
   return { layout: Array.isArray(layout) ? undefined : layout, reserved, failures };
+}
+
+/**
+ * True when part of the spec is the engine's unknown value (preview of an input computed later): the
+ * allocations cannot be known then, and `allocate` refuses to guess.
+ */
+export function specHasUnknowns(spec: PoolSpec): boolean {
+  return (
+    isUnknown(spec.cidr) ||
+    isUnknown(spec.blockPrefixLength) ||
+    spec.members.some(isUnknown) ||
+    spec.exclude.some(isUnknown) ||
+    Object.values(spec.static).some((a) => isUnknown(a.hostAddress) || isUnknown(a.localAddress))
+  );
+}
+
+function unknownInputError(): Error {
+  return new Error(
+    "the address pool has inputs that are not known yet (preview): check specHasUnknowns() and report the allocations as unknown instead",
+  );
 }
 
 /**
@@ -327,12 +353,15 @@ function poolFullError(
  * its block while that block still fits the layout, lies in the pool, and is neither excluded nor touched by
  * a static address; when two members claim one block, the name that sorts first keeps it. Everyone else
  * gets the lowest free block, in the order of `members`. Throws AllocationError for an invalid spec or a
- * full pool. The result lists members in the order given.
+ * full pool, and a plain Error when `specHasUnknowns(spec)`. The result lists members in the order given.
  */
 export function allocate(
   spec: PoolSpec,
   previous: Readonly<Record<string, Allocation>>,
 ): Record<string, Allocation> {
+  if (specHasUnknowns(spec)) {
+    throw unknownInputError();
+  }
   const parsed = parseSpec(spec);
   const layout = parsed.layout;
   if (parsed.failures.length > 0 || layout === undefined) {

@@ -9,7 +9,9 @@ import {
   findCollisions,
   PoolSpec,
   poolCapacity,
+  specHasUnknowns,
 } from "../../provider/core/allocator";
+import { UNKNOWN } from "../../provider/core/validate";
 import { parseCidr, tryParseIPv4 } from "../../provider/core/ipv4";
 
 function spec(members: readonly string[], overrides: Partial<PoolSpec> = {}): PoolSpec {
@@ -173,6 +175,25 @@ describe("spec validation", () => {
     );
     expect(error.message).toContain("1 of them reserved");
     expect(error.message).toContain("could not be placed: b");
+  });
+});
+
+describe("preview with unknown inputs", () => {
+  it("accepts unknown cidr, members, static addresses and exclusions in check", () => {
+    const s = spec(["web", UNKNOWN], {
+      cidr: UNKNOWN,
+      static: { web: { hostAddress: UNKNOWN, localAddress: "10.1.1.2" } },
+      exclude: [UNKNOWN],
+    });
+    expect(checkPoolSpec(s)).toEqual([]);
+    expect(specHasUnknowns(s)).toBe(true);
+    expect(specHasUnknowns(spec(["web"]))).toBe(false);
+  });
+
+  it("refuses to allocate for unknown members instead of inventing an address", () => {
+    expect(() => allocate(spec(["web", UNKNOWN]), {})).toThrow(/not known yet/);
+    expect(() => poolCapacity(UNKNOWN, 24)).toThrow(/not known yet/);
+    expect(() => poolCapacity("10.233.0.0/16", UNKNOWN as unknown as number)).toThrow(/not known yet/);
   });
 });
 
