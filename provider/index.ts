@@ -1,1 +1,5 @@
-export {};
+// pulumi-nixos-containers: Pulumi dynamic resources for NixOS container networking on remote hosts over SSH.
+export { AddressPool, AddressPair, AddressPoolArgs } from "./resources/addressPool";
+export { Container, ContainerArgs } from "./resources/container";
+export { VethPair, VethPairArgs } from "./resources/vethPair";
+export { ConnectionInput } from "./resources/shim";

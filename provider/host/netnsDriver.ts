@@ -1,0 +1,138 @@
+// The `netns` driver: a container is a plain Linux network namespace named after it, linked to the host by
+// `ve-<name>` ↔ `eth0` with /32 addresses and routes exactly as a NixOS container's unit sets them up.
+import { ContainerDriver, ContainerSpec, IN_CONTAINER, ObservedContainer, REPORT_LIVE } from "./driver";
+import { LOCKS, PRELUDE, USED_ADDRESSES, assignments, parseResults } from "./script";
+
+/** Idempotent: creates what is missing, sets addresses and routes to the spec. Records what it made. */
+const ENSURE = String.raw`if [ ! -e "/run/netns/$NAME" ]; then ip netns add "$NAME"; MADE_NS=1; fi
+if ! ip link show dev "$HIF" >/dev/null 2>&1; then
+  ip -n "$NAME" link del eth0 2>/dev/null || true
+  ip link add "$HIF" type veth peer name eth0 netns "$NAME"
+  MADE_LINK=1
+fi
+ip link set "$HIF" up
+ip addr flush dev "$HIF"
+ip addr add "$HA/32" dev "$HIF"
+ip route replace "$LA/32" dev "$HIF"
+ip -n "$NAME" link set lo up
+ip -n "$NAME" link set eth0 up
+ip -n "$NAME" addr flush dev eth0
+ip -n "$NAME" addr add "$LA/32" dev eth0
+ip -n "$NAME" route replace "$HA/32" dev eth0
+ip -n "$NAME" route replace default via "$HA" dev eth0
+`;
+
+/** On failure, undo only what this run made, so a failed create leaves nothing behind. */
+const ROLLBACK = String.raw`MADE_NS=0
+MADE_LINK=0
+rollback() {
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    [ "$MADE_LINK" = 1 ] && ip link del "$HIF" 2>/dev/null
+    [ "$MADE_NS" = 1 ] && ip netns del "$NAME" 2>/dev/null
+    echo "PNC-ROLLEDBACK" >&2
+  fi
+  exit $rc
+}
+trap rollback EXIT
+`;
+
+function vars(
+  spec: Pick<ContainerSpec, "name" | "hostInterface">,
+  own: boolean,
+  ha?: string,
+  la?: string,
+): string {
+  return assignments({
+    NAME: spec.name,
+    HIF: spec.hostInterface,
+    HA: ha ?? "",
+    LA: la ?? "",
+    OWN_NAME: own ? spec.name : "",
+    OWN_IF: own ? spec.hostInterface : "",
+  });
+}
+
+const ALLOCATE_IF_NEEDED = String.raw`if [ -z "$HA" ]; then
+  n=$(allocate_block)
+  HA="10.233.$n.1"
+  LA="10.233.$n.2"
+fi
+`;
+
+const NAME_FREE = String.raw`taken=0
+if [ -e "/run/netns/$NAME" ]; then echo "PNC-CLASH name $NAME: a network namespace /run/netns/$NAME already exists" >&2; taken=1; fi
+if ip link show dev "$HIF" >/dev/null 2>&1; then echo "PNC-CLASH interface $HIF already exists on the host" >&2; taken=1; fi
+for conf in "/etc/nixos-containers/$NAME.conf" "/etc/containers/$NAME.conf"; do
+  if [ -f "$conf" ] && grep -q '^HOST_ADDRESS=\|^LOCAL_ADDRESS=' "$conf"; then echo "PNC-CLASH name $NAME: a nixos container of that name exists ($conf)" >&2; taken=1; fi
+done
+`;
+
+export const netnsDriver: ContainerDriver = {
+  createScript(spec) {
+    return [
+      PRELUDE,
+      "need ip flock",
+      vars(spec, false, spec.hostAddress, spec.localAddress),
+      LOCKS,
+      USED_ADDRESSES,
+      NAME_FREE,
+      ALLOCATE_IF_NEEDED,
+      'clash_check "$HA" "$LA" || taken=1',
+      '[ "$taken" = 0 ] || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
+      ROLLBACK,
+      ENSURE,
+      'echo "PNC-RESULT hostAddress=$HA"',
+      'echo "PNC-RESULT localAddress=$LA"',
+    ].join("\n");
+  },
+
+  convergeScript(spec, previous) {
+    return [
+      PRELUDE,
+      "need ip flock",
+      vars(spec, true, spec.hostAddress ?? previous.hostAddress, spec.localAddress ?? previous.localAddress),
+      LOCKS,
+      USED_ADDRESSES,
+      'clash_check "$HA" "$LA" || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
+      ROLLBACK,
+      ENSURE,
+      'echo "PNC-RESULT hostAddress=$HA"',
+      'echo "PNC-RESULT localAddress=$LA"',
+    ].join("\n");
+  },
+
+  readScript(spec) {
+    return [
+      PRELUDE,
+      vars(spec, true),
+      IN_CONTAINER,
+      REPORT_LIVE,
+      'if [ -e "/run/netns/$NAME" ]; then echo "PNC-RESULT ns=1"; else echo "PNC-RESULT ns=0"; fi',
+      "report_live",
+    ].join("\n");
+  },
+
+  parseRead(stdout): ObservedContainer {
+    const r = parseResults(stdout);
+    const exists = r.ns === "1" || r.hostLink === "1";
+    return {
+      exists,
+      running: r.ns === "1" && r.hostLink === "1" && !!r.hostAddr && !!r.localAddr,
+      hostAddress: r.hostAddr || undefined,
+      localAddress: r.localAddr || undefined,
+    };
+  },
+
+  deleteScript(spec) {
+    return [
+      PRELUDE,
+      "need ip flock",
+      vars(spec, true),
+      LOCKS,
+      'ip netns del "$NAME" 2>/dev/null || true',
+      'ip link del "$HIF" 2>/dev/null || true',
+      'if [ -e "/run/netns/$NAME" ] || ip link show dev "$HIF" >/dev/null 2>&1; then echo "could not remove $NAME / $HIF" >&2; exit 1; fi',
+    ].join("\n");
+  },
+};

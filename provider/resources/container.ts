@@ -1,0 +1,55 @@
+// `Container`: a container on a remote host with its own network namespace, linked by `ve-<name>` ↔ `eth0`.
+import * as pulumi from "@pulumi/pulumi";
+import { ConnectionInput, makeProvider, withSecretConnection } from "./shim";
+
+export interface ContainerArgs {
+  /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
+  readonly connection: ConnectionInput;
+  /** Container name: 1-11 characters a-z, 0-9, "-", starting with a letter. @default the resource name */
+  readonly name?: pulumi.Input<string>;
+  /** "nixos" runs the host's nixos-container; "netns" makes a plain network namespace (any Linux host). @default "nixos" */
+  readonly driver?: pulumi.Input<"nixos" | "netns">;
+  /** Host end of the veth (set together with localAddress). @default allocated on the host at create (10.233.N.1, nixos-container's layout), then kept in state */
+  readonly hostAddress?: pulumi.Input<string>;
+  /** Container end of the veth (set together with hostAddress). @default allocated with hostAddress (10.233.N.2) */
+  readonly localAddress?: pulumi.Input<string>;
+  /** NixOS configuration text for the container (nixos driver; `--config`). @default nixos-container's minimal configuration */
+  readonly config?: pulumi.Input<string>;
+  /** Path of a NixOS configuration file on the host (nixos driver; `--config-file`). @default none */
+  readonly configFile?: pulumi.Input<string>;
+  /** Flake reference of the container's system (nixos driver; `--flake`). @default none */
+  readonly flake?: pulumi.Input<string>;
+  /** Start the container at boot (nixos driver; `--auto-start`). @default false */
+  readonly autoStart?: pulumi.Input<boolean>;
+}
+
+const provider = makeProvider("Container");
+
+export class Container extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  declare readonly driver: pulumi.Output<"nixos" | "netns">;
+  /** `ve-<name>`, known at preview. */
+  declare readonly hostInterface: pulumi.Output<string>;
+  /** `eth0`. */
+  declare readonly containerInterface: pulumi.Output<string>;
+  declare readonly hostAddress: pulumi.Output<string>;
+  declare readonly localAddress: pulumi.Output<string>;
+  /** Whether the container was up with its addresses at the last create, update or refresh. */
+  declare readonly running: pulumi.Output<boolean>;
+  /** The host key fingerprint seen at create; a host presenting another key is refused. */
+  declare readonly hostKeyFingerprint: pulumi.Output<string>;
+
+  constructor(name: string, args: ContainerArgs, opts?: pulumi.CustomResourceOptions) {
+    const props = {
+      ...args,
+      name: args.name ?? name,
+      hostInterface: undefined,
+      containerInterface: undefined,
+      hostAddress: args.hostAddress,
+      localAddress: args.localAddress,
+      running: undefined,
+      hostKeyFingerprint: undefined,
+    };
+    super(provider, name, props, withSecretConnection(opts), "nixos", "Container");
+  }
+}

@@ -1,0 +1,48 @@
+// Provider shims: each method is one line that loads this package's runtime at call time. The serialized
+// text Pulumi stores is therefore tiny and stable, every resource type in the provider process shares one
+// runtime (and one SSH pool), and deletes always run the installed code (see the dynamic-provider reference).
+import * as pulumi from "@pulumi/pulumi";
+
+/** The runtime's methods, as the shims call them. */
+interface Runtime {
+  check(type: string, olds: unknown, news: unknown): Promise<pulumi.dynamic.CheckResult>;
+  diff(type: string, id: string, olds: unknown, news: unknown): Promise<pulumi.dynamic.DiffResult>;
+  create(type: string, inputs: unknown): Promise<pulumi.dynamic.CreateResult>;
+  read(type: string, id: string, props: unknown): Promise<pulumi.dynamic.ReadResult>;
+  update(type: string, id: string, olds: unknown, news: unknown): Promise<pulumi.dynamic.UpdateResult>;
+  remove(type: string, id: string, props: unknown): Promise<void>;
+}
+
+/**
+ * Loads `pulumi-nixos-containers/runtime` as seen from the provider process's working directory (the Pulumi
+ * project): the project's own node_modules, or this package itself when the project is this repository.
+ * `PULUMI_NIXOS_CONTAINERS_RUNTIME` overrides the location (an absolute path), for unusual layouts.
+ */
+function loadRuntime(): Runtime {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createRequire } = require("node:module");
+  const override = process.env.PULUMI_NIXOS_CONTAINERS_RUNTIME;
+  const from = createRequire(process.cwd() + "/");
+  return from(override || "pulumi-nixos-containers/runtime");
+}
+
+export function makeProvider(type: string): pulumi.dynamic.ResourceProvider {
+  return {
+    check: async (olds, news) => loadRuntime().check(type, olds, news),
+    diff: async (id, olds, news) => loadRuntime().diff(type, id, olds, news),
+    create: async (inputs) => loadRuntime().create(type, inputs),
+    read: async (id, props) => loadRuntime().read(type, id, props),
+    update: async (id, olds, news) => loadRuntime().update(type, id, olds, news),
+    delete: async (id, props) => loadRuntime().remove(type, id, props),
+  };
+}
+
+/** The `connection` input, the shape of @pulumi/command's remote.ConnectionArgs. */
+export type ConnectionInput = pulumi.Input<import("@pulumi/command").types.input.remote.ConnectionArgs>;
+
+/** Options every resource of this package gets: the connection (credentials) is a secret output. */
+export function withSecretConnection(
+  opts: pulumi.CustomResourceOptions | undefined,
+): pulumi.CustomResourceOptions {
+  return { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "connection"] };
+}

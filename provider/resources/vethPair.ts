@@ -1,0 +1,44 @@
+// `VethPair`: an extra veth between the host and a container (like NixOS `extraVeths`).
+import * as pulumi from "@pulumi/pulumi";
+import { ConnectionInput, makeProvider, withSecretConnection } from "./shim";
+
+export interface VethPairArgs {
+  /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
+  readonly connection: ConnectionInput;
+  /** Name of the (running) container. */
+  readonly container: pulumi.Input<string>;
+  /** Host end's interface name (1-15 characters). */
+  readonly hostInterface: pulumi.Input<string>;
+  /** Interface name inside the container (not eth0). */
+  readonly containerInterface: pulumi.Input<string>;
+  /** Host end's address (/32, routed to localAddress). @default none: set it with localAddress, or use hostBridge */
+  readonly hostAddress?: pulumi.Input<string>;
+  /** Container end's address (/32; with hostBridge may carry a prefix, e.g. "192.168.50.5/24"). @default none */
+  readonly localAddress?: pulumi.Input<string>;
+  /** Enslave the host end to this existing bridge instead of giving it an address. @default none */
+  readonly hostBridge?: pulumi.Input<string>;
+}
+
+const provider = makeProvider("VethPair");
+
+export class VethPair extends pulumi.dynamic.Resource {
+  declare readonly container: pulumi.Output<string>;
+  declare readonly hostInterface: pulumi.Output<string>;
+  declare readonly containerInterface: pulumi.Output<string>;
+  declare readonly hostAddress: pulumi.Output<string | undefined>;
+  declare readonly localAddress: pulumi.Output<string | undefined>;
+  declare readonly hostBridge: pulumi.Output<string | undefined>;
+  /** Whether both ends were there with their addresses at the last create, update or refresh. */
+  declare readonly present: pulumi.Output<boolean>;
+
+  constructor(name: string, args: VethPairArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      provider,
+      name,
+      { ...args, present: undefined, hostKeyFingerprint: undefined },
+      withSecretConnection(opts),
+      "nixos",
+      "VethPair",
+    );
+  }
+}

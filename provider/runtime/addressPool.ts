@@ -1,0 +1,128 @@
+// Provider methods of `AddressPool`: a state-only resource. Allocation happens in `check`, from the previous
+// allocations, so preview shows every address and addresses never move; nothing is done on any host.
+import { display } from "../core/display";
+import {
+  Allocation,
+  AllocationError,
+  DEFAULT_BLOCK_PREFIX_LENGTH,
+  DEFAULT_POOL_CIDR,
+  allocate,
+  poolCapacity,
+} from "../core/allocator";
+import { Failure, UNKNOWN } from "../core/validate";
+import { CheckResult, Handler, Props, diffWith, hasUnknown, toCheckFailures } from "./common";
+
+function asAllocations(value: unknown): Record<string, Allocation> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return {};
+  const result: Record<string, Allocation> = {};
+  for (const [name, a] of Object.entries(value as Props)) {
+    if (
+      a &&
+      typeof a === "object" &&
+      typeof (a as Props).hostAddress === "string" &&
+      typeof (a as Props).localAddress === "string"
+    ) {
+      result[name] = {
+        hostAddress: (a as Props).hostAddress as string,
+        localAddress: (a as Props).localAddress as string,
+      };
+    }
+  }
+  return result;
+}
+
+function shapeFailures(news: Props): Failure[] {
+  const failures: Failure[] = [];
+  if (news.cidr !== undefined && typeof news.cidr !== "string") {
+    failures.push({
+      property: "cidr",
+      message: `cidr must be a string such as "10.233.0.0/16", got ${display(news.cidr)}`,
+    });
+  }
+  if (news.blockPrefixLength !== undefined && typeof news.blockPrefixLength !== "number") {
+    failures.push({
+      property: "blockPrefixLength",
+      message: `blockPrefixLength must be a number from 24 to 31, got ${display(news.blockPrefixLength)}`,
+    });
+  }
+  if (!Array.isArray(news.members) || news.members.some((m) => typeof m !== "string")) {
+    failures.push({
+      property: "members",
+      message: `members must be a list of container names, got ${display(news.members)}`,
+    });
+  }
+  for (const key of ["static"]) {
+    const v = news[key];
+    if (v !== undefined && (v === null || typeof v !== "object" || Array.isArray(v))) {
+      failures.push({
+        property: key,
+        message: `${key} must be a map of name → { hostAddress, localAddress }, got ${display(v)}`,
+      });
+    }
+  }
+  if (
+    news.exclude !== undefined &&
+    (!Array.isArray(news.exclude) || news.exclude.some((e) => typeof e !== "string"))
+  ) {
+    failures.push({
+      property: "exclude",
+      message: `exclude must be a list of addresses or CIDRs, got ${display(news.exclude)}`,
+    });
+  }
+  return failures;
+}
+
+function check(olds: Props, news: Props): CheckResult {
+  const inputs: Props = {
+    ...news,
+    cidr: news.cidr ?? DEFAULT_POOL_CIDR,
+    blockPrefixLength: news.blockPrefixLength ?? DEFAULT_BLOCK_PREFIX_LENGTH,
+    members: news.members ?? [],
+    static: news.static ?? {},
+    exclude: news.exclude ?? [],
+  };
+  if (hasUnknown(inputs)) {
+    // Some input is an output of a resource not created yet: the allocation is computed on `up`.
+    return { inputs: { ...inputs, allocations: UNKNOWN }, failures: [] };
+  }
+  const failures = shapeFailures(inputs);
+  if (failures.length > 0) return { inputs, failures: toCheckFailures(failures) };
+  try {
+    const allocations = allocate(
+      {
+        cidr: inputs.cidr as string,
+        blockPrefixLength: inputs.blockPrefixLength as number,
+        members: inputs.members as string[],
+        static: asAllocations(inputs.static),
+        exclude: inputs.exclude as string[],
+      },
+      asAllocations(olds.allocations),
+    );
+    const capacity = poolCapacity(inputs.cidr as string, inputs.blockPrefixLength as number);
+    return { inputs: { ...inputs, allocations, capacity }, failures: [] };
+  } catch (err) {
+    if (err instanceof AllocationError) return { inputs, failures: toCheckFailures(err.failures) };
+    throw err;
+  }
+}
+
+const RULES = {
+  replace: [],
+  update: ["cidr", "blockPrefixLength", "members", "static", "exclude", "allocations"],
+  deleteBeforeReplace: () => false,
+} as const;
+
+let counter = 0;
+
+export const addressPoolHandler: Handler = {
+  check,
+  diff: (_id, olds, news) => diffWith(RULES, olds, news),
+  create: async (inputs) => ({
+    id: `pool-${Date.now().toString(36)}-${process.pid.toString(36)}-${(counter++).toString(36)}`,
+    outs: { ...inputs },
+  }),
+  // Nothing lives on a host: state is the truth.
+  read: async (id, props) => ({ id, props }),
+  update: async (_id, _olds, news) => ({ outs: { ...news } }),
+  delete: async () => undefined,
+};

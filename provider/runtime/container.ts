@@ -1,0 +1,299 @@
+// Provider methods of `Container`: pure check and diff, then one batched script per host operation through
+// the driver (`netns` or `nixos`), with the host key recorded at create and enforced afterwards.
+import { display } from "../core/display";
+import {
+  Failure,
+  bothOrNeither,
+  isUnknown,
+  validateContainerName,
+  validateFlakeRef,
+  validateIPv4,
+} from "../core/validate";
+import { ContainerDriver, ContainerSpec, ObservedContainer } from "../host/driver";
+import { netnsDriver } from "../host/netnsDriver";
+import { nixosDriver } from "../host/nixosDriver";
+import { clashesIn, missingToolIn, parseResults } from "../host/script";
+import { SshError } from "../ssh";
+import {
+  CheckResult,
+  DiffResult,
+  Handler,
+  PartialCreateError,
+  Props,
+  ReadResult,
+  connectionFailures,
+  diffWith,
+  hostOf,
+  machineOf,
+  onlyStateChanged,
+  scrubbed,
+  toCheckFailures,
+} from "./common";
+
+const DRIVERS: Record<ContainerSpec["driver"], ContainerDriver> = { netns: netnsDriver, nixos: nixosDriver };
+
+/** Inputs that change the host's container in place. */
+const IN_PLACE = ["hostAddress", "localAddress", "config", "configFile", "flake", "autoStart"] as const;
+
+function validate(news: Props): Failure[] {
+  const failures: Failure[] = [...connectionFailures(news.connection)];
+  failures.push(...validateContainerName(news.name, "name"));
+  if (!isUnknown(news.driver) && news.driver !== "nixos" && news.driver !== "netns") {
+    failures.push({
+      property: "driver",
+      message: `driver ${display(news.driver)} is not supported: use "nixos" (the host's nixos-container command) or "netns" (a plain Linux network namespace, any host)`,
+    });
+  }
+  failures.push(...validateIPv4(news.hostAddress, "hostAddress", { optional: true }));
+  failures.push(...validateIPv4(news.localAddress, "localAddress", { optional: true }));
+  failures.push(...bothOrNeither(news, "hostAddress", "localAddress"));
+  if (typeof news.hostAddress === "string" && news.hostAddress === news.localAddress) {
+    failures.push({
+      property: "localAddress",
+      message: `localAddress ${display(news.localAddress)} equals hostAddress: the two ends of the veth need different addresses`,
+    });
+  }
+  for (const key of ["config", "configFile"]) {
+    if (news[key] !== undefined && !isUnknown(news[key]) && typeof news[key] !== "string") {
+      failures.push({ property: key, message: `${key} must be a string, got ${display(news[key])}` });
+    }
+  }
+  if (typeof news.config === "string" && news.config.includes("\0")) {
+    failures.push({
+      property: "config",
+      message: "config contains a NUL byte, which no command argument can carry",
+    });
+  }
+  if (typeof news.configFile === "string" && !/^\/[A-Za-z0-9._+\-/]*$/.test(news.configFile)) {
+    failures.push({
+      property: "configFile",
+      message: `configFile ${display(news.configFile)} is invalid: use an absolute path on the host made of letters, digits and . _ + - /`,
+    });
+  }
+  failures.push(...validateFlakeRef(news.flake, "flake", { optional: true }));
+  const given = ["config", "configFile", "flake"].filter((k) => news[k] !== undefined && news[k] !== "");
+  if (given.length > 1) {
+    failures.push({
+      property: given[1],
+      message: `${given.join(" and ")} are set: use at most one of config, configFile and flake`,
+    });
+  }
+  if (news.driver === "netns" && given.length > 0) {
+    failures.push({
+      property: given[0],
+      message: `${given[0]} is set but driver is "netns": NixOS configuration needs driver "nixos"`,
+    });
+  }
+  if (news.autoStart !== undefined && !isUnknown(news.autoStart) && typeof news.autoStart !== "boolean") {
+    failures.push({
+      property: "autoStart",
+      message: `autoStart must be true or false, got ${display(news.autoStart)}`,
+    });
+  }
+  return failures;
+}
+
+/** Parses checked inputs (known values) into the typed spec the drivers take. */
+export function containerSpec(props: Props): ContainerSpec {
+  const str = (k: string): string | undefined =>
+    typeof props[k] === "string" && props[k] !== "" ? (props[k] as string) : undefined;
+  const name = props.name as string;
+  return {
+    name,
+    driver: props.driver as ContainerSpec["driver"],
+    hostAddress: str("hostAddress"),
+    localAddress: str("localAddress"),
+    config: str("config"),
+    configFile: str("configFile"),
+    flake: str("flake"),
+    autoStart: props.autoStart === true,
+    hostInterface: `ve-${name}`,
+    containerInterface: "eth0",
+  };
+}
+
+function check(_olds: Props, news: Props): CheckResult {
+  const failures = validate(news);
+  const inputs: Props = { ...news, driver: news.driver ?? "nixos", autoStart: news.autoStart ?? false };
+  // What preview must show: the interface names follow from the name.
+  if (typeof news.name === "string" && failures.every((f) => f.property !== "name")) {
+    inputs.hostInterface = `ve-${news.name}`;
+    inputs.containerInterface = "eth0";
+  }
+  return { inputs, failures: toCheckFailures(failures) };
+}
+
+function diff(_id: string, olds: Props, news: Props): DiffResult {
+  const result = diffWith(
+    {
+      replace: ["name", "driver"],
+      update: IN_PLACE,
+      // Same name on the same machine cannot exist twice; nor can the same addresses.
+      deleteBeforeReplace: (o, n) =>
+        machineOf(o.connection) === machineOf(n.connection) &&
+        (o.name === n.name ||
+          (o.hostAddress === n.hostAddress && n.hostAddress !== undefined) ||
+          n.hostAddress === undefined),
+    },
+    olds,
+    news,
+  );
+  // A refresh found the container broken (not running, or an address missing): the next `up` repairs it.
+  return olds.running === false && !result.changes ? { ...result, changes: true } : result;
+}
+
+function containerId(props: Props): string {
+  return `${machineOf(props.connection)}/${String(props.name)}`;
+}
+
+/** Turns a failed host script into an error that says what happened and what is on the host now. */
+function scriptError(err: unknown, spec: ContainerSpec, target: string, action: string): Error {
+  if (!(err instanceof SshError) || err.kind !== "command-failed")
+    return err instanceof Error ? err : new Error(String(err));
+  const stderr = err.details.stderr ?? "";
+  const clashes = clashesIn(stderr);
+  if (clashes.length > 0) {
+    return new Error(
+      `container "${spec.name}" cannot be ${action} on ${target}: ${clashes.join("; ")}. Nothing was changed on the host. ` +
+        `Pick other addresses (or another name), or remove what holds them.`,
+    );
+  }
+  const missing = missingToolIn(stderr);
+  if (missing) {
+    const how =
+      missing === "nixos-container"
+        ? 'nixos-container is not installed there: the "nixos" driver needs a NixOS host; use driver "netns" on other Linux hosts'
+        : `install it (on Debian: apt-get install ${missing === "flock" ? "util-linux" : "iproute2"}; on NixOS it is in the base system)`;
+    return new Error(
+      `container "${spec.name}" cannot be ${action} on ${target}: the host lacks the "${missing}" command: ${how}`,
+    );
+  }
+  const rolled = stderr.includes("PNC-ROLLEDBACK") ? " What this run had made was removed again." : "";
+  err.message = `container "${spec.name}" could not be ${action}.${rolled}\n  ${err.message}`;
+  return err;
+}
+
+async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
+  const spec = containerSpec(inputs);
+  const { host } = hostOf(inputs);
+  const fingerprint = await host.fingerprint();
+  const id = containerId(inputs);
+  let stdout: string;
+  try {
+    stdout = (
+      await host.runScript(DRIVERS[spec.driver].createScript(spec), {
+        display: `create container ${spec.name}`,
+      })
+    ).stdout;
+  } catch (err) {
+    if (err instanceof SshError && (err.kind === "disconnected" || err.kind === "timeout")) {
+      // The script may have run: record the resource so the next `up` converges it instead of orphaning it.
+      throw new PartialCreateError(
+        err.message,
+        id,
+        { ...inputs, hostKeyFingerprint: fingerprint, running: false },
+        [
+          "the connection ended while the container was being created; the next `pulumi up` will finish or repair it",
+        ],
+      );
+    }
+    throw scriptError(err, spec, host.target, "created");
+  }
+  return { id, outs: outputs(inputs, spec, parseResults(stdout), fingerprint) };
+}
+
+function outputs(
+  inputs: Props,
+  spec: ContainerSpec,
+  result: Record<string, string>,
+  fingerprint: string,
+): Props {
+  return {
+    ...inputs,
+    hostInterface: spec.hostInterface,
+    containerInterface: spec.containerInterface,
+    hostAddress: result.hostAddress || spec.hostAddress,
+    localAddress: result.localAddress || spec.localAddress,
+    allocatedOnHost: inputs.allocatedOnHost === true || spec.hostAddress === undefined,
+    confPath: result.conf || undefined,
+    running: true,
+    hostKeyFingerprint: fingerprint,
+  };
+}
+
+async function update(_id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
+  const keys = [...IN_PLACE, "name", "driver"];
+  // Only provider code or credentials changed, and the host matched at the last read: nothing to do there.
+  if (onlyStateChanged(keys, olds, news) && olds.running === true) {
+    return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint, running: olds.running } };
+  }
+  const spec = containerSpec(news);
+  const { host } = hostOf({ ...news, hostKeyFingerprint: olds.hostKeyFingerprint });
+  const fingerprint = await host.fingerprint();
+  // Addresses allocated on the host at create are kept unless the program now sets them.
+  const previous = {
+    hostAddress: String(olds.hostAddress ?? ""),
+    localAddress: String(olds.localAddress ?? ""),
+  };
+  let stdout: string;
+  try {
+    stdout = (
+      await host.runScript(DRIVERS[spec.driver].convergeScript(spec, previous), {
+        display: `update container ${spec.name}`,
+      })
+    ).stdout;
+  } catch (err) {
+    throw scriptError(err, spec, host.target, "updated");
+  }
+  return {
+    outs: outputs(
+      { ...news, allocatedOnHost: olds.allocatedOnHost },
+      spec,
+      parseResults(stdout),
+      fingerprint,
+    ),
+  };
+}
+
+async function read(id: string, props: Props): Promise<ReadResult> {
+  const spec = containerSpec(props);
+  const { host } = hostOf(props);
+  const { stdout } = await host.runScript(DRIVERS[spec.driver].readScript(spec), {
+    display: `read container ${spec.name}`,
+  });
+  const seen: ObservedContainer = DRIVERS[spec.driver].parseRead(stdout);
+  if (!seen.exists) return {};
+  return {
+    id,
+    props: {
+      ...props,
+      // A changed address shows as its new value; a missing one keeps the recorded value, with running false.
+      hostAddress: seen.hostAddress ?? props.hostAddress,
+      localAddress: seen.localAddress ?? props.localAddress,
+      running: seen.running,
+      ...(seen.confPath ? { confPath: seen.confPath } : {}),
+      ...(seen.autoStart !== undefined ? { autoStart: seen.autoStart } : {}),
+    },
+  };
+}
+
+async function remove(_id: string, props: Props): Promise<void> {
+  const spec = containerSpec(props);
+  const { host } = hostOf(props);
+  try {
+    await host.runScript(DRIVERS[spec.driver].deleteScript(spec), {
+      display: `delete container ${spec.name}`,
+    });
+  } catch (err) {
+    throw scriptError(err, spec, host.target, "deleted");
+  }
+}
+
+export const containerHandler: Handler = {
+  check,
+  diff,
+  create: (inputs) => scrubbed(inputs, () => create(inputs)),
+  read: (id, props) => scrubbed(props, () => read(id, props)),
+  update: (id, olds, news) => scrubbed(news, () => update(id, olds, news)),
+  delete: (id, props) => scrubbed(props, () => remove(id, props)),
+};

@@ -1,0 +1,72 @@
+// The provider runtime: the one module every resource's provider shim `require()`s at call time, so all types
+// in a provider process share the SSH pool, and the code in state stays a few lines long.
+import { sharedPool } from "../ssh";
+import { addressPoolHandler } from "./addressPool";
+import { Handler, Props, ReadResult } from "./common";
+import { containerHandler } from "./container";
+import { vethPairHandler } from "./vethPair";
+
+export type ResourceType = "AddressPool" | "Container" | "VethPair" | "NatRule" | "NmUnmanaged";
+
+const handlers: Partial<Record<ResourceType, Handler>> = {
+  AddressPool: addressPoolHandler,
+  Container: containerHandler,
+  VethPair: vethPairHandler,
+};
+
+/** Registers a handler (used by resources defined in later modules). */
+export function register(type: ResourceType, handler: Handler): void {
+  handlers[type] = handler;
+}
+
+function handler(type: string): Handler {
+  const h = handlers[type as ResourceType];
+  if (!h)
+    throw new Error(
+      `pulumi-nixos-containers: unknown resource type "${type}" (is the installed package older than the program?)`,
+    );
+  return h;
+}
+
+/** The engine cannot carry `undefined` in a Struct: drop such keys, deeply. */
+function clean(props: Props): Props {
+  const out: Props = {};
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined) continue;
+    out[k] = v !== null && typeof v === "object" && !Array.isArray(v) ? clean(v as Props) : v;
+  }
+  return out;
+}
+
+export function check(type: string, olds: Props, news: Props) {
+  const result = handler(type).check(olds ?? {}, news ?? {});
+  return { inputs: clean(result.inputs), failures: result.failures };
+}
+
+export function diff(type: string, id: string, olds: Props, news: Props) {
+  return handler(type).diff(id, olds ?? {}, news ?? {});
+}
+
+export async function create(type: string, inputs: Props) {
+  const { id, outs } = await handler(type).create(inputs);
+  return { id, outs: clean(outs) };
+}
+
+export async function read(type: string, id: string, props: Props): Promise<ReadResult> {
+  const result = await handler(type).read(id, props);
+  return result.id === undefined ? {} : { id: result.id, props: clean(result.props ?? {}) };
+}
+
+export async function update(type: string, id: string, olds: Props, news: Props) {
+  const { outs } = await handler(type).update(id, olds, news);
+  return { outs: clean(outs) };
+}
+
+export async function remove(type: string, id: string, props: Props): Promise<void> {
+  await handler(type).delete(id, props);
+}
+
+/** Connection counters of this process (handshakes, dials, commands per target), for tests and benchmarks. */
+export function sshStats() {
+  return sharedPool().stats();
+}

@@ -1,0 +1,189 @@
+// Provider methods of `VethPair`: an extra veth between the host and a running container, like NixOS
+// `extraVeths`, on both drivers (the container's namespace is found by name or by its leader process).
+import { display } from "../core/display";
+import { tryParseCidr } from "../core/ipv4";
+import {
+  Failure,
+  isUnknown,
+  validateContainerName,
+  validateIPv4,
+  validateInterfaceName,
+} from "../core/validate";
+import { clashesIn } from "../host/script";
+import {
+  VethSpec,
+  parseVethRead,
+  vethConvergeScript,
+  vethCreateScript,
+  vethDeleteScript,
+  vethReadScript,
+} from "../host/vethPairScripts";
+import { SshError } from "../ssh";
+import {
+  CheckResult,
+  Handler,
+  Props,
+  connectionFailures,
+  diffWith,
+  hostOf,
+  machineOf,
+  onlyStateChanged,
+  scrubbed,
+  toCheckFailures,
+} from "./common";
+
+function validate(news: Props): Failure[] {
+  const failures: Failure[] = [...connectionFailures(news.connection)];
+  failures.push(...validateContainerName(news.container, "container"));
+  failures.push(...validateInterfaceName(news.hostInterface, "hostInterface"));
+  failures.push(...validateInterfaceName(news.containerInterface, "containerInterface"));
+  if (typeof news.container === "string" && news.hostInterface === `ve-${news.container}`) {
+    failures.push({
+      property: "hostInterface",
+      message: `hostInterface ${display(news.hostInterface)} is the container's own main veth: pick another name`,
+    });
+  }
+  if (news.containerInterface === "eth0" || news.containerInterface === "lo") {
+    failures.push({
+      property: "containerInterface",
+      message: `containerInterface ${display(news.containerInterface)} is taken inside every container: pick another name, e.g. "eth1"`,
+    });
+  }
+  failures.push(...validateIPv4(news.hostAddress, "hostAddress", { optional: true }));
+  if (news.hostBridge !== undefined) {
+    failures.push(...validateInterfaceName(news.hostBridge, "hostBridge"));
+    if (news.hostAddress !== undefined) {
+      failures.push({
+        property: "hostAddress",
+        message:
+          "hostAddress and hostBridge are both set: a bridged veth has no host address (the bridge has it); set one or the other",
+      });
+    }
+    if (
+      news.localAddress !== undefined &&
+      !isUnknown(news.localAddress) &&
+      (typeof news.localAddress !== "string" ||
+        !tryParseCidr(
+          news.localAddress.includes("/")
+            ? news.localAddress.replace(/\.\d+\//, ".0/")
+            : `${news.localAddress}/32`,
+        ))
+    ) {
+      failures.push(...validateIPv4(String(news.localAddress).split("/")[0], "localAddress"));
+    }
+  } else {
+    failures.push(...validateIPv4(news.localAddress, "localAddress", { optional: true }));
+    if ((news.hostAddress === undefined) !== (news.localAddress === undefined)) {
+      failures.push({
+        property: news.hostAddress === undefined ? "hostAddress" : "localAddress",
+        message: "set hostAddress and localAddress together, or hostBridge (with an optional localAddress)",
+      });
+    }
+  }
+  return failures;
+}
+
+function spec(props: Props): VethSpec {
+  const str = (k: string): string | undefined =>
+    typeof props[k] === "string" && props[k] !== "" ? (props[k] as string) : undefined;
+  return {
+    container: props.container as string,
+    hostInterface: props.hostInterface as string,
+    containerInterface: props.containerInterface as string,
+    hostAddress: str("hostAddress"),
+    localAddress: str("localAddress"),
+    hostBridge: str("hostBridge"),
+  };
+}
+
+function check(_olds: Props, news: Props): CheckResult {
+  return { inputs: { ...news }, failures: toCheckFailures(validate(news)) };
+}
+
+const IN_PLACE = ["hostAddress", "localAddress", "hostBridge"];
+
+function failure(err: unknown, s: VethSpec, target: string, action: string): Error {
+  if (err instanceof SshError && err.kind === "command-failed") {
+    const clashes = clashesIn(err.details.stderr ?? "");
+    if (clashes.length > 0) {
+      return new Error(
+        `veth ${s.hostInterface} ↔ ${s.container}:${s.containerInterface} cannot be ${action} on ${target}: ${clashes.join("; ")}. Nothing was changed on the host.`,
+      );
+    }
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+async function apply(props: Props, fresh: boolean, fingerprint?: unknown): Promise<Props> {
+  const s = spec(props);
+  const { host } = hostOf({ ...props, hostKeyFingerprint: fingerprint });
+  const seen = await host.fingerprint();
+  try {
+    await host.runScript(fresh ? vethCreateScript(s) : vethConvergeScript(s), {
+      display: `${fresh ? "create" : "update"} veth ${s.hostInterface}`,
+    });
+  } catch (err) {
+    throw failure(err, s, host.target, fresh ? "created" : "updated");
+  }
+  return { ...props, present: true, hostKeyFingerprint: seen };
+}
+
+export const vethPairHandler: Handler = {
+  check,
+  diff: (_id, olds, news) => {
+    const result = diffWith(
+      {
+        replace: ["container", "hostInterface", "containerInterface"],
+        update: IN_PLACE,
+        deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
+      },
+      olds,
+      news,
+    );
+    return olds.present === false && !result.changes ? { ...result, changes: true } : result;
+  },
+  create: (inputs) =>
+    scrubbed(inputs, async () => ({
+      id: `${machineOf(inputs.connection)}/${String(inputs.container)}/${String(inputs.hostInterface)}`,
+      outs: await apply(inputs, true),
+    })),
+  update: (_id, olds, news) =>
+    scrubbed(news, async () => {
+      if (onlyStateChanged(["container", ...IN_PLACE], olds, news) && olds.present === true) {
+        return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint } };
+      }
+      return { outs: await apply(news, false, olds.hostKeyFingerprint) };
+    }),
+  read: (id, props) =>
+    scrubbed(props, async () => {
+      const s = spec(props);
+      const { host } = hostOf(props);
+      const seen = parseVethRead(
+        (await host.runScript(vethReadScript(s), { display: `read veth ${s.hostInterface}` })).stdout,
+      );
+      if (!seen.exists) return {};
+      const wantLocal = s.localAddress;
+      const localMatches =
+        wantLocal === undefined
+          ? seen.localAddress === undefined
+          : (seen.localAddress ?? "").split("/")[0] === wantLocal.split("/")[0];
+      return {
+        id,
+        props: {
+          ...props,
+          ...(s.hostBridge
+            ? { hostBridge: seen.hostBridge ?? "" }
+            : { hostAddress: seen.hostAddress ?? props.hostAddress }),
+          present:
+            localMatches &&
+            (s.hostBridge ? seen.hostBridge === s.hostBridge : seen.hostAddress === s.hostAddress),
+        },
+      };
+    }),
+  delete: (_id, props) =>
+    scrubbed(props, async () => {
+      const s = spec(props);
+      const { host } = hostOf(props);
+      await host.runScript(vethDeleteScript(s), { display: `delete veth ${s.hostInterface}` });
+    }),
+};
