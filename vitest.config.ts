@@ -1,4 +1,5 @@
-// Two projects: fast pure unit tests, and lab tests that need root and the local lab fleet.
+// Projects: fast pure unit tests; lab tests that need root and the local lab fleet; and the lab's own
+// lifecycle test (brings its own lab up and down, so it has no globalSetup).
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -9,10 +10,20 @@ export default defineConfig({
         test: {
           name: "lab",
           include: ["test/lab/**/*.test.ts", "test/integration/**/*.test.ts"],
+          exclude: ["test/lab/lifecycle.test.ts", "**/node_modules/**"],
           testTimeout: 180_000,
           hookTimeout: 180_000,
           fileParallelism: false,
           globalSetup: ["test/lab/globalSetup.ts"],
+        },
+      },
+      {
+        test: {
+          name: "lab-lifecycle",
+          include: ["test/lab/lifecycle.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
         },
       },
     ],
