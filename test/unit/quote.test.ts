@@ -3,47 +3,7 @@ import { execFileSync } from "node:child_process";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { quoteArg, quoteArgv } from "../../provider/ssh/quote";
-
-export const HOSTILE = [
-  "plain",
-  "",
-  " ",
-  "two words",
-  "it's",
-  "'",
-  "''",
-  '"double"',
-  "$(touch /tmp/pnc-canary)",
-  "`touch /tmp/pnc-canary`",
-  "${HOME}",
-  "$HOME",
-  "a;b",
-  "a && b",
-  "a | b",
-  "line1\nline2",
-  "\n",
-  "tab\there",
-  "*",
-  "/etc/*",
-  "?",
-  "[a-z]",
-  "{a,b}",
-  "~",
-  "~root",
-  "-rf",
-  "--help",
-  "-",
-  "\\",
-  "back\\slash'quote",
-  "#comment",
-  "!event",
-  "a=b",
-  "ünïcödé ✓",
-  "\u0001\u001b[31m",
-  "%s%n",
-  ">/tmp/pnc-canary",
-  "<&0",
-];
+import { HOSTILE } from "../fixtures/hostile";
 
 /** Any ASCII byte but NUL, or any well-formed Unicode (lone surrogates cannot cross UTF-8 at all). */
 const hostileString = fc
