@@ -432,3 +432,22 @@ export function validateList(
 export function formatFailures(failures: readonly Failure[]): string {
   return failures.map((f) => f.message).join("\n");
 }
+
+/**
+ * A resource id that names objects we own on a host (an nftables table, iptables chains, a drop-in file):
+ * `[a-z][a-z0-9-]*`, at most `maxLength` characters. `why` explains where the length limit comes from.
+ */
+export function validateResourceId(
+  value: unknown,
+  property: string,
+  maxLength: number,
+  why: string,
+  options: ValueOptions = {},
+): Failure[] {
+  return validateString(value, property, options, (v) =>
+    /^[a-z][a-z0-9-]*$/.test(v) && v.length <= maxLength
+      ? undefined
+      : `is not a valid id: use 1-${maxLength} characters a-z, 0-9 and "-", starting with a letter` +
+        (v.length > maxLength ? ` (it has ${v.length}): ${why}` : ""),
+  );
+}

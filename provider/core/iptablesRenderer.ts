@@ -1,0 +1,104 @@
+// Renders a NatSpec for the iptables backend: `iptables-restore --noflush` input that (re)defines only
+// our chains in table nat, the jumps from the built-in chains into them, and the commands that remove both.
+
+import { DnatRule, InterfaceMatch, NAT_NAME_PREFIX, NatSpec, dnatRules, formatSpan } from "./natModel";
+
+/** A jump from a built-in nat chain into one of ours, added once (`-C … || -I …`) by the runtime. */
+export interface IptablesJump {
+  readonly chain: "PREROUTING" | "POSTROUTING" | "OUTPUT";
+  readonly jump: string;
+}
+
+/** What the iptables backend applies. */
+export interface IptablesRender {
+  /** Input for `iptables-restore --noflush`: table nat, our chains only. */
+  readonly restore: string;
+  readonly jumps: IptablesJump[];
+  /** Our chain names, in the order pre, post, out. */
+  readonly chains: string[];
+}
+
+/** Our three chains in table nat; each fits iptables' 28-character limit (see NAT_ID_MAX_LENGTH). */
+export function iptablesChainNames(id: string): { pre: string; post: string; out: string } {
+  const base = `${NAT_NAME_PREFIX}${id}`;
+  return { pre: `${base}-pre`, post: `${base}-post`, out: `${base}-out` };
+}
+
+/** The jumps for `id`, in the order they are added. */
+export function iptablesJumps(id: string): IptablesJump[] {
+  const c = iptablesChainNames(id);
+  return [
+    { chain: "PREROUTING", jump: c.pre },
+    { chain: "POSTROUTING", jump: c.post },
+    { chain: "OUTPUT", jump: c.out },
+  ];
+}
+
+/**
+ * The argv for one jump operation: `-C` to check, `-I` to insert at the top, `-D` to delete one copy.
+ * `-w` waits for the xtables lock instead of failing when a firewall reload holds it.
+ */
+export function iptablesJumpArgv(jump: IptablesJump, op: "-C" | "-I" | "-D"): string[] {
+  return ["iptables", "-w", "-t", "nat", op, jump.chain, "-j", jump.jump];
+}
+
+/** An interface for `-i`: a wildcard is iptables' `ve-+`. */
+function iptInterface(match: InterfaceMatch): string {
+  return `${match.name}${match.wildcard ? "+" : ""}`;
+}
+
+function iptDnat(rule: DnatRule): string {
+  const port = rule.port === undefined ? "" : `:${formatSpan(rule.port, "-")}`;
+  return `-p ${rule.proto} --dport ${formatSpan(rule.dport, ":")} -j DNAT --to-destination ${rule.address}${port}`;
+}
+
+/** The restore text, the jumps and the chain names for `spec`, like NixOS's iptables nat. */
+export function renderIptables(spec: NatSpec): IptablesRender {
+  const c = iptablesChainNames(spec.id);
+  const chains = [c.pre, c.post, c.out];
+  const ext = spec.externalInterface;
+  const action = spec.externalIP === undefined ? "-j MASQUERADE" : `-j SNAT --to-source ${spec.externalIP}`;
+  const dnat = dnatRules(spec);
+  const rules = [
+    // POSTROUTING cannot match the input interface, so it is remembered as a mark in prerouting.
+    ...spec.internalInterfaces.map((m) => `-A ${c.pre} -i ${iptInterface(m)} -j MARK --set-mark 1`),
+    ...dnat.map((r) => `-A ${c.pre} -i ${ext} ${iptDnat(r)}`),
+    ...(spec.internalInterfaces.length > 0 ? [`-A ${c.post} -m mark --mark 1 -o ${ext} ${action}`] : []),
+    ...spec.internalIPs.map((range) => `-A ${c.post} -s ${range} -o ${ext} ${action}`),
+    // The host's own connections to its external address never pass PREROUTING; DNAT them on OUTPUT.
+    ...(spec.externalIP === undefined
+      ? []
+      : dnat.map((r) => `-A ${c.out} -d ${spec.externalIP} ${iptDnat(r)}`)),
+  ];
+  const lines = [
+    `# Managed by pulumi-nixos-containers (NatRule ${spec.id}): defines and flushes only the chains below.`,
+    "*nat",
+    ...chains.map((name) => `:${name} - [0:0]`),
+    ...chains.map((name) => `-F ${name}`),
+    ...rules,
+    "COMMIT",
+  ];
+  return { restore: `${lines.join("\n")}\n`, jumps: iptablesJumps(spec.id), chains };
+}
+
+/**
+ * The commands that remove everything `renderIptables` added, in order: the jumps, then our chains
+ * (flush, then delete). Each may fail with "No chain/target/match by that name" when the object is
+ * already gone, which the runtime treats as success; a jump inserted twice needs `-D` repeated until it
+ * fails.
+ */
+export function deleteIptables(spec: Pick<NatSpec, "id">): string[][] {
+  const chains = Object.values(iptablesChainNames(spec.id));
+  return [
+    ...iptablesJumps(spec.id).map((j) => iptablesJumpArgv(j, "-D")),
+    ...chains.map((name) => ["iptables", "-w", "-t", "nat", "-F", name]),
+    ...chains.map((name) => ["iptables", "-w", "-t", "nat", "-X", name]),
+  ];
+}
+
+/** What preview shows for the iptables backend: the restore input, then the jumps as commands. */
+export function renderIptablesRuleset(spec: NatSpec): string {
+  const { restore, jumps } = renderIptables(spec);
+  const jumpLines = jumps.map((j) => iptablesJumpArgv(j, "-I").join(" "));
+  return `${restore}# jumps, each inserted once if "-C" does not find it:\n${jumpLines.join("\n")}\n`;
+}

@@ -1,0 +1,80 @@
+// Renders a NatSpec as the text for `nft -f` that atomically replaces our own table `ip pnc-nat-<id>`
+// and nothing else, so the NixOS firewall, Docker and hand-written rules on the same host are untouched.
+
+import { renderIptablesRuleset } from "./iptablesRenderer";
+import { DnatRule, InterfaceMatch, NAT_NAME_PREFIX, NatSpec, dnatRules, formatSpan } from "./natModel";
+
+/** The nftables table that holds every rule of the NatRule `id` (family ip). */
+export function nftTableName(id: string): string {
+  return `${NAT_NAME_PREFIX}${id}`;
+}
+
+/** An interface as an nft string: a wildcard is `"ve-*"`, never iptables' `ve-+` (nixpkgs #72580). */
+function nftInterface(match: InterfaceMatch): string {
+  return `"${match.name}${match.wildcard ? "*" : ""}"`;
+}
+
+function nftDnat(rule: DnatRule): string {
+  const port = rule.port === undefined ? "" : `:${formatSpan(rule.port, "-")}`;
+  return `${rule.proto} dport ${formatSpan(rule.dport, "-")} dnat to ${rule.address}${port}`;
+}
+
+function chain(name: string, hook: string, rules: readonly string[]): string[] {
+  return [
+    `\tchain ${name} {`,
+    `\t\ttype nat hook ${hook}; policy accept;`,
+    ...rules.map((r) => `\t\t${r}`),
+    "\t}",
+  ];
+}
+
+/**
+ * The masquerade/SNAT rules of the `post` chain. Each wildcard interface gets a rule of its own because
+ * some nft versions reject wildcards inside anonymous sets; exact names share one set.
+ */
+function postRules(spec: NatSpec): string[] {
+  const ext = `oifname "${spec.externalInterface}"`;
+  const action = spec.externalIP === undefined ? "masquerade" : `snat to ${spec.externalIP}`;
+  const wildcards = spec.internalInterfaces.filter((m) => m.wildcard);
+  const exact = spec.internalInterfaces.filter((m) => !m.wildcard);
+  const rules = wildcards.map((m) => `iifname ${nftInterface(m)} ${ext} ${action}`);
+  if (exact.length === 1) {
+    rules.push(`iifname ${nftInterface(exact[0])} ${ext} ${action}`);
+  } else if (exact.length > 1) {
+    rules.push(`iifname { ${exact.map(nftInterface).join(", ")} } ${ext} ${action}`);
+  }
+  rules.push(...spec.internalIPs.map((range) => `ip saddr ${range} ${ext} ${action}`));
+  return rules;
+}
+
+/**
+ * The complete `nft -f` input. The first two lines create the table if it is missing and then delete it,
+ * so the definition that follows replaces it in the same transaction whether it existed or not.
+ */
+export function renderNft(spec: NatSpec): string {
+  const table = `table ip ${nftTableName(spec.id)}`;
+  const dnat = dnatRules(spec);
+  const pre = dnat.map((r) => `iifname "${spec.externalInterface}" ${nftDnat(r)}`);
+  // The host's own connections to its external address never pass prerouting; DNAT them on output.
+  const out =
+    spec.externalIP === undefined ? [] : dnat.map((r) => `ip daddr ${spec.externalIP} ${nftDnat(r)}`);
+  const lines = [
+    `# Managed by pulumi-nixos-containers (NatRule ${spec.id}): this file replaces ${table} and nothing else.`,
+    `${table} {}`,
+    `delete ${table}`,
+    `${table} {`,
+    ...chain("pre", "prerouting priority dstnat", pre),
+    ...chain("post", "postrouting priority srcnat", postRules(spec)),
+    ...chain("out", "output priority -100", out),
+    "}",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The `ruleset` output preview shows: exactly what is applied for the spec's backend. It lives here
+ * because nftables is the default backend; both renderers stay independent of each other otherwise.
+ */
+export function renderRuleset(spec: NatSpec): string {
+  return spec.backend === "nftables" ? renderNft(spec) : renderIptablesRuleset(spec);
+}
