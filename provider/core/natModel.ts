@@ -5,6 +5,7 @@ import { display } from "./display";
 import { tryParseIPv4 } from "./ipv4";
 import {
   Failure,
+  containsUnknown,
   isUnknown,
   parsePortRange,
   validateAddressOrCidr,
@@ -108,17 +109,6 @@ function toSpan(value: unknown): PortSpan | undefined {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** True when the engine's unknown sentinel appears anywhere inside `value`. */
-export function containsUnknown(value: unknown): boolean {
-  if (isUnknown(value)) {
-    return true;
-  }
-  if (Array.isArray(value)) {
-    return value.some(containsUnknown);
-  }
-  return isRecord(value) && Object.values(value).some(containsUnknown);
 }
 
 /** Parses "10.233.1.2", "10.233.1.2:80" or "10.233.1.2:8000-8010"; undefined when invalid. */

@@ -22,6 +22,17 @@ export function isUnknown(value: unknown): boolean {
   return value === UNKNOWN;
 }
 
+/** True when the unknown sentinel appears anywhere inside `value` (a list item, an object field). */
+export function containsUnknown(value: unknown): boolean {
+  if (isUnknown(value)) {
+    return true;
+  }
+  if (Array.isArray(value)) {
+    return value.some(containsUnknown);
+  }
+  return typeof value === "object" && value !== null && Object.values(value).some(containsUnknown);
+}
+
 /** Options common to the single-value validators. */
 export interface ValueOptions {
   /** Accept `undefined`/`null` (the input was not given). @default false: the value is required. */
