@@ -124,6 +124,10 @@ function check(_olds: Props, news: Props): CheckResult {
 }
 
 function diff(_id: string, olds: Props, news: Props): DiffResult {
+  // Addresses allocated on the host at create stay while the program sets none.
+  if (olds.allocatedOnHost === true && news.hostAddress === undefined && news.localAddress === undefined) {
+    news = { ...news, hostAddress: olds.hostAddress, localAddress: olds.localAddress };
+  }
   const result = diffWith(
     {
       replace: ["name", "driver"],

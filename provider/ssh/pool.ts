@@ -50,6 +50,13 @@ const DEFAULT_OPTIONS: PoolOptions = {
   retryBaseMs: 100,
 };
 
+/** The server refused a new channel (e.g. at MaxSessions): the command was never started. */
+class ChannelOpenError extends SshError {
+  constructor(message: string, details: { target: string; command: string }) {
+    super("disconnected", message, details);
+  }
+}
+
 /** A counting semaphore: callers wait in order for one of `size` slots. */
 class Semaphore {
   private active = 0;
@@ -115,7 +122,16 @@ export class SshHost {
       await this.channels.acquire();
       try {
         this.pool.count("commands", this.target);
-        return await this.execOn(client, command, options);
+        // A refused channel open means the command never started, so trying again cannot run it twice.
+        // sshd frees a session slot a moment after the channel closes, so a burst can briefly hit MaxSessions.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await this.execOn(client, command, options);
+          } catch (err) {
+            if (!(err instanceof ChannelOpenError) || attempt >= 8) throw err;
+            await sleep(25 * attempt);
+          }
+        }
       } finally {
         this.channels.release();
       }
@@ -129,7 +145,7 @@ export class SshHost {
       client.exec(command, (err, stream: ClientChannel) => {
         if (err) {
           reject(
-            new SshError("disconnected", `could not open a channel: ${err.message}`, {
+            new ChannelOpenError(`could not open a channel: ${err.message}`, {
               target: this.target,
               command: display,
             }),

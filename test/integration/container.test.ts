@@ -222,13 +222,18 @@ describe("Container (netns driver)", () => {
       name: "auto",
       driver: "netns",
     });
-    expect(auto.outs).toMatchObject({
-      hostAddress: "10.233.1.1",
-      localAddress: "10.233.1.2",
-      allocatedOnHost: true,
-    });
-    expect(await engine.up(auto, { connection: connection(h1), name: "auto", driver: "netns" })).toBe("same");
-    await engine.destroy(auto);
+    try {
+      expect(auto.outs).toMatchObject({
+        hostAddress: "10.233.1.1",
+        localAddress: "10.233.1.2",
+        allocatedOnHost: true,
+      });
+      expect(await engine.up(auto, { connection: connection(h1), name: "auto", driver: "netns" })).toBe(
+        "same",
+      );
+    } finally {
+      await engine.destroy(auto);
+    }
   });
 });
 
