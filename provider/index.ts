@@ -3,3 +3,5 @@ export { AddressPool, AddressPair, AddressPoolArgs } from "./resources/addressPo
 export { Container, ContainerArgs } from "./resources/container";
 export { VethPair, VethPairArgs } from "./resources/vethPair";
 export { ConnectionInput } from "./resources/shim";
+export { NatRule, NatRuleArgs, ForwardPortArgs } from "./resources/natRule";
+export { NmUnmanaged, NmUnmanagedArgs } from "./resources/nmUnmanaged";

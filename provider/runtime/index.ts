@@ -4,6 +4,8 @@ import { sharedPool } from "../ssh";
 import { addressPoolHandler } from "./addressPool";
 import { Handler, Props, ReadResult } from "./common";
 import { containerHandler } from "./container";
+import { natRuleHandler } from "./natRule";
+import { nmUnmanagedHandler } from "./nmUnmanaged";
 import { vethPairHandler } from "./vethPair";
 
 export type ResourceType = "AddressPool" | "Container" | "VethPair" | "NatRule" | "NmUnmanaged";
@@ -12,6 +14,8 @@ const handlers: Partial<Record<ResourceType, Handler>> = {
   AddressPool: addressPoolHandler,
   Container: containerHandler,
   VethPair: vethPairHandler,
+  NatRule: natRuleHandler,
+  NmUnmanaged: nmUnmanagedHandler,
 };
 
 /** Registers a handler (used by resources defined in later modules). */

@@ -1,0 +1,57 @@
+// `NatRule`: the host masquerades (or SNATs) container traffic out of its external interface and forwards
+// chosen ports to containers, in an nftables table or iptables chains of its own.
+import * as pulumi from "@pulumi/pulumi";
+import { ConnectionInput, makeProvider, withSecretConnection } from "./shim";
+
+/** A host port (or range) forwarded to a container, as in NixOS `networking.nat.forwardPorts`. */
+export interface ForwardPortArgs {
+  /** Host port, or a range "8000:8010" / "8000-8010". */
+  readonly sourcePort: pulumi.Input<number | string>;
+  /** "10.233.1.2", "10.233.1.2:80" or "10.233.1.2:8000-8010". */
+  readonly destination: pulumi.Input<string>;
+  /** "tcp" or "udp". @default "tcp" */
+  readonly proto?: pulumi.Input<"tcp" | "udp">;
+}
+
+export interface NatRuleArgs {
+  /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
+  readonly connection: ConnectionInput;
+  /** Names our table (`pnc-nat-<name>`) or chains; 1-15 characters a-z, 0-9, "-". @default the resource name */
+  readonly name?: pulumi.Input<string>;
+  /** Interfaces whose traffic is translated; "ve-+" and "ve-*" both mean every ve-… interface. @default ["ve-+"] */
+  readonly internalInterfaces?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Source addresses or CIDRs whose traffic is translated. @default none */
+  readonly internalIPs?: pulumi.Input<pulumi.Input<string>[]>;
+  /** The host's interface to the outside world, e.g. "eth0". */
+  readonly externalInterface: pulumi.Input<string>;
+  /** SNAT to this address instead of masquerading. @default masquerade (the interface's current address) */
+  readonly externalIP?: pulumi.Input<string>;
+  /** "nftables" (a table of our own) or "iptables" (chains of our own in table nat). @default "nftables" */
+  readonly backend?: pulumi.Input<"nftables" | "iptables">;
+  /** Ports forwarded from the external interface to containers. @default none */
+  readonly forwardPorts?: pulumi.Input<pulumi.Input<ForwardPortArgs>[]>;
+}
+
+const provider = makeProvider("NatRule");
+
+export class NatRule extends pulumi.dynamic.Resource {
+  /** The exact rules installed (nft text, or iptables-restore input plus jumps); known at preview. */
+  declare readonly ruleset: pulumi.Output<string>;
+  declare readonly backend: pulumi.Output<"nftables" | "iptables">;
+  /** "applied", or after a refresh "altered"/"missing" when someone flushed or changed our rules. */
+  declare readonly live: pulumi.Output<"applied" | "altered" | "missing">;
+  /** Whether IPv4 forwarding was on at the last create, update or refresh. */
+  declare readonly forwarding: pulumi.Output<boolean>;
+
+  constructor(name: string, args: NatRuleArgs, opts?: pulumi.CustomResourceOptions) {
+    const props = {
+      ...args,
+      name: args.name ?? name,
+      ruleset: undefined,
+      live: undefined,
+      forwarding: undefined,
+      hostKeyFingerprint: undefined,
+    };
+    super(provider, name, props, withSecretConnection(opts), "nixos", "NatRule");
+  }
+}

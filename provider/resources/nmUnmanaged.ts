@@ -1,0 +1,40 @@
+// `NmUnmanaged`: a NetworkManager drop-in that keeps NetworkManager's hands off container veths.
+import * as pulumi from "@pulumi/pulumi";
+import { ConnectionInput, makeProvider, withSecretConnection } from "./shim";
+
+export interface NmUnmanagedArgs {
+  /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
+  readonly connection: ConnectionInput;
+  /** Names the drop-in file; a-z, 0-9, "-". @default the resource name */
+  readonly name?: pulumi.Input<string>;
+  /** NetworkManager device specs (NetworkManager.conf(5)). @default ["interface-name:ve-*"] */
+  readonly devices?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+const provider = makeProvider("NmUnmanaged");
+
+export class NmUnmanaged extends pulumi.dynamic.Resource {
+  /** `/etc/NetworkManager/conf.d/pulumi-nixos-containers-<name>.conf`; known at preview. */
+  declare readonly path: pulumi.Output<string>;
+  /** The drop-in's exact text; known at preview. */
+  declare readonly content: pulumi.Output<string>;
+  /** Whether NetworkManager was running (and so was reloaded) at the last create, update or refresh. */
+  declare readonly networkManagerRunning: pulumi.Output<boolean>;
+  declare readonly reloaded: pulumi.Output<boolean>;
+  /** Present devices matching `interface-name:` specs that NetworkManager reports as unmanaged. */
+  declare readonly unmanagedDevices: pulumi.Output<string[]>;
+
+  constructor(name: string, args: NmUnmanagedArgs, opts?: pulumi.CustomResourceOptions) {
+    const props = {
+      ...args,
+      name: args.name ?? name,
+      path: undefined,
+      content: undefined,
+      networkManagerRunning: undefined,
+      reloaded: undefined,
+      unmanagedDevices: undefined,
+      hostKeyFingerprint: undefined,
+    };
+    super(provider, name, props, withSecretConnection(opts), "nixos", "NmUnmanaged");
+  }
+}

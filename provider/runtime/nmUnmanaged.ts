@@ -1,0 +1,136 @@
+// Provider methods of `NmUnmanaged`: a NetworkManager drop-in (named after the resource) that leaves
+// container veths alone. Content and path are computed in `check`; apply validates, reloads and confirms.
+import { NmSpec, nmDropInPath, parseNmInputs, renderNmConf } from "../core/nmConf";
+import { UNKNOWN } from "../core/validate";
+import { clashesIn } from "../host/script";
+import { interfaceGlobs, nmApplyScript, nmDeleteScript, nmReadScript, parseNm } from "../host/nmScripts";
+import { SshError } from "../ssh";
+import {
+  CheckResult,
+  Handler,
+  Props,
+  connectionFailures,
+  diffWith,
+  hostOf,
+  machineOf,
+  onlyStateChanged,
+  scrubbed,
+  toCheckFailures,
+} from "./common";
+
+function check(_olds: Props, news: Props): CheckResult {
+  const inputs: Props = { ...news, devices: news.devices ?? ["interface-name:ve-*"] };
+  const { spec, failures } = parseNmInputs(inputs);
+  inputs.path = spec ? nmDropInPath(spec.id) : UNKNOWN;
+  inputs.content = spec ? renderNmConf(spec) : UNKNOWN;
+  return { inputs, failures: toCheckFailures([...connectionFailures(news.connection), ...failures]) };
+}
+
+function specOf(props: Props): NmSpec {
+  const { spec, failures } = parseNmInputs(props);
+  if (!spec) throw new Error(`NmUnmanaged inputs are invalid: ${failures.map((f) => f.message).join("; ")}`);
+  return spec;
+}
+
+async function apply(props: Props, recordedFingerprint: unknown): Promise<Props> {
+  const spec = specOf(props);
+  const { host } = hostOf({ ...props, hostKeyFingerprint: recordedFingerprint });
+  const fingerprint = await host.fingerprint();
+  const globs = interfaceGlobs(spec.devices);
+  let stdout: string;
+  try {
+    stdout = (
+      await host.runScript(nmApplyScript(nmDropInPath(spec.id), renderNmConf(spec), globs), {
+        display: `write ${nmDropInPath(spec.id)}`,
+      })
+    ).stdout;
+  } catch (err) {
+    if (
+      err instanceof SshError &&
+      err.kind === "command-failed" &&
+      clashesIn(err.details.stderr ?? "").length > 0
+    ) {
+      throw new Error(
+        `NmUnmanaged "${spec.id}" on ${host.target}: ${clashesIn(err.details.stderr ?? "").join("; ")}. The previous file was kept.`,
+      );
+    }
+    throw err;
+  }
+  const seen = parseNm(stdout);
+  const managed = Object.entries(seen.devices).filter(([, state]) => state !== "unmanaged");
+  if (seen.running && managed.length > 0) {
+    throw new Error(
+      `NmUnmanaged "${spec.id}" on ${host.target}: after reloading NetworkManager these devices are still managed: ` +
+        `${managed.map(([d, s]) => `${d} (${s})`).join(", ")}. Another NetworkManager setting may override ours: check \`NetworkManager --print-config\`.`,
+    );
+  }
+  return {
+    ...props,
+    networkManagerRunning: seen.running,
+    reloaded: seen.running,
+    unmanagedDevices: Object.keys(seen.devices).sort(),
+    present: true,
+    hostKeyFingerprint: fingerprint,
+  };
+}
+
+export const nmUnmanagedHandler: Handler = {
+  check,
+  diff: (_id, olds, news) => {
+    const result = diffWith(
+      {
+        replace: ["name"],
+        update: ["devices", "content"],
+        deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
+      },
+      olds,
+      news,
+    );
+    return olds.present === false && !result.changes ? { ...result, changes: true } : result;
+  },
+  create: (inputs) =>
+    scrubbed(inputs, async () => ({
+      id: `${machineOf(inputs.connection)}/nm/${String(inputs.name)}`,
+      outs: await apply(inputs, undefined),
+    })),
+  update: (_id, olds, news) =>
+    scrubbed(news, async () => {
+      if (onlyStateChanged(["name", "devices", "content"], olds, news) && olds.present === true) {
+        return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint } };
+      }
+      return { outs: await apply(news, olds.hostKeyFingerprint) };
+    }),
+  read: (id, props) =>
+    scrubbed(props, async () => {
+      const spec = specOf(props);
+      const { host } = hostOf(props);
+      const seen = parseNm(
+        (
+          await host.runScript(nmReadScript(nmDropInPath(spec.id), interfaceGlobs(spec.devices)), {
+            display: `read ${nmDropInPath(spec.id)}`,
+          })
+        ).stdout,
+      );
+      if (!seen.exists) return {};
+      return {
+        id,
+        props: {
+          ...props,
+          present: seen.content === props.content,
+          networkManagerRunning: seen.running,
+          unmanagedDevices: Object.entries(seen.devices)
+            .filter(([, s]) => s === "unmanaged")
+            .map(([d]) => d)
+            .sort(),
+        },
+      };
+    }),
+  delete: (_id, props) =>
+    scrubbed(props, async () => {
+      const spec = specOf(props);
+      const { host } = hostOf(props);
+      await host.runScript(nmDeleteScript(nmDropInPath(spec.id)), {
+        display: `delete ${nmDropInPath(spec.id)}`,
+      });
+    }),
+};
