@@ -6,6 +6,27 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Each vitest run also writes a JSON report, so the last line can sum up every test that ran.
+REPORTS=$(mktemp -d)
+trap 'rm -rf "$REPORTS"' EXIT
+vt() {
+  local name=$1
+  shift
+  npx vitest run "$@" --reporter=default --reporter=json --outputFile="$REPORTS/$name.json"
+}
+summary() {
+  node -e '
+    const fs = require("fs");
+    let passed = 0, failed = 0;
+    for (const f of fs.readdirSync(process.argv[1])) {
+      const r = JSON.parse(fs.readFileSync(process.argv[1] + "/" + f, "utf8"));
+      passed += r.numPassedTests; failed += r.numFailedTests;
+    }
+    const stand = Number(process.argv[2] || 0);
+    console.log(`tests: ${passed + stand} passed, ${failed} failed`);
+  ' "$REPORTS" "${1:-0}"
+}
+
 step "build"
 npx tsc -p tsconfig.json
 step "typecheck (tsc --noEmit)"
@@ -15,15 +36,16 @@ npx eslint .
 step "format (prettier --check)"
 npx prettier --check .
 step "unit tests"
-npx vitest run --project unit
+vt unit --project unit
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "lab tests skipped: they need root (network namespaces, mounts); run 'sudo npm test'" >&2
   exit 1
 fi
 step "nixos-container stand-in self-test"
-bash test/lab/nixos-container.test.sh
+standin=$(bash test/lab/nixos-container.test.sh | tee /dev/stderr | sed -n 's/^\([0-9]*\) passed, 0 failed$/\1/p' | tail -1)
 step "lab lifecycle (up/down three times leaves nothing behind)"
-npx vitest run --project lab-lifecycle
+vt lifecycle --project lab-lifecycle
 step "lab tests (SSH layer and resources through the real provider host)"
-npx vitest run --project lab
+vt lab --project lab
+summary "${standin:-0}"
