@@ -3,7 +3,9 @@ import tseslint from "typescript-eslint";
 import pulumi from "@pulumi/eslint-plugin";
 
 export default tseslint.config(
-  { ignores: ["bin/", "node_modules/", "**/*.js", "**/*.mjs", "**/*.cjs", "bench/results/", "bench/.build/"] },
+  {
+    ignores: ["bin/", "node_modules/", "**/*.js", "**/*.mjs", "**/*.cjs", "bench/results/", "bench/.build/"],
+  },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],
