@@ -1,0 +1,201 @@
+// Failure paths through the real provider host: a create cut off mid-way is recorded (init error) and
+// finished by the next update, a create that fails part-way rolls back, a changed host key is refused
+// after create, and the nixos driver finds the older /etc/containers layout by itself.
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MiniEngine } from "../harness/engine";
+import { ProviderHostError, closeAll, revealMap } from "../harness/providerHost";
+import { LabHost, labExec, labExecOk, labHost, readLab, restartSshd } from "../lab/labHosts";
+
+const lab = readLab();
+const h1 = labHost("h1", lab);
+const h2 = labHost("h2", lab);
+const h3 = labHost("h3", lab);
+const key = fs.readFileSync(h1.privateKeyPath, "utf8");
+
+function connection(host: LabHost): Record<string, unknown> {
+  return { host: host.address, port: host.port, user: host.user, privateKey: key };
+}
+
+let engine: MiniEngine;
+beforeAll(async () => {
+  engine = await MiniEngine.start();
+});
+afterAll(async () => {
+  await closeAll();
+});
+
+async function until(what: string, test: () => boolean): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (test()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+describe("a create cut off by a lost connection", () => {
+  it("is recorded with its id and state (init error), and the next update finishes it", async () => {
+    // Another operation holds the host lock, so our create waits inside its script; then sshd drops it.
+    const holder = spawn(
+      "bash",
+      [
+        lab.script,
+        "exec",
+        "h1",
+        "--",
+        "timeout",
+        "6",
+        "flock",
+        "/run/lock/pulumi-nixos-containers",
+        "sleep",
+        "6",
+      ],
+      {
+        stdio: "ignore",
+        env: { ...process.env, PNC_LAB_DIR: lab.dir },
+      },
+    );
+    try {
+      await until(
+        "the lock is held",
+        () => labExec(h1, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
+      );
+      const inputs = {
+        connection: connection(h1),
+        name: "cut",
+        driver: "netns",
+        hostAddress: "10.233.40.1",
+        localAddress: "10.233.40.2",
+      };
+      const creating = engine.create("Container", "cut", inputs).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+      restartSshd(h1, { dropSessions: true });
+      const err = await creating;
+      expect(err).toBeInstanceOf(ProviderHostError);
+      const init = (err as ProviderHostError).initFailure;
+      expect(init?.id).toBe(`${h1.address}:22/cut`);
+      expect(init?.reasons.join(" ")).toMatch(/next `pulumi up` will finish or repair it/);
+      const recorded = revealMap(init?.properties ?? {});
+      expect(recorded).toMatchObject({
+        name: "cut",
+        running: false,
+        hostKeyFingerprint: h1.hostKeyFingerprint,
+      });
+
+      // The engine forces an update of a resource with init errors on the next `up`.
+      await until("the holder exits", () => holder.exitCode !== null);
+      const checked = await engine.check("Container", "cut", inputs, recorded);
+      const { outs } = await engine.host.update(
+        engine.urn("Container", "cut"),
+        init?.id ?? "",
+        recorded,
+        checked,
+      );
+      expect(revealMap(outs)).toMatchObject({
+        running: true,
+        hostAddress: "10.233.40.1",
+        localAddress: "10.233.40.2",
+      });
+      expect(
+        labExec(h1, ["ip", "netns", "exec", "cut", "ping", "-c", "1", "-W", "2", "10.233.40.1"]).code,
+      ).toBe(0);
+      await engine.host.delete(engine.urn("Container", "cut"), init?.id ?? "", revealMap(outs));
+      expect(labExecOk(h1, ["ip", "netns", "list"])).not.toMatch(/^cut\b/m);
+    } finally {
+      holder.kill("SIGKILL"); // by PID; the flock inside the host ends by its own timeout
+    }
+  });
+});
+
+describe("a create that fails part-way", () => {
+  it("rolls back what it made and says nothing was changed", async () => {
+    const app = await engine.create("Container", "rb", {
+      connection: connection(h1),
+      name: "rb",
+      driver: "netns",
+      hostAddress: "10.233.41.1",
+      localAddress: "10.233.41.2",
+    });
+    try {
+      const before = labExecOk(h1, ["ip", "-o", "link", "show"]);
+      // The veth is made first; the missing bridge is found after it: the script must delete the veth again.
+      await expect(
+        engine.create("VethPair", "rbv", {
+          connection: connection(h1),
+          container: "rb",
+          hostInterface: "vx-rb",
+          containerInterface: "eth1",
+          hostBridge: "nobridge0",
+        }),
+      ).rejects.toThrow(/bridge nobridge0 does not exist on the host.*Nothing was changed/s);
+      expect(labExecOk(h1, ["ip", "-o", "link", "show"])).toBe(before);
+      expect(labExecOk(h1, ["ip", "netns", "exec", "rb", "ip", "-o", "link", "show"])).not.toContain("eth1");
+    } finally {
+      await engine.destroy(app);
+    }
+  });
+});
+
+describe("host key recorded at create", () => {
+  it("is enforced afterwards: a host presenting another key is refused, naming both fingerprints", async () => {
+    const c = await engine.create("Container", "hk", {
+      connection: connection(h1),
+      name: "hk",
+      driver: "netns",
+      hostAddress: "10.233.42.1",
+      localAddress: "10.233.42.2",
+    });
+    try {
+      expect(c.outs.hostKeyFingerprint).toBe(h1.hostKeyFingerprint);
+      // As if h1 had been replaced by a machine with h2's key: state says one key, the host shows another.
+      const tampered = { ...c.outs, hostKeyFingerprint: h2.hostKeyFingerprint };
+      await expect(engine.host.read(c.urn, c.id, tampered, c.inputs)).rejects.toThrow(
+        new RegExp(
+          `host key mismatch for ${h1.address.replace(/\./g, "\\.")}:22: expected ${h2.hostKeyFingerprint.replace(/[+/]/g, "\\$&")}, but the host presented ${h1.hostKeyFingerprint.replace(/[+/]/g, "\\$&")}`,
+        ),
+      );
+    } finally {
+      await engine.destroy(c);
+    }
+  });
+});
+
+describe("nixos driver layouts and extra veths", () => {
+  it("finds the older /etc/containers layout per host, and adds a VethPair to a nixos container", async () => {
+    labExecOk(h3, ["touch", "/etc/nixos-container-legacy"]);
+    try {
+      const c = await engine.create("Container", "old", {
+        connection: connection(h3),
+        name: "old",
+        driver: "nixos",
+        hostAddress: "10.233.43.1",
+        localAddress: "10.233.43.2",
+      });
+      try {
+        expect(c.outs.confPath).toBe("/etc/containers/old.conf");
+        expect(labExecOk(h3, ["cat", "/etc/containers/old.conf"])).toContain("LOCAL_ADDRESS=10.233.43.2");
+        expect(await engine.refresh(c)).toBe(true);
+        expect(c.outs.running).toBe(true);
+        const v = await engine.create("VethPair", "oldv", {
+          connection: connection(h3),
+          container: "old",
+          hostInterface: "vx-old",
+          containerInterface: "eth1",
+          hostAddress: "10.234.43.1",
+          localAddress: "10.234.43.2",
+        });
+        expect(labExec(h3, ["ping", "-c", "1", "-W", "2", "10.234.43.2"]).code).toBe(0);
+        await engine.destroy(v);
+      } finally {
+        await engine.destroy(c);
+      }
+      expect(labExec(h3, ["test", "-e", "/etc/containers/old.conf"]).code).not.toBe(0);
+    } finally {
+      labExecOk(h3, ["rm", "-f", "/etc/nixos-container-legacy"]);
+    }
+  });
+});
