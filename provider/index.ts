@@ -5,3 +5,24 @@ export { VethPair, VethPairArgs } from "./resources/vethPair";
 export { ConnectionInput } from "./resources/shim";
 export { NatRule, NatRuleArgs, ForwardPortArgs } from "./resources/natRule";
 export { NmUnmanaged, NmUnmanagedArgs } from "./resources/nmUnmanaged";
+export {
+  Host,
+  HostArgs,
+  HostContainerArgs,
+  HostVethArgs,
+  HostNatArgs,
+  HostPoolArgs,
+  HostForwardPortArgs,
+  HostPlan,
+  ContainerPlan,
+  natNameFor,
+  validateHostName,
+} from "./resources/host";
+export {
+  Fleet,
+  FleetArgs,
+  FleetDefaults,
+  FleetHostArgs,
+  FleetConnectionArgs,
+  fleetConnection,
+} from "./resources/fleet";

@@ -1,0 +1,133 @@
+// `Fleet`: many `Host`s from one description (typically a stack's config), with the settings every host shares
+// (SSH user, key, port, NAT backend...) given once. Hosts are independent, so the engine works on them in parallel.
+import * as pulumi from "@pulumi/pulumi";
+import { Host, HostContainerArgs, HostNatArgs, HostPlan, HostPoolArgs, validateHostName } from "./host";
+
+/** SSH settings of @pulumi/command's remote.ConnectionArgs, except `host` (each host's `address`). */
+export interface FleetConnectionArgs {
+  /** @default 22 */
+  readonly port?: pulumi.Input<number>;
+  /** @default "root" */
+  readonly user?: pulumi.Input<string>;
+  /** @default none */
+  readonly password?: pulumi.Input<string>;
+  /** The private key's text (read it from a secret, e.g. `config.requireSecret("privateKey")`). @default none */
+  readonly privateKey?: pulumi.Input<string>;
+  /** @default none */
+  readonly privateKeyPassword?: pulumi.Input<string>;
+  /** Use this ssh-agent socket (e.g. the value of SSH_AUTH_SOCK) instead of a key. @default none */
+  readonly agentSocketPath?: pulumi.Input<string>;
+  /** A jump host, as @pulumi/command's ProxyConnectionArgs. @default none: direct */
+  readonly proxy?: pulumi.Input<import("@pulumi/command").types.input.remote.ProxyConnectionArgs>;
+  /** @default 10 */
+  readonly dialErrorLimit?: pulumi.Input<number>;
+  /** Seconds. @default 15 */
+  readonly perDialTimeout?: pulumi.Input<number>;
+}
+
+/** Settings every host gets unless it sets its own. */
+export interface FleetDefaults extends FleetConnectionArgs {
+  /** @default none: each host must name its own */
+  readonly externalInterface?: pulumi.Input<string>;
+  /** Driver of containers that name none. @default "nixos" */
+  readonly driver?: pulumi.Input<"nixos" | "netns">;
+  /** NAT settings, merged field by field under each host's own. @default masquerade with nftables */
+  readonly nat?: HostNatArgs;
+  /** Pool settings, merged field by field under each host's own. @default 10.233.0.0/16 in /24 blocks */
+  readonly pool?: HostPoolArgs;
+  /** @default true */
+  readonly networkManager?: boolean;
+}
+
+/** One host of the fleet. */
+export interface FleetHostArgs extends FleetDefaults {
+  /** The host's name in the fleet: names its resources, NAT table and drop-in (1-41 characters a-z, 0-9, "-"). */
+  readonly name: string;
+  /** Address or DNS name to reach it over SSH. */
+  readonly address: pulumi.Input<string>;
+  /** The host's SSH host key ("ssh-ed25519 AAAA..."): any other key is refused. @default the key seen first is recorded and enforced */
+  readonly hostKey?: pulumi.Input<string>;
+  /** The host's containers. @default none */
+  readonly containers?: readonly HostContainerArgs[];
+}
+
+export interface FleetArgs {
+  /** Shared settings, set once. @default none */
+  readonly defaults?: FleetDefaults;
+  readonly hosts: readonly FleetHostArgs[];
+}
+
+type ConnectionArgs = import("@pulumi/command").types.input.remote.ConnectionArgs;
+
+/** The connection of one host: its own fields over the defaults; unset fields are left out. */
+export function fleetConnection(host: FleetHostArgs, defaults: FleetDefaults = {}): ConnectionArgs {
+  const merged: ConnectionArgs = {
+    host: host.address,
+    port: host.port ?? defaults.port,
+    user: host.user ?? defaults.user,
+    password: host.password ?? defaults.password,
+    privateKey: host.privateKey ?? defaults.privateKey,
+    privateKeyPassword: host.privateKeyPassword ?? defaults.privateKeyPassword,
+    agentSocketPath: host.agentSocketPath ?? defaults.agentSocketPath,
+    hostKey: host.hostKey,
+    proxy: host.proxy ?? defaults.proxy,
+    dialErrorLimit: host.dialErrorLimit ?? defaults.dialErrorLimit,
+    perDialTimeout: host.perDialTimeout ?? defaults.perDialTimeout,
+  };
+  // Unset fields are left out, so the stored connection shows only what the program set.
+  return Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as ConnectionArgs;
+}
+
+/** Throws, listing every offender, when host names are invalid or repeated or a host lacks an external interface. */
+export function validateFleet(args: FleetArgs): void {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const h of args.hosts) {
+    try {
+      validateHostName(h.name);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    if (seen.has(h.name)) problems.push(`host name "${h.name}" is used twice: names are unique in a fleet`);
+    seen.add(h.name);
+    if (h.externalInterface === undefined && args.defaults?.externalInterface === undefined) {
+      problems.push(
+        `host "${h.name}" has no externalInterface: set it on the host or in defaults (e.g. "eth0")`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new Error(`Fleet: ${problems.join("; ")}`);
+}
+
+/** Many hosts from one description; `plan` is every host's network plan, keyed by host name. */
+export class Fleet extends pulumi.ComponentResource {
+  /** Host name → its network plan (containers' interfaces and addresses, NAT ruleset); known at preview. */
+  readonly plan: pulumi.Output<Record<string, HostPlan>>;
+  readonly hosts: Record<string, Host>;
+
+  constructor(name: string, args: FleetArgs, opts?: pulumi.ComponentResourceOptions) {
+    validateFleet(args);
+    super("nixos-containers:index:Fleet", name, {}, opts);
+    const d = args.defaults ?? {};
+    this.hosts = {};
+    for (const h of args.hosts) {
+      this.hosts[h.name] = new Host(
+        h.name,
+        {
+          connection: fleetConnection(h, d),
+          // validateFleet made sure one of the two is set.
+          externalInterface: (h.externalInterface ?? d.externalInterface) as pulumi.Input<string>,
+          containers: h.containers ?? [],
+          driver: h.driver ?? d.driver,
+          nat: { ...d.nat, ...h.nat },
+          pool: { ...d.pool, ...h.pool },
+          networkManager: h.networkManager ?? d.networkManager,
+        },
+        { parent: this },
+      );
+    }
+    const plans = Object.entries(this.hosts).map(([n, host]) => host.plan.apply((p) => [n, p] as const));
+    this.plan = pulumi.all(plans).apply((entries) => Object.fromEntries(entries));
+    this.registerOutputs({ plan: this.plan });
+  }
+}

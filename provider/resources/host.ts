@@ -1,0 +1,325 @@
+// `Host`: one machine's container networking wired from one description: an address pool, its containers (with
+// extra veths), NAT out of the external interface and the NetworkManager drop-in. Only wiring lives here; the
+// naming rules are small pure functions exported for tests.
+import { createHash } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { isContainerName } from "../core/validate";
+import { AddressPair, AddressPool } from "./addressPool";
+import { Container } from "./container";
+import { NatRule } from "./natRule";
+import { NmUnmanaged } from "./nmUnmanaged";
+import { ConnectionInput } from "./shim";
+import { VethPair } from "./vethPair";
+
+/** An extra veth between the host and one container (like NixOS `extraVeths`). */
+export interface HostVethArgs {
+  /** Host end's interface name (1-15 characters, unique on the host). */
+  readonly hostInterface: string;
+  /** Interface name inside the container (not eth0). */
+  readonly containerInterface: pulumi.Input<string>;
+  /** Host end's address. @default none: give both addresses, or hostBridge */
+  readonly hostAddress?: pulumi.Input<string>;
+  /** Container end's address. @default none */
+  readonly localAddress?: pulumi.Input<string>;
+  /** Enslave the host end to this existing bridge instead of addressing it. @default none */
+  readonly hostBridge?: pulumi.Input<string>;
+}
+
+/** One container of a host. */
+export interface HostContainerArgs {
+  /** Container name: 1-11 characters a-z, 0-9, "-", starting with a letter; unique on the host. */
+  readonly name: string;
+  /** "nixos" (the host's nixos-container) or "netns" (a plain network namespace). @default the host's `driver` */
+  readonly driver?: pulumi.Input<"nixos" | "netns">;
+  /** NixOS configuration text (nixos driver). @default nixos-container's minimal configuration */
+  readonly config?: pulumi.Input<string>;
+  /** Path of a NixOS configuration file on the host (nixos driver). @default none */
+  readonly configFile?: pulumi.Input<string>;
+  /** Flake reference of the container's system (nixos driver). @default none */
+  readonly flake?: pulumi.Input<string>;
+  /** Start the container at boot (nixos driver). @default false */
+  readonly autoStart?: pulumi.Input<boolean>;
+  /** Fixed addresses instead of allocated ones (both ends; the pool never hands them to others). @default allocated from the host's pool */
+  readonly addresses?: AddressPair;
+  /** Extra veths. @default none */
+  readonly veths?: readonly HostVethArgs[];
+}
+
+/** A host port forwarded to a container: by container name (address from the pool) or by explicit destination. */
+export interface HostForwardPortArgs {
+  /** Host port, or a range "8000:8010" / "8000-8010". */
+  readonly sourcePort: pulumi.Input<number | string>;
+  /** "tcp" or "udp". @default "tcp" */
+  readonly proto?: pulumi.Input<"tcp" | "udp">;
+  /** A container of this host: the destination is its allocated local address. @default none: set `destination` */
+  readonly container?: string;
+  /** Port (or range) on the container. @default the same as sourcePort */
+  readonly port?: number | string;
+  /** "10.233.1.2", "10.233.1.2:80"...; instead of `container`. @default derived from `container` */
+  readonly destination?: pulumi.Input<string>;
+}
+
+/** NAT out of the host's external interface. */
+export interface HostNatArgs {
+  /** Set false to leave NAT to someone else. @default true */
+  readonly enabled?: boolean;
+  /** Names our nftables table / iptables chains (1-15 characters). @default derived from the host's name */
+  readonly name?: string;
+  /** "nftables" or "iptables". @default "nftables" */
+  readonly backend?: pulumi.Input<"nftables" | "iptables">;
+  /** SNAT to this address instead of masquerading. @default masquerade */
+  readonly externalIP?: pulumi.Input<string>;
+  /** Interfaces whose traffic is translated. @default ["ve-+"] */
+  readonly internalInterfaces?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Source addresses or CIDRs whose traffic is translated. @default none */
+  readonly internalIPs?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Ports forwarded from the external interface to containers. @default none */
+  readonly forwardPorts?: readonly HostForwardPortArgs[];
+}
+
+/** The host's address pool. */
+export interface HostPoolArgs {
+  /** @default "10.233.0.0/16" */
+  readonly cidr?: pulumi.Input<string>;
+  /** @default 24 (host .1, container .2 of each /24) */
+  readonly blockPrefixLength?: pulumi.Input<number>;
+  /** Addresses or CIDRs never handed out. @default none */
+  readonly exclude?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+export interface HostArgs {
+  /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
+  readonly connection: ConnectionInput;
+  /** The host's interface to the outside world, e.g. "eth0". */
+  readonly externalInterface: pulumi.Input<string>;
+  /** The host's containers. */
+  readonly containers: readonly HostContainerArgs[];
+  /** Driver of containers that name none. @default "nixos" */
+  readonly driver?: pulumi.Input<"nixos" | "netns">;
+  /** NAT settings. @default masquerade with nftables, no forwarded ports */
+  readonly nat?: HostNatArgs;
+  /** Address pool settings. @default 10.233.0.0/16 in /24 blocks */
+  readonly pool?: HostPoolArgs;
+  /** Write the NetworkManager drop-in that leaves ve-* alone (harmless where NetworkManager is absent). @default true */
+  readonly networkManager?: boolean;
+}
+
+/** What one container gets: the network plan preview shows. */
+export interface ContainerPlan {
+  readonly hostInterface: string;
+  readonly containerInterface: string;
+  readonly hostAddress: string;
+  readonly localAddress: string;
+}
+
+/** One host's network plan: per container its interfaces and addresses, and the NAT ruleset. */
+export interface HostPlan {
+  readonly externalInterface: string;
+  readonly containers: Record<string, ContainerPlan>;
+  /** Absent when NAT is disabled. */
+  readonly nat?: { readonly name: string; readonly backend: string; readonly ruleset: string };
+  /** Path of the NetworkManager drop-in; absent when disabled. */
+  readonly networkManagerDropIn?: string;
+}
+
+/** Host names: they prefix child resource names and name the NAT table and NetworkManager drop-in. */
+const HOST_NAME = /^[a-z][a-z0-9-]{0,40}$/;
+const NAT_NAME_MAX = 15;
+
+/** Throws unless `name` can name a Host (and so, derived, its NatRule and NmUnmanaged). */
+export function validateHostName(name: string): void {
+  if (!HOST_NAME.test(name)) {
+    throw new Error(
+      `Host name ${JSON.stringify(name)} is invalid: use 1-41 characters a-z, 0-9 and "-", starting with a letter ` +
+        `(it prefixes the host's resource names and names its NAT table and NetworkManager drop-in)`,
+    );
+  }
+}
+
+/**
+ * The NatRule name for a host: the host name when it fits in 15 characters, else its first 10 characters and
+ * 4 hex digits of its hash (stable, and distinct for distinct long names with high probability).
+ */
+export function natNameFor(hostName: string): string {
+  if (hostName.length <= NAT_NAME_MAX) return hostName;
+  const hash = createHash("sha256").update(hostName).digest("hex").slice(0, 4);
+  return `${hostName.slice(0, 10).replace(/-+$/, "")}-${hash}`;
+}
+
+/** Throws, listing every offender, when container names are invalid or repeated. */
+export function validateHostContainers(hostName: string, containers: readonly HostContainerArgs[]): void {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const interfaces = new Set<string>();
+  for (const c of containers) {
+    if (!isContainerName(c.name)) {
+      problems.push(
+        `container name ${JSON.stringify(c.name)} is invalid: use 1-11 characters a-z, 0-9 and "-", starting with a letter`,
+      );
+    } else if (seen.has(c.name)) {
+      problems.push(`container name "${c.name}" is used twice: names are unique per host`);
+    }
+    seen.add(c.name);
+    for (const v of c.veths ?? []) {
+      if (interfaces.has(v.hostInterface) || v.hostInterface === `ve-${c.name}`) {
+        problems.push(`veth host interface "${v.hostInterface}" is used twice on the host`);
+      }
+      interfaces.add(v.hostInterface);
+    }
+  }
+  if (problems.length > 0) throw new Error(`Host "${hostName}": ${problems.join("; ")}`);
+}
+
+function forwardDestination(
+  f: HostForwardPortArgs,
+  allocations: pulumi.Output<Record<string, AddressPair>>,
+  hostName: string,
+  names: ReadonlySet<string>,
+): pulumi.Input<string> {
+  if (f.container === undefined) {
+    if (f.destination === undefined) {
+      throw new Error(`Host "${hostName}": a forwarded port needs "container" or "destination"`);
+    }
+    return f.destination;
+  }
+  const container = f.container;
+  if (!names.has(container)) {
+    throw new Error(
+      `Host "${hostName}": forwarded port ${String(f.sourcePort)} names container "${container}", which is not one of this host's containers (${[...names].join(", ")})`,
+    );
+  }
+  return pulumi
+    .all([allocations, f.port ?? f.sourcePort])
+    .apply(([a, port]) => `${a[container].localAddress}:${String(port)}`);
+}
+
+/** One host: its pool, containers, NAT and NetworkManager drop-in, and the resulting network plan. */
+export class Host extends pulumi.ComponentResource {
+  /** The network plan: per container interfaces and addresses, and the NAT ruleset; known at preview. */
+  readonly plan: pulumi.Output<HostPlan>;
+  readonly pool: AddressPool;
+  readonly containers: Record<string, Container>;
+  readonly veths: VethPair[];
+  readonly nat?: NatRule;
+  readonly networkManager?: NmUnmanaged;
+
+  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+    validateHostName(name);
+    validateHostContainers(name, args.containers);
+    super("nixos-containers:index:Host", name, {}, opts);
+    const child = { parent: this };
+    const names = new Set(args.containers.map((c) => c.name));
+
+    const statics: Record<string, AddressPair> = {};
+    for (const c of args.containers) if (c.addresses) statics[c.name] = c.addresses;
+    this.pool = new AddressPool(
+      `${name}-pool`,
+      {
+        members: args.containers.map((c) => c.name),
+        cidr: args.pool?.cidr,
+        blockPrefixLength: args.pool?.blockPrefixLength,
+        exclude: args.pool?.exclude,
+        static: Object.keys(statics).length > 0 ? statics : undefined,
+      },
+      child,
+    );
+    const allocations = this.pool.allocations;
+
+    // The drop-in goes first, so NetworkManager never takes a container's veth for one of its own.
+    if (args.networkManager ?? true) {
+      this.networkManager = new NmUnmanaged(`${name}-nm`, { connection: args.connection, name }, child);
+    }
+
+    this.containers = {};
+    this.veths = [];
+    for (const c of args.containers) {
+      const container = new Container(
+        `${name}-${c.name}`,
+        {
+          connection: args.connection,
+          name: c.name,
+          driver: c.driver ?? args.driver,
+          hostAddress: allocations.apply((a) => a[c.name].hostAddress),
+          localAddress: allocations.apply((a) => a[c.name].localAddress),
+          config: c.config,
+          configFile: c.configFile,
+          flake: c.flake,
+          autoStart: c.autoStart,
+        },
+        { ...child, dependsOn: this.networkManager ? [this.networkManager] : [] },
+      );
+      this.containers[c.name] = container;
+      for (const v of c.veths ?? []) {
+        this.veths.push(
+          new VethPair(
+            `${name}-${c.name}-${v.hostInterface}`,
+            {
+              connection: args.connection,
+              container: container.name,
+              hostInterface: v.hostInterface,
+              containerInterface: v.containerInterface,
+              hostAddress: v.hostAddress,
+              localAddress: v.localAddress,
+              hostBridge: v.hostBridge,
+            },
+            child,
+          ),
+        );
+      }
+    }
+
+    const nat = args.nat ?? {};
+    const natName = nat.name ?? natNameFor(name);
+    if (nat.enabled ?? true) {
+      this.nat = new NatRule(
+        `${name}-nat`,
+        {
+          connection: args.connection,
+          name: natName,
+          externalInterface: args.externalInterface,
+          externalIP: nat.externalIP,
+          backend: nat.backend,
+          internalInterfaces: nat.internalInterfaces,
+          internalIPs: nat.internalIPs,
+          forwardPorts: (nat.forwardPorts ?? []).map((f) => ({
+            sourcePort: f.sourcePort,
+            proto: f.proto,
+            destination: forwardDestination(f, allocations, name, names),
+          })),
+        },
+        child,
+      );
+    }
+
+    const containerPlans = Object.entries(this.containers).map(([n, c]) =>
+      pulumi
+        .all([c.hostInterface, c.containerInterface, c.hostAddress, c.localAddress])
+        .apply(([hostInterface, containerInterface, hostAddress, localAddress]) => ({
+          name: n,
+          plan: { hostInterface, containerInterface, hostAddress, localAddress },
+        })),
+    );
+    const natPlan = this.nat
+      ? pulumi
+          .all([this.nat.backend, this.nat.ruleset])
+          .apply(([backend, ruleset]) => ({ name: natName, backend, ruleset }))
+      : undefined;
+    this.plan = pulumi
+      .all([
+        args.externalInterface,
+        pulumi.all(containerPlans),
+        natPlan,
+        this.networkManager ? this.networkManager.path : undefined,
+      ])
+      .apply(([externalInterface, cs, natValue, dropIn]) => {
+        const plan: HostPlan = {
+          externalInterface,
+          containers: Object.fromEntries(cs.map((c) => [c.name, c.plan])),
+          ...(natValue ? { nat: natValue } : {}),
+          ...(dropIn !== undefined ? { networkManagerDropIn: dropIn } : {}),
+        };
+        return plan;
+      });
+    this.registerOutputs({ plan: this.plan });
+  }
+}
