@@ -1,0 +1,757 @@
+#!/usr/bin/env node
+// Fleet deployment benchmark (issue 6): our provider (one process, one SSH connection per host) against the
+// @pulumi/command baseline (a fresh SSH connection per resource operation) and the floor (the same host
+// scripts run locally on each host in one batch, no SSH), on a private lab with H hosts, N containers per host
+// and one-way latency D per host. See bench/README.md.
+//
+//   npm run bench -- [--hosts 4] [--containers 50] [--delays 0,10] [--parallel 16] [--quick]
+//                    [--skip-baseline] [--skip-floor] [--cpu-prof] [--keep-lab] [--out FILE]
+"use strict";
+
+const { spawn, spawnSync } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+
+const REPO = path.resolve(__dirname, "..");
+const BUILD = path.join(__dirname, ".build");
+const LAB_SCRIPT = path.join(REPO, "test/lab/lab");
+const RESULTS = path.join(__dirname, "results");
+
+// A lab of our own, never the shared default one (/tmp/pnc-lab). Overridable from the environment.
+const LAB_ENV = {
+  PNC_LAB_DIR: process.env.PNC_BENCH_LAB_DIR ?? "/tmp/pnc-bench",
+  PNC_LAB_PREFIX: process.env.PNC_BENCH_LAB_PREFIX ?? "pncb-",
+  PNC_LAB_WAN: process.env.PNC_BENCH_LAB_WAN ?? "198.18.40.0/24",
+  PNC_LAB_JUMP: process.env.PNC_BENCH_LAB_JUMP ?? "198.18.42.0/24",
+  PNC_LAB_RELAY_BASE: process.env.PNC_BENCH_LAB_RELAY_BASE ?? "41000",
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// options
+
+function parseArgs(argv) {
+  const o = {
+    hosts: 4,
+    containers: 50,
+    delays: [0, 10],
+    parallel: 16,
+    baseline: true,
+    floor: true,
+    cpuProf: false,
+    keepLab: false,
+    out: path.join(RESULTS, "latest.json"),
+    allocSizes: [1000, 16000],
+  };
+  const num = (name, v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} needs a whole number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = () => (inline !== undefined ? inline : argv[++i]);
+    switch (flag) {
+      case "--hosts":
+        o.hosts = num(flag, value());
+        break;
+      case "--containers":
+        o.containers = num(flag, value());
+        break;
+      case "--delays":
+        o.delays = String(value())
+          .split(",")
+          .filter(Boolean)
+          .map((d) => num(flag, d));
+        break;
+      case "--parallel":
+        o.parallel = num(flag, value());
+        break;
+      case "--quick":
+        o.hosts = 2;
+        o.containers = 10;
+        o.allocSizes = [1000, 4000];
+        break;
+      case "--skip-baseline":
+        o.baseline = false;
+        break;
+      case "--skip-floor":
+        o.floor = false;
+        break;
+      case "--cpu-prof":
+        o.cpuProf = true;
+        break;
+      case "--keep-lab":
+        o.keepLab = true;
+        break;
+      case "--out":
+        o.out = path.resolve(value());
+        break;
+      case "--help":
+      case "-h":
+        console.log(fs.readFileSync(__filename, "utf8").split("\n").slice(1, 8).join("\n"));
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown argument ${argv[i]} (try --help)`);
+    }
+  }
+  if (o.hosts < 1 || o.hosts > 50) throw new Error("--hosts must be 1..50");
+  if (o.containers < 1 || o.containers > 16000) throw new Error("--containers must be 1..16000");
+  if (o.parallel < 1) throw new Error("--parallel must be >= 1");
+  if (o.delays.length === 0) throw new Error("--delays needs at least one value");
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// build: a private compiled snapshot of provider/ and the test harness, so other engineers rebuilding bin/
+// during a run cannot change what is measured
+
+function build() {
+  const t = performance.now();
+  const tsc = path.join(REPO, "node_modules/typescript/bin/tsc");
+  const r = spawnSync(process.execPath, [tsc, "-p", path.join(__dirname, "tsconfig.json")], {
+    cwd: REPO,
+    encoding: "utf8",
+  });
+  if (r.status !== 0) {
+    // Type errors still emit (noEmitOnError false); only a missing output is fatal.
+    console.error(`bench: tsc reported problems (continuing with what it emitted):\n${r.stdout}${r.stderr}`);
+  }
+  if (!fs.existsSync(path.join(BUILD, "provider/runtime/index.js"))) throw new Error("bench: build failed");
+  // engine.ts loads the shims from <root>/bin/resources/shim.js; parentWatch.cjs is not compiled.
+  const bin = path.join(BUILD, "bin");
+  if (!fs.existsSync(bin)) fs.symlinkSync("provider", bin);
+  fs.copyFileSync(path.join(REPO, "test/harness/parentWatch.cjs"), path.join(BUILD, "test/harness/parentWatch.cjs"));
+  log(`built provider snapshot in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// small helpers
+
+function log(msg) {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+const now = () => performance.now();
+
+/** Runs tasks with at most `p` in flight, in list order (like the engine's --parallel); first error wins. */
+async function runLimited(tasks, p) {
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (next < tasks.length && !failed) {
+      const task = tasks[next++];
+      try {
+        await task();
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(p, tasks.length) }, worker));
+  if (failed) throw failed;
+}
+
+/** Interleaves per-host lists (h1[0], h2[0], ..., h1[1], ...): independent resources of a fleet, in parallel. */
+function interleave(lists) {
+  const out = [];
+  const max = Math.max(0, ...lists.map((l) => l.length));
+  for (let i = 0; i < max; i++) for (const l of lists) if (i < l.length) out.push(l[i]);
+  return out;
+}
+
+function labRun(args, opts = {}) {
+  const r = spawnSync("bash", [LAB_SCRIPT, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...LAB_ENV },
+    timeout: opts.timeoutMs ?? 300_000,
+    input: opts.input,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status ?? 137, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `lab exec HOST -- sh -s` with `script` on stdin, asynchronously (hosts run in parallel); resolves timing. */
+function labExecScript(host, script) {
+  return new Promise((resolve, reject) => {
+    const t = now();
+    const child = spawn("bash", [LAB_SCRIPT, "exec", host, "--", "sh", "-s"], {
+      env: { ...process.env, ...LAB_ENV },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const out = [];
+    const err = [];
+    child.stdout.on("data", (d) => out.push(d));
+    child.stderr.on("data", (d) => err.push(d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const ms = now() - t;
+      const stderr = Buffer.concat(err).toString();
+      if (code !== 0) reject(new Error(`floor batch on ${host} failed (${code}):\n${stderr.slice(-2000)}`));
+      else resolve({ ms, stdout: Buffer.concat(out).toString(), stderr });
+    });
+    child.stdin.end(script);
+  });
+}
+
+/** One shell script per operation, run one after the other in a fresh `sh` each (as sshd would start it). */
+function batchOf(scripts) {
+  return scripts
+    .map((s, i) => {
+      const eof = `PNC_BENCH_EOF_${i}`;
+      if (s.includes(eof)) throw new Error("internal: heredoc delimiter occurs in a script");
+      return `sh <<'${eof}' || { echo "bench: operation ${i} failed" >&2; exit 1; }\n${s}\n${eof}\n`;
+    })
+    .join("");
+}
+
+function readStats(file) {
+  for (let i = 0; i < 20; i++) {
+    try {
+      return JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch (err) {
+      if (err.code === "ENOENT") return { handshakes: {}, dials: {}, commands: {} };
+      // Written with writeFileSync on every command: a read can meet a half-written file; try again.
+    }
+  }
+  throw new Error(`cannot parse ${file}`);
+}
+
+function sum(obj) {
+  return Object.values(obj ?? {}).reduce((a, b) => a + b, 0);
+}
+
+function hwmKiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// the fleet: what a program would declare, per host
+
+function fleet(lab, opts, delay) {
+  const key = fs.readFileSync(lab.hosts[0].privateKeyPath, "utf8");
+  const { check } = require(path.join(BUILD, "provider/runtime/index.js"));
+  const hosts = lab.hosts.filter((h) => /^h\d+$/.test(h.name)).slice(0, opts.hosts);
+  const width = String(opts.containers).length;
+  const blockPrefixLength = opts.containers <= 254 ? 24 : opts.containers <= 16382 ? 30 : 31;
+  return hosts.map((h) => {
+    const connection =
+      delay > 0
+        ? { host: "127.0.0.1", port: h.relayPort, user: h.user, privateKey: key }
+        : { host: h.address, port: h.port, user: h.user, privateKey: key };
+    if (delay > 0 && !h.relayPort) throw new Error(`host ${h.name} has no relay`);
+    const names = Array.from({ length: opts.containers }, (_, i) => `c${String(i + 1).padStart(width, "0")}`);
+    const pool = { members: names, blockPrefixLength };
+    // Allocations as the pool's check computes them (pure): the containers' addresses.
+    const checked = check("AddressPool", {}, pool);
+    if (checked.failures.length) throw new Error(`pool check failed: ${JSON.stringify(checked.failures)}`);
+    const allocations = checked.inputs.allocations;
+    const containers = names.map((name) => ({
+      name: `${h.name}-${name}`,
+      inputs: {
+        connection,
+        name,
+        driver: "netns",
+        hostAddress: allocations[name].hostAddress,
+        localAddress: allocations[name].localAddress,
+      },
+    }));
+    return {
+      host: h,
+      target: `${connection.host}:${connection.port}`,
+      connection,
+      pool: { name: `${h.name}-pool`, inputs: pool },
+      containers,
+      nat: { name: `${h.name}-nat`, inputs: { connection, name: "pncbench", externalInterface: "eth0" } },
+      nm: { name: `${h.name}-nm`, inputs: { connection, name: "pncbench" } },
+    };
+  });
+}
+
+/** The resources in dependency order: pools, then containers, then NAT and NetworkManager. */
+function waves(hosts) {
+  return [
+    { label: "AddressPool", items: hosts.map((h) => ({ type: "AddressPool", host: h, ...h.pool })) },
+    {
+      label: "Container",
+      items: interleave(hosts.map((h) => h.containers.map((c) => ({ type: "Container", host: h, ...c })))),
+    },
+    {
+      label: "NatRule+NmUnmanaged",
+      items: interleave(
+        hosts.map((h) => [
+          { type: "NatRule", host: h, ...h.nat },
+          { type: "NmUnmanaged", host: h, ...h.nm },
+        ]),
+      ),
+    },
+  ];
+}
+
+/** Host scripts of one operation, exactly as the provider builds them (pure; pools have none). */
+function scriptsFor(item, op) {
+  const rt = require(path.join(BUILD, "provider/runtime/index.js"));
+  const inputs = rt.check(item.type, {}, item.inputs).inputs;
+  if (item.type === "Container") {
+    const { containerSpec } = require(path.join(BUILD, "provider/runtime/container.js"));
+    const { netnsDriver } = require(path.join(BUILD, "provider/host/netnsDriver.js"));
+    const spec = containerSpec(inputs);
+    if (op === "create") return netnsDriver.createScript(spec);
+    if (op === "read") return netnsDriver.readScript(spec);
+    if (op === "delete") return netnsDriver.deleteScript(spec);
+  }
+  if (item.type === "NatRule") {
+    const { parseNatInputs } = require(path.join(BUILD, "provider/core/natModel.js"));
+    const nat = require(path.join(BUILD, "provider/host/natScripts.js"));
+    const { spec } = parseNatInputs(inputs);
+    if (op === "create") return nat.natApplyScript(spec);
+    if (op === "read") return nat.natReadScript(spec);
+    if (op === "delete") return nat.natDeleteScript(spec);
+  }
+  if (item.type === "NmUnmanaged") {
+    const { parseNmInputs, nmDropInPath, renderNmConf } = require(path.join(BUILD, "provider/core/nmConf.js"));
+    const nm = require(path.join(BUILD, "provider/host/nmScripts.js"));
+    const { spec } = parseNmInputs(inputs);
+    const p = nmDropInPath(spec.id);
+    const globs = nm.interfaceGlobs(spec.devices);
+    if (op === "create") return nm.nmApplyScript(p, renderNmConf(spec), globs);
+    if (op === "read") return nm.nmReadScript(p, globs);
+    if (op === "delete") return nm.nmDeleteScript(p);
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// ours: the real dynamic-provider host, driven like the engine
+
+async function runOurs(hosts, opts, delay) {
+  const { MiniEngine } = require(path.join(BUILD, "test/harness/engine.js"));
+  const statsBase = path.join(os.tmpdir(), `pnc-bench-stats-${process.pid}-${delay}`);
+  const env = {
+    PULUMI_NIXOS_CONTAINERS_RUNTIME: path.join(BUILD, "provider/runtime/index.js"),
+    PNC_SSH_STATS_FILE: statsBase,
+  };
+  if (opts.cpuProf) {
+    const dir = path.join(RESULTS, `cpu-prof-D${delay}`);
+    fs.mkdirSync(dir, { recursive: true });
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${dir}`.trim();
+  }
+  const engine = await MiniEngine.start({ cwd: BUILD, env });
+  const pid = engine.host.pid;
+  const statsFile = `${statsBase}.${pid}`;
+  let peakRss = engine.host.rssKiB();
+  const sampler = setInterval(() => {
+    try {
+      peakRss = Math.max(peakRss, engine.host.rssKiB());
+    } catch {
+      // exited
+    }
+  }, 50);
+  const ws = waves(hosts);
+  const state = new Map(); // resource name -> StateEntry
+  const result = { phases: {}, roundTrips: {}, startupMs: engine.host.startupMs };
+  const byHost = (stats, key) =>
+    Object.fromEntries(hosts.map((h) => [h.host.name, (stats[key] ?? {})[`root@${h.target}`] ?? 0]));
+  const targetsOk = (stats) => {
+    // Pool targets are named user@host:port; fail loudly if that ever changes, instead of reporting zeros.
+    const keys = Object.keys(stats.commands ?? {});
+    if (keys.length && !keys.some((k) => hosts.some((h) => k === `root@${h.target}`))) {
+      throw new Error(`unexpected SSH target names in stats: ${keys.join(", ")}`);
+    }
+  };
+
+  const phase = async (name, order, op, expect) => {
+    const t0 = now();
+    const outcomes = {};
+    for (const wave of order) {
+      const before = readStats(statsFile);
+      const tw = now();
+      await runLimited(
+        wave.items.map((item) => async () => {
+          const r = await op(item);
+          outcomes[r] = (outcomes[r] ?? 0) + 1;
+        }),
+        opts.parallel,
+      );
+      const after = readStats(statsFile);
+      targetsOk(after);
+      const commands = sum(after.commands) - sum(before.commands);
+      const withHost = wave.items.filter((i) => i.type !== "AddressPool").length;
+      result.roundTrips[`${name}:${wave.label}`] = {
+        operations: wave.items.length,
+        commands,
+        perOperation: withHost ? commands / withHost : 0,
+        ms: now() - tw,
+      };
+    }
+    const ms = now() - t0;
+    if (expect && Object.keys(outcomes).some((k) => k !== expect)) {
+      throw new Error(`${name}: expected every resource to be "${expect}", got ${JSON.stringify(outcomes)}`);
+    }
+    result.phases[name] = { ms, outcomes };
+    log(`  ours D=${delay} ${name}: ${(ms / 1000).toFixed(2)} s ${JSON.stringify(outcomes)}`);
+  };
+
+  try {
+    await phase("create", ws, async (item) => {
+      let inputs = item.inputs;
+      state.set(item.name, await engine.create(item.type, item.name, inputs));
+      return "created";
+    });
+    await phase("update (no change)", ws, (item) => engine.up(state.get(item.name), item.inputs), "same");
+    // Force the update path: new provider code, same inputs (what a package upgrade does to every resource).
+    for (const type of Object.keys(engine.providers)) {
+      engine.providers[type] = `${engine.providers[type]}\n// bench: forced update ${Date.now()}\n`;
+    }
+    await phase("update (forced)", ws, (item) => engine.up(state.get(item.name), item.inputs), "updated");
+    await phase(
+      "refresh",
+      ws,
+      async (item) => ((await engine.refresh(state.get(item.name))) ? "found" : "gone"),
+      "found",
+    );
+    await phase(
+      "delete",
+      [...ws].reverse(),
+      async (item) => {
+        await engine.destroy(state.get(item.name));
+        state.delete(item.name);
+        return "deleted";
+      },
+      "deleted",
+    );
+    const stats = readStats(statsFile);
+    result.handshakesPerHost = byHost(stats, "handshakes");
+    result.dialsPerHost = byHost(stats, "dials");
+    result.commandsPerHost = byHost(stats, "commands");
+    peakRss = Math.max(peakRss, engine.host.rssKiB());
+    result.peakRssKiB = Math.max(peakRss, hwmKiB(pid));
+    result.sampledPeakRssKiB = peakRss;
+  } catch (err) {
+    const logs = engine.host.logs().slice(-30).join("\n");
+    err.message += `\nprovider host output (last lines):\n${logs}`;
+    throw err;
+  } finally {
+    clearInterval(sampler);
+    await engine.close();
+    fs.rmSync(statsFile, { force: true });
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// baseline: @pulumi/command's remote.Command: a fresh SSH connection for every resource operation
+
+async function runBaseline(hosts, opts, delay) {
+  const { SshPool, parseConnection } = require(path.join(BUILD, "provider/ssh/index.js"));
+  const ws = waves(hosts);
+  const result = { phases: {}, handshakes: 0 };
+  const once = async (item, op) => {
+    const script = scriptsFor(item, op);
+    if (script === undefined) return; // AddressPool: state only, no host work either way
+    const pool = new SshPool();
+    try {
+      await pool.host(parseConnection(item.inputs.connection)).runScript(script);
+      result.handshakes += sum(pool.stats().handshakes);
+    } finally {
+      pool.closeAll();
+    }
+  };
+  const phase = async (name, order, op) => {
+    const t0 = now();
+    for (const wave of order) await runLimited(wave.items.map((item) => () => once(item, op)), opts.parallel);
+    const ms = now() - t0;
+    result.phases[name] = { ms };
+    log(`  baseline D=${delay} ${name}: ${(ms / 1000).toFixed(2)} s`);
+  };
+  await phase("create", ws, "create");
+  // remote.Command with unchanged inputs: its diff reports no change, and nothing runs on the host.
+  result.phases["update (no change)"] = { ms: 0, note: "no host work (diff only)" };
+  result.phases["update (forced)"] = { ms: 0, note: "no host work (ours runs none either)" };
+  await phase("refresh", ws, "read");
+  await phase("delete", [...ws].reverse(), "delete");
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// floor: the same scripts, locally on each host in one batch, no SSH (hosts in parallel)
+
+async function runFloor(hosts, delay) {
+  const ws = waves(hosts);
+  const result = { phases: {} };
+  const phase = async (name, order, op) => {
+    const batches = hosts.map((h) => {
+      const scripts = order
+        .flatMap((w) => w.items)
+        .filter((i) => i.host === h)
+        .map((i) => scriptsFor(i, op))
+        .filter((s) => s !== undefined);
+      return { h, script: batchOf(scripts) };
+    });
+    const t0 = now();
+    const runs = await Promise.all(batches.map(({ h, script }) => labExecScript(h.host.name, script)));
+    const ms = now() - t0;
+    result.phases[name] = { ms, perHostMs: runs.map((r) => r.ms) };
+    log(`  floor D=${delay} ${name}: ${(ms / 1000).toFixed(2)} s`);
+  };
+  await phase("create", waves(hosts), "create");
+  result.phases["update (no change)"] = { ms: 0, note: "no host work" };
+  result.phases["update (forced)"] = { ms: 0, note: "no host work" };
+  await phase("refresh", ws, "read");
+  await phase("delete", [...ws].reverse(), "delete");
+  return result;
+}
+
+/** Removes anything a failed run left on the hosts (the delete scripts are idempotent), and checks. */
+async function cleanHosts(hosts) {
+  const ws = waves(hosts);
+  await Promise.all(
+    hosts.map((h) => {
+      const scripts = [...ws]
+        .reverse()
+        .flatMap((w) => w.items)
+        .filter((i) => i.host === h)
+        .map((i) => scriptsFor(i, "delete"))
+        .filter((s) => s !== undefined);
+      return labExecScript(h.host.name, batchOf(scripts));
+    }),
+  );
+}
+
+function leftovers(hosts) {
+  const out = {};
+  for (const h of hosts) {
+    const r = labRun(["exec", h.host.name, "--", "sh", "-c", "ls /run/netns | wc -l; ip -o link | grep -c ' ve-' || true"]);
+    const [ns, links] = r.stdout.trim().split("\n").map(Number);
+    if (ns || links) out[h.host.name] = { netns: ns, veths: links };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// allocation: AddressPool's allocator, pools of 1,000 and 16,000 members
+
+function benchAllocation(sizes) {
+  const { allocate } = require(path.join(BUILD, "provider/core/allocator.js"));
+  const rows = [];
+  const time = (fn) => {
+    fn(); // warm up
+    const runs = [];
+    let reps = 0;
+    const t0 = now();
+    while (reps < 5 || (now() - t0 < 1000 && reps < 50)) {
+      const t = now();
+      fn();
+      runs.push(now() - t);
+      reps++;
+    }
+    runs.sort((a, b) => a - b);
+    return runs[Math.floor(runs.length / 2)];
+  };
+  for (const n of sizes) {
+    const width = String(n).length;
+    const members = Array.from({ length: n }, (_, i) => `c${String(i).padStart(width, "0")}`);
+    const spec = { cidr: "10.233.0.0/16", blockPrefixLength: 30, members, static: {}, exclude: [] };
+    const fresh = time(() => allocate(spec, {}));
+    const previous = allocate(spec, {});
+    // The common check path: everything already allocated, plus one new member.
+    const grown = { ...spec, members: [...members.slice(1), "znew"] };
+    const stable = time(() => allocate(grown, previous));
+    rows.push({ members: n, freshMs: fresh, stableMs: stable, freshUsPerMember: (fresh * 1000) / n, stableUsPerMember: (stable * 1000) / n });
+  }
+  const [a, b] = [rows[0], rows[rows.length - 1]];
+  return {
+    rows,
+    growthFresh: b.freshUsPerMember / a.freshUsPerMember,
+    growthStable: b.stableUsPerMember / a.stableUsPerMember,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// report
+
+const PHASES = ["create", "update (no change)", "update (forced)", "refresh", "delete"];
+
+function fmtS(ms) {
+  return ms === undefined ? "—" : (ms / 1000).toFixed(2);
+}
+function fmtX(a, b) {
+  return a === undefined || b === undefined || !b || !a ? "—" : `${(a / b).toFixed(2)}`;
+}
+
+function table(run) {
+  const lines = [];
+  lines.push(`| phase (D = ${run.delayMs} ms) | ours s | baseline s | floor s | ours/baseline | ours/floor |`);
+  lines.push("|---|---:|---:|---:|---:|---:|");
+  for (const p of PHASES) {
+    const o = run.ours.phases[p]?.ms;
+    const b = run.baseline?.phases[p]?.ms;
+    const f = run.floor?.phases[p]?.ms;
+    lines.push(`| ${p} | ${fmtS(o)} | ${b ? fmtS(b) : "—"} | ${f ? fmtS(f) : "—"} | ${fmtX(o, b)} | ${fmtX(o, f)} |`);
+  }
+  return lines.join("\n");
+}
+
+function rtTable(run) {
+  const lines = ["| operation | ops | SSH commands | per op | wave s |", "|---|---:|---:|---:|---:|"];
+  for (const [k, v] of Object.entries(run.ours.roundTrips)) {
+    if (k.endsWith("AddressPool")) continue;
+    lines.push(`| ${k} | ${v.operations} | ${v.commands} | ${v.perOperation.toFixed(2)} | ${fmtS(v.ms)} |`);
+  }
+  return lines.join("\n");
+}
+
+function goals(results, opts) {
+  const g = [];
+  const at = (d) => results.runs.find((r) => r.delayMs === d);
+  const d10 = at(10);
+  const d0 = at(0);
+  const add = (goal, value, met) => g.push({ goal, value, met });
+  if (d10?.baseline) {
+    const x = d10.baseline.phases.create.ms / d10.ours.phases.create.ms;
+    add("create ≥ 10× faster than baseline at D = 10 ms", `${x.toFixed(1)}×`, x >= 10);
+  } else add("create ≥ 10× faster than baseline at D = 10 ms", "not measured", null);
+  const hs = results.runs.flatMap((r) => Object.values(r.ours.handshakesPerHost));
+  add("one SSH handshake per host per provider process", `max ${Math.max(...hs)} (per host, per run)`, Math.max(...hs) <= 1);
+  const rt = results.runs.map((r) => r.ours.roundTrips["create:Container"].perOperation);
+  add("≤ 2 round trips per Container create", `${Math.max(...rt).toFixed(2)}`, Math.max(...rt) <= 2);
+  if (d0?.floor) {
+    const worst = ["create", "refresh", "delete"].map((p) => [p, d0.ours.phases[p].ms / d0.floor.phases[p].ms]);
+    const max = Math.max(...worst.map((w) => w[1]));
+    add(
+      "ours ≤ 2× floor at D = 0",
+      worst.map(([p, x]) => `${p} ${x.toFixed(2)}×`).join(", "),
+      max <= 2,
+    );
+  } else add("ours ≤ 2× floor at D = 0", "not measured", null);
+  const total = opts.hosts * opts.containers;
+  const rss = Math.max(...results.runs.map((r) => r.ours.peakRssKiB)) / 1024;
+  add(`provider peak memory ≤ 200 MB at 200 containers (this run: ${total})`, `${rss.toFixed(0)} MB`, total >= 200 ? rss <= 200 : null);
+  const a = results.allocation;
+  add(
+    "allocation growth close to linear (per-member time ratio, ≤ 2)",
+    `fresh ${a.growthFresh.toFixed(2)}, stable ${a.growthStable.toFixed(2)}`,
+    Math.max(a.growthFresh, a.growthStable) <= 2,
+  );
+  return g;
+}
+
+function report(results, opts) {
+  const out = [];
+  out.push(
+    `H = ${opts.hosts} hosts × N = ${opts.containers} containers (netns driver), P = ${opts.parallel}; ${results.machine.nproc} cores, ${results.machine.model}, kernel ${results.machine.kernel}`,
+    "",
+  );
+  for (const run of results.runs) {
+    out.push(table(run), "");
+    out.push(
+      `handshakes per host (ours, whole run): ${JSON.stringify(run.ours.handshakesPerHost)}; baseline handshakes: ${run.baseline?.handshakes ?? "—"}; ` +
+        `provider peak RSS ${(run.ours.peakRssKiB / 1024).toFixed(0)} MB; provider start ${fmtS(run.ours.startupMs)} s`,
+      "",
+    );
+    out.push(rtTable(run), "");
+  }
+  out.push("| allocation (/16, /30 blocks) | fresh ms | µs/member | stable re-check ms | µs/member |", "|---:|---:|---:|---:|---:|");
+  for (const r of results.allocation.rows) {
+    out.push(`| ${r.members} | ${r.freshMs.toFixed(2)} | ${r.freshUsPerMember.toFixed(2)} | ${r.stableMs.toFixed(2)} | ${r.stableUsPerMember.toFixed(2)} |`);
+  }
+  out.push(
+    `growth per member ${results.allocation.rows[0].members} → ${results.allocation.rows.at(-1).members}: fresh ${results.allocation.growthFresh.toFixed(2)}×, stable ${results.allocation.growthStable.toFixed(2)}×`,
+    "",
+    "| goal | value | status |",
+    "|---|---|---|",
+  );
+  for (const g of results.goals) {
+    out.push(`| ${g.goal} | ${g.value} | ${g.met === null ? "n/a" : g.met ? "met" : "MISSED"} |`);
+  }
+  return out.join("\n");
+}
+
+function machine() {
+  const cpuinfo = fs.readFileSync("/proc/cpuinfo", "utf8");
+  return {
+    nproc: os.cpus().length,
+    model: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "unknown",
+    kernel: os.release(),
+    memMiB: Math.round(os.totalmem() / 2 ** 20),
+    node: process.version,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// main
+
+let labIsUp = false;
+
+function labDown() {
+  if (!labIsUp) return;
+  labIsUp = false;
+  const r = labRun(["down"], { timeoutMs: 120_000 });
+  if (r.code !== 0) log(`lab down failed (${r.code}): ${r.stderr}`);
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const t0 = now();
+  build();
+  const results = {
+    date: new Date().toISOString(),
+    commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO, encoding: "utf8" }).stdout.trim(),
+    options: opts,
+    machine: machine(),
+    runs: [],
+  };
+  log(`allocation: pools of ${opts.allocSizes.join(" and ")} members`);
+  results.allocation = benchAllocation(opts.allocSizes);
+
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(sig, () => {
+      log(`${sig}: taking the lab down`);
+      if (!opts.keepLab) labDown();
+      process.exit(130);
+    });
+  }
+  // A clean lab of our own: never the shared one.
+  labRun(["down"]);
+  labIsUp = true;
+  const latencies = [...new Set(opts.delays)];
+  try {
+    for (const delay of latencies) {
+      const up = labRun(["up", String(opts.hosts), ...(delay > 0 ? ["--latency", String(delay)] : [])]);
+      if (up.code !== 0) throw new Error(`lab up failed (${up.code}):\n${up.stderr}`);
+      const lab = JSON.parse(fs.readFileSync(path.join(LAB_ENV.PNC_LAB_DIR, "lab.json"), "utf8"));
+      if (delay > 0 && lab.latencyMs !== delay) throw new Error(`lab latency is ${lab.latencyMs}, wanted ${delay}`);
+      const hosts = fleet(lab, opts, delay);
+      log(`D = ${delay} ms: ${hosts.length} hosts × ${opts.containers} containers, P = ${opts.parallel}`);
+      const run = { delayMs: delay };
+      try {
+        run.ours = await runOurs(hosts, opts, delay);
+        run.leftoversAfterOurs = leftovers(hosts);
+        if (opts.baseline) run.baseline = await runBaseline(hosts, opts, delay);
+        if (opts.floor) run.floor = await runFloor(hosts, delay);
+        run.leftovers = leftovers(hosts);
+      } finally {
+        await cleanHosts(hosts).catch((err) => log(`cleanup failed: ${err.message}`));
+      }
+      results.runs.push(run);
+    }
+  } finally {
+    if (!opts.keepLab) labDown();
+  }
+  results.goals = goals(results, opts);
+  results.totalSeconds = (now() - t0) / 1000;
+  const text = report(results, opts);
+  console.log(text);
+  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+  fs.writeFileSync(opts.out, JSON.stringify({ ...results, table: text }, null, 2) + "\n");
+  log(`done in ${results.totalSeconds.toFixed(0)} s; results in ${path.relative(process.cwd(), opts.out)}`);
+}
+
+main().catch((err) => {
+  console.error(`bench: failed: ${err.stack ?? err}`);
+  labDown();
+  process.exit(1);
+});
