@@ -379,10 +379,12 @@ async function runOurs(hosts, opts, delay) {
       const after = readStats(statsFile);
       targetsOk(after);
       const commands = sum(after.commands) - sum(before.commands);
+      const handshakes = sum(after.handshakes) - sum(before.handshakes);
       const withHost = wave.items.filter((i) => i.type !== "AddressPool").length;
       result.roundTrips[`${name}:${wave.label}`] = {
         operations: wave.items.length,
         commands,
+        handshakes,
         perOperation: withHost ? commands / withHost : 0,
         ms: now() - tw,
       };
@@ -596,10 +598,15 @@ function table(run) {
 }
 
 function rtTable(run) {
-  const lines = ["| operation | ops | SSH commands | per op | wave s |", "|---|---:|---:|---:|---:|"];
+  const lines = [
+    "| operation | ops | SSH commands | per op | new handshakes | wave s |",
+    "|---|---:|---:|---:|---:|---:|",
+  ];
   for (const [k, v] of Object.entries(run.ours.roundTrips)) {
     if (k.endsWith("AddressPool")) continue;
-    lines.push(`| ${k} | ${v.operations} | ${v.commands} | ${v.perOperation.toFixed(2)} | ${fmtS(v.ms)} |`);
+    lines.push(
+      `| ${k} | ${v.operations} | ${v.commands} | ${v.perOperation.toFixed(2)} | ${v.handshakes} | ${fmtS(v.ms)} |`,
+    );
   }
   return lines.join("\n");
 }
