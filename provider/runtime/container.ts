@@ -12,7 +12,8 @@ import {
 import { ContainerDriver, ContainerSpec, ObservedContainer } from "../host/driver";
 import { netnsDriver } from "../host/netnsDriver";
 import { nixosDriver } from "../host/nixosDriver";
-import { clashesIn, missingToolIn, parseResults } from "../host/script";
+import { parseResults } from "../host/script";
+import { explainScriptFailure } from "./scriptFailure";
 import { SshError } from "../ssh";
 import {
   CheckResult,
@@ -31,6 +32,8 @@ import {
 } from "./common";
 
 const DRIVERS: Record<ContainerSpec["driver"], ContainerDriver> = { netns: netnsDriver, nixos: nixosDriver };
+
+const PICK_OTHER = "Pick other addresses (or another name), or remove what holds them.";
 
 /** Inputs that change the host's container in place. */
 const IN_PLACE = ["hostAddress", "localAddress", "config", "configFile", "flake", "autoStart"] as const;
@@ -150,33 +153,6 @@ function containerId(props: Props): string {
   return `${machineOf(props.connection)}/${String(props.name)}`;
 }
 
-/** Turns a failed host script into an error that says what happened and what is on the host now. */
-function scriptError(err: unknown, spec: ContainerSpec, target: string, action: string): Error {
-  if (!(err instanceof SshError) || err.kind !== "command-failed")
-    return err instanceof Error ? err : new Error(String(err));
-  const stderr = err.details.stderr ?? "";
-  const clashes = clashesIn(stderr);
-  if (clashes.length > 0) {
-    return new Error(
-      `container "${spec.name}" cannot be ${action} on ${target}: ${clashes.join("; ")}. Nothing was changed on the host. ` +
-        `Pick other addresses (or another name), or remove what holds them.`,
-    );
-  }
-  const missing = missingToolIn(stderr);
-  if (missing) {
-    const how =
-      missing === "nixos-container"
-        ? 'nixos-container is not installed there: the "nixos" driver needs a NixOS host; use driver "netns" on other Linux hosts'
-        : `install it (on Debian: apt-get install ${missing === "flock" ? "util-linux" : "iproute2"}; on NixOS it is in the base system)`;
-    return new Error(
-      `container "${spec.name}" cannot be ${action} on ${target}: the host lacks the "${missing}" command: ${how}`,
-    );
-  }
-  const rolled = stderr.includes("PNC-ROLLEDBACK") ? " What this run had made was removed again." : "";
-  err.message = `container "${spec.name}" could not be ${action}.${rolled}\n  ${err.message}`;
-  return err;
-}
-
 async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
   const spec = containerSpec(inputs);
   const { host } = hostOf(inputs);
@@ -201,7 +177,7 @@ async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
         ],
       );
     }
-    throw scriptError(err, spec, host.target, "created");
+    throw explainScriptFailure(err, `container "${spec.name}"`, host.target, "created", PICK_OTHER);
   }
   return { id, outs: outputs(inputs, spec, parseResults(stdout), fingerprint) };
 }
@@ -247,7 +223,7 @@ async function update(_id: string, olds: Props, news: Props): Promise<{ outs: Pr
       })
     ).stdout;
   } catch (err) {
-    throw scriptError(err, spec, host.target, "updated");
+    throw explainScriptFailure(err, `container "${spec.name}"`, host.target, "updated", PICK_OTHER);
   }
   return {
     outs: outputs(
@@ -289,7 +265,7 @@ async function remove(_id: string, props: Props): Promise<void> {
       display: `delete container ${spec.name}`,
     });
   } catch (err) {
-    throw scriptError(err, spec, host.target, "deleted");
+    throw explainScriptFailure(err, `container "${spec.name}"`, host.target, "deleted");
   }
 }
 

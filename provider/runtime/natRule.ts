@@ -5,8 +5,8 @@ import { NatSpec, parseNatInputs } from "../core/natModel";
 import { renderRuleset } from "../core/nftRenderer";
 import { UNKNOWN } from "../core/validate";
 import { natApplyScript, natDeleteScript, natReadScript, parseNatRead } from "../host/natScripts";
-import { clashesIn, missingToolIn, parseResults } from "../host/script";
-import { SshError } from "../ssh";
+import { parseResults } from "../host/script";
+import { explainScriptFailure } from "./scriptFailure";
 import {
   CheckResult,
   Handler,
@@ -49,35 +49,6 @@ function specOf(props: Props): NatSpec {
   return spec;
 }
 
-function failure(err: unknown, spec: NatSpec, target: string, action: string): Error {
-  if (err instanceof SshError && err.kind === "command-failed") {
-    const stderr = err.details.stderr ?? "";
-    const clashes = clashesIn(stderr);
-    if (clashes.length > 0) {
-      return new Error(
-        `NatRule "${spec.id}" cannot be ${action} on ${target}: ${clashes.join("; ")}. Nothing was changed on the host.`,
-      );
-    }
-    const missing = missingToolIn(stderr);
-    if (missing) {
-      const pkg =
-        missing === "nft"
-          ? "nftables"
-          : missing.startsWith("iptables")
-            ? "iptables"
-            : missing === "flock"
-              ? "util-linux"
-              : "iproute2";
-      return new Error(
-        `NatRule "${spec.id}" cannot be ${action} on ${target}: the host lacks "${missing}" (backend ${spec.backend}): install ${pkg} ` +
-          `(Debian: apt-get install ${pkg}; NixOS: it comes with networking.nftables.enable / the iptables firewall), or choose the other backend`,
-      );
-    }
-    err.message = `NatRule "${spec.id}" could not be ${action}; the rule set is applied in one transaction, so the old rules (if any) are still in place.\n  ${err.message}`;
-  }
-  return err instanceof Error ? err : new Error(String(err));
-}
-
 async function apply(props: Props, recordedFingerprint: unknown, action: string): Promise<Props> {
   const spec = specOf(props);
   const { host } = hostOf({ ...props, hostKeyFingerprint: recordedFingerprint });
@@ -88,7 +59,7 @@ async function apply(props: Props, recordedFingerprint: unknown, action: string)
       await host.runScript(natApplyScript(spec), { display: `apply NatRule ${spec.id} (${spec.backend})` })
     ).stdout;
   } catch (err) {
-    throw failure(err, spec, host.target, action);
+    throw explainScriptFailure(err, `NatRule "${spec.id}"`, host.target, action);
   }
   const r = parseResults(stdout);
   return { ...props, live: "applied", forwarding: r.forwarding === "1", hostKeyFingerprint: fingerprint };

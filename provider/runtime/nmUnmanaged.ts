@@ -2,9 +2,8 @@
 // container veths alone. Content and path are computed in `check`; apply validates, reloads and confirms.
 import { NmSpec, nmDropInPath, parseNmInputs, renderNmConf } from "../core/nmConf";
 import { UNKNOWN } from "../core/validate";
-import { clashesIn } from "../host/script";
 import { interfaceGlobs, nmApplyScript, nmDeleteScript, nmReadScript, parseNm } from "../host/nmScripts";
-import { SshError } from "../ssh";
+import { explainScriptFailure } from "./scriptFailure";
 import {
   CheckResult,
   Handler,
@@ -45,16 +44,13 @@ async function apply(props: Props, recordedFingerprint: unknown): Promise<Props>
       })
     ).stdout;
   } catch (err) {
-    if (
-      err instanceof SshError &&
-      err.kind === "command-failed" &&
-      clashesIn(err.details.stderr ?? "").length > 0
-    ) {
-      throw new Error(
-        `NmUnmanaged "${spec.id}" on ${host.target}: ${clashesIn(err.details.stderr ?? "").join("; ")}. The previous file was kept.`,
-      );
-    }
-    throw err;
+    throw explainScriptFailure(
+      err,
+      `NmUnmanaged "${spec.id}"`,
+      host.target,
+      "applied",
+      "The previous file was kept.",
+    );
   }
   const seen = parseNm(stdout);
   const managed = Object.entries(seen.devices).filter(([, state]) => state !== "unmanaged");

@@ -9,7 +9,7 @@ import {
   validateIPv4,
   validateInterfaceName,
 } from "../core/validate";
-import { clashesIn } from "../host/script";
+import { explainScriptFailure } from "./scriptFailure";
 import {
   VethSpec,
   parseVethRead,
@@ -18,7 +18,6 @@ import {
   vethDeleteScript,
   vethReadScript,
 } from "../host/vethPairScripts";
-import { SshError } from "../ssh";
 import {
   CheckResult,
   Handler,
@@ -102,18 +101,6 @@ function check(_olds: Props, news: Props): CheckResult {
 
 const IN_PLACE = ["hostAddress", "localAddress", "hostBridge"];
 
-function failure(err: unknown, s: VethSpec, target: string, action: string): Error {
-  if (err instanceof SshError && err.kind === "command-failed") {
-    const clashes = clashesIn(err.details.stderr ?? "");
-    if (clashes.length > 0) {
-      return new Error(
-        `veth ${s.hostInterface} ↔ ${s.container}:${s.containerInterface} cannot be ${action} on ${target}: ${clashes.join("; ")}. Nothing was changed on the host.`,
-      );
-    }
-  }
-  return err instanceof Error ? err : new Error(String(err));
-}
-
 async function apply(props: Props, fresh: boolean, fingerprint?: unknown): Promise<Props> {
   const s = spec(props);
   const { host } = hostOf({ ...props, hostKeyFingerprint: fingerprint });
@@ -123,7 +110,12 @@ async function apply(props: Props, fresh: boolean, fingerprint?: unknown): Promi
       display: `${fresh ? "create" : "update"} veth ${s.hostInterface}`,
     });
   } catch (err) {
-    throw failure(err, s, host.target, fresh ? "created" : "updated");
+    throw explainScriptFailure(
+      err,
+      `veth ${s.hostInterface} ↔ ${s.container}:${s.containerInterface}`,
+      host.target,
+      fresh ? "created" : "updated",
+    );
   }
   return { ...props, present: true, hostKeyFingerprint: seen };
 }

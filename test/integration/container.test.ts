@@ -1,20 +1,11 @@
 // AddressPool, Container and VethPair through the real dynamic-provider host against lab hosts: lifecycles,
 // reachability, isolation, drift and repair, parallel creates, cross-pool clashes, hostile input, secrets.
-import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { h1, h3, key, connection, reachable } from "./fixture";
 import { CheckFailedError, MiniEngine, StateEntry } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
 import { HOSTILE } from "../fixtures/hostile";
-import { LabHost, labExec, labExecOk, labHost, readLab } from "../lab/labHosts";
-
-const lab = readLab();
-const h1 = labHost("h1", lab);
-const h3 = labHost("h3", lab);
-const key = fs.readFileSync(h1.privateKeyPath, "utf8");
-
-function connection(host: LabHost): Record<string, unknown> {
-  return { host: host.address, port: host.port, user: host.user, privateKey: key };
-}
+import { LabHost, labExec, labExecOk } from "../lab/labHosts";
 
 let engine: MiniEngine;
 beforeAll(async () => {
@@ -38,11 +29,6 @@ function onHost(host: LabHost, name: string) {
     routes,
     conf: conf.code === 0 ? conf.stdout : undefined,
   };
-}
-
-function reachable(host: LabHost, from: string | undefined, address: string): boolean {
-  const argv = ["ping", "-c", "1", "-W", "2", address];
-  return labExec(host, from ? ["ip", "netns", "exec", from, ...argv] : argv).code === 0;
 }
 
 describe("AddressPool", () => {

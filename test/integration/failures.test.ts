@@ -2,21 +2,11 @@
 // finished by the next update, a create that fails part-way rolls back, a changed host key is refused
 // after create, and the nixos driver finds the older /etc/containers layout by itself.
 import { spawn } from "node:child_process";
-import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lab, h1, h2, h3, connection } from "./fixture";
 import { MiniEngine } from "../harness/engine";
 import { ProviderHostError, closeAll, revealMap } from "../harness/providerHost";
-import { LabHost, labExec, labExecOk, labHost, readLab, restartSshd } from "../lab/labHosts";
-
-const lab = readLab();
-const h1 = labHost("h1", lab);
-const h2 = labHost("h2", lab);
-const h3 = labHost("h3", lab);
-const key = fs.readFileSync(h1.privateKeyPath, "utf8");
-
-function connection(host: LabHost): Record<string, unknown> {
-  return { host: host.address, port: host.port, user: host.user, privateKey: key };
-}
+import { labExec, labExecOk, restartSshd } from "../lab/labHosts";
 
 let engine: MiniEngine;
 beforeAll(async () => {

@@ -2,21 +2,13 @@
 // with NAT, the WAN sees the host's address (or externalIP), forwarded ports answer from the WAN, both
 // backends, drift after a flush, foreign rules untouched, the firewall exactly restored, NetworkManager.
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
-import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lab, h1, h2, connection } from "./fixture";
 import { CheckFailedError, MiniEngine, StateEntry } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
-import { LabHost, labExec, labExecOk, labHost, readLab } from "../lab/labHosts";
+import { LabHost, labExec, labExecOk } from "../lab/labHosts";
 
-const lab = readLab();
-const h1 = labHost("h1", lab);
-const h2 = labHost("h2", lab);
-const key = fs.readFileSync(h1.privateKeyPath, "utf8");
 const WAN = lab.wanAddress;
-
-function connection(host: LabHost): Record<string, unknown> {
-  return { host: host.address, port: host.port, user: host.user, privateKey: key };
-}
 
 let engine: MiniEngine;
 const containers: StateEntry[] = [];
