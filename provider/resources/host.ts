@@ -170,24 +170,33 @@ export function validateHostContainers(hostName: string, containers: readonly Ho
   if (problems.length > 0) throw new Error(`Host "${hostName}": ${problems.join("; ")}`);
 }
 
+/** Throws when a forwarded port names no container of the host, or neither a container nor a destination. */
+export function validateForwardPorts(
+  hostName: string,
+  containers: readonly HostContainerArgs[],
+  forwardPorts: readonly HostForwardPortArgs[],
+): void {
+  const names = containers.map((c) => c.name);
+  const problems: string[] = [];
+  for (const f of forwardPorts) {
+    if (f.container === undefined && f.destination === undefined) {
+      problems.push(`forwarded port ${String(f.sourcePort)} needs "container" or "destination"`);
+    } else if (f.container !== undefined && !names.includes(f.container)) {
+      problems.push(
+        `forwarded port ${String(f.sourcePort)} names container "${f.container}", which is not one of this host's containers (${names.join(", ")})`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new Error(`Host "${hostName}": ${problems.join("; ")}`);
+}
+
 function forwardDestination(
   f: HostForwardPortArgs,
   allocations: pulumi.Output<Record<string, AddressPair>>,
-  hostName: string,
-  names: ReadonlySet<string>,
 ): pulumi.Input<string> {
-  if (f.container === undefined) {
-    if (f.destination === undefined) {
-      throw new Error(`Host "${hostName}": a forwarded port needs "container" or "destination"`);
-    }
-    return f.destination;
-  }
   const container = f.container;
-  if (!names.has(container)) {
-    throw new Error(
-      `Host "${hostName}": forwarded port ${String(f.sourcePort)} names container "${container}", which is not one of this host's containers (${[...names].join(", ")})`,
-    );
-  }
+  // validateForwardPorts made sure one of the two is set.
+  if (container === undefined) return f.destination as pulumi.Input<string>;
   return pulumi
     .all([allocations, f.port ?? f.sourcePort])
     .apply(([a, port]) => `${a[container].localAddress}:${String(port)}`);
@@ -206,9 +215,9 @@ export class Host extends pulumi.ComponentResource {
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     validateHostName(name);
     validateHostContainers(name, args.containers);
+    validateForwardPorts(name, args.containers, args.nat?.forwardPorts ?? []);
     super("nixos-containers:index:Host", name, {}, opts);
     const child = { parent: this };
-    const names = new Set(args.containers.map((c) => c.name));
 
     const statics: Record<string, AddressPair> = {};
     for (const c of args.containers) if (c.addresses) statics[c.name] = c.addresses;
@@ -238,7 +247,8 @@ export class Host extends pulumi.ComponentResource {
         {
           connection: args.connection,
           name: c.name,
-          driver: c.driver ?? args.driver,
+          // Explicit, because the Container's check wants a driver even though its docs promise a default.
+          driver: c.driver ?? args.driver ?? "nixos",
           hostAddress: allocations.apply((a) => a[c.name].hostAddress),
           localAddress: allocations.apply((a) => a[c.name].localAddress),
           config: c.config,
@@ -284,7 +294,7 @@ export class Host extends pulumi.ComponentResource {
           forwardPorts: (nat.forwardPorts ?? []).map((f) => ({
             sourcePort: f.sourcePort,
             proto: f.proto,
-            destination: forwardDestination(f, allocations, name, names),
+            destination: forwardDestination(f, allocations),
           })),
         },
         child,

@@ -1,0 +1,230 @@
+// Host and Fleet: naming rules and early validation (pure), and the resources they wire under Pulumi mocks
+// (each dynamic resource answered by its provider's real `check`, so addresses and rulesets are the real ones).
+import { describe, expect, it } from "vitest";
+import * as pulumi from "@pulumi/pulumi";
+import { Fleet, Host, fleetConnection, natNameFor, validateHostName } from "../../provider";
+import { validateFleet } from "../../provider/resources/fleet";
+import { validateHostContainers } from "../../provider/resources/host";
+import { DYNAMIC_PREFIX, RecordedResource, runUnderMocks } from "../../examples/testing/mockRun";
+
+const connection = { host: "192.0.2.1", privateKey: "not-a-real-key" };
+
+function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply(resolve));
+}
+
+function ofType(resources: RecordedResource[], type: string): RecordedResource[] {
+  return resources.filter((r) => r.type === DYNAMIC_PREFIX + type);
+}
+
+describe("host naming", () => {
+  it("keeps a host name of up to 15 characters as the NAT name", () => {
+    expect(natNameFor("web-1")).toBe("web-1");
+    expect(natNameFor("a23456789012345")).toBe("a23456789012345");
+  });
+
+  it("derives a short, valid, stable and distinct NAT name from a long host name", () => {
+    const a = natNameFor("production-frankfurt-web-01");
+    const b = natNameFor("production-frankfurt-web-02");
+    for (const n of [a, b]) expect(n).toMatch(/^[a-z][a-z0-9-]{0,14}$/);
+    expect(a).toBe(natNameFor("production-frankfurt-web-01"));
+    expect(a).not.toBe(b);
+  });
+
+  it("rejects host names that cannot name resources, tables and drop-ins, saying what is allowed", () => {
+    for (const bad of ["Web", "1web", "web_1", "", "a".repeat(42), "web;reboot"]) {
+      expect(() => validateHostName(bad)).toThrow(
+        /use 1-41 characters a-z, 0-9 and "-", starting with a letter/,
+      );
+    }
+    expect(() => validateHostName("a".repeat(41))).not.toThrow();
+  });
+
+  it("rejects invalid and repeated container names and veth interfaces, listing every offender", () => {
+    expect(() =>
+      validateHostContainers("h", [
+        { name: "web" },
+        { name: "web" },
+        { name: "Bad_Name" },
+        { name: "db", veths: [{ hostInterface: "ve-db", containerInterface: "eth1" }] },
+      ]),
+    ).toThrow(
+      /Host "h": container name "web" is used twice.*"Bad_Name" is invalid.*veth host interface "ve-db" is used twice/,
+    );
+  });
+});
+
+describe("fleet description", () => {
+  it("merges each host's connection over the defaults and leaves unset fields out", () => {
+    expect(
+      fleetConnection(
+        { name: "a", address: "192.0.2.5", port: 2222, hostKey: "ssh-ed25519 AAAA" },
+        { user: "deploy", port: 22, privateKey: "k", agentSocketPath: undefined },
+      ),
+    ).toEqual({
+      host: "192.0.2.5",
+      port: 2222,
+      user: "deploy",
+      privateKey: "k",
+      hostKey: "ssh-ed25519 AAAA",
+    });
+  });
+
+  it("rejects repeated and invalid host names and hosts without an external interface, listing all", () => {
+    expect(() =>
+      validateFleet({
+        hosts: [
+          { name: "a", address: "x", externalInterface: "eth0" },
+          { name: "a", address: "y", externalInterface: "eth0" },
+          { name: "B", address: "z", externalInterface: "eth0" },
+          { name: "c", address: "w" },
+        ],
+      }),
+    ).toThrow(/host name "a" is used twice.*"B" is invalid.*host "c" has no externalInterface/);
+  });
+});
+
+describe("Host under mocks", () => {
+  it("wires pool, containers, NAT and drop-in with host-prefixed names and addresses from the pool", async () => {
+    const run = await runUnderMocks(
+      () =>
+        new Host("edge", {
+          connection,
+          externalInterface: "wan0",
+          driver: "netns",
+          containers: [
+            {
+              name: "web",
+              veths: [
+                {
+                  hostInterface: "vx-web",
+                  containerInterface: "eth1",
+                  hostAddress: "192.168.9.1",
+                  localAddress: "192.168.9.2",
+                },
+              ],
+            },
+            { name: "db", addresses: { hostAddress: "10.233.77.1", localAddress: "10.233.77.2" } },
+          ],
+          nat: { backend: "iptables", forwardPorts: [{ sourcePort: 8080, container: "web", port: 80 }] },
+        }),
+      { wait: (h) => h.plan },
+    );
+    const types = run.resources.map((r) => r.type.replace(DYNAMIC_PREFIX, "")).sort();
+    expect(types).toEqual(
+      [
+        "AddressPool",
+        "Container",
+        "Container",
+        "NatRule",
+        "NmUnmanaged",
+        "VethPair",
+        "nixos-containers:index:Host",
+      ].sort(),
+    );
+    expect(ofType(run.resources, "Container").map((r) => [r.name, r.inputs.name])).toEqual(
+      expect.arrayContaining([
+        ["edge-web", "web"],
+        ["edge-db", "db"],
+      ]),
+    );
+    const plan = await valueOf(run.result.plan);
+    expect(plan.containers.db).toEqual({
+      hostInterface: "ve-db",
+      containerInterface: "eth0",
+      hostAddress: "10.233.77.1",
+      localAddress: "10.233.77.2",
+    });
+    expect(plan.containers.web.hostAddress).toBe("10.233.1.1");
+    const nat = ofType(run.resources, "NatRule")[0];
+    expect(nat.inputs).toMatchObject({
+      name: "edge",
+      externalInterface: "wan0",
+      backend: "iptables",
+      forwardPorts: [{ sourcePort: 8080, destination: "10.233.1.2:80" }],
+    });
+    expect(plan.nat?.ruleset).toBe(nat.state.ruleset);
+    expect(plan.nat?.ruleset).toContain("10.233.1.2:80");
+    expect(ofType(run.resources, "VethPair")[0].inputs).toMatchObject({
+      container: "web",
+      hostInterface: "vx-web",
+    });
+    expect(plan.networkManagerDropIn).toBe("/etc/NetworkManager/conf.d/pulumi-nixos-containers-edge.conf");
+  });
+
+  it("leaves NAT and the drop-in out when disabled, and the plan says so", async () => {
+    const run = await runUnderMocks(
+      () =>
+        new Host("quiet", {
+          connection,
+          externalInterface: "eth0",
+          containers: [{ name: "web" }],
+          nat: { enabled: false },
+          networkManager: false,
+        }),
+      { wait: (h) => h.plan },
+    );
+    expect(ofType(run.resources, "NatRule")).toHaveLength(0);
+    expect(ofType(run.resources, "NmUnmanaged")).toHaveLength(0);
+    const plan = await valueOf(run.result.plan);
+    expect(plan.nat).toBeUndefined();
+    expect(plan.networkManagerDropIn).toBeUndefined();
+  });
+
+  it("rejects a forwarded port naming a container the host does not have", () => {
+    expect(
+      () =>
+        new Host("bad", {
+          connection,
+          externalInterface: "eth0",
+          containers: [{ name: "web" }],
+          nat: { forwardPorts: [{ sourcePort: 80, container: "wbe" }] },
+        }),
+    ).toThrow(/names container "wbe", which is not one of this host.s containers \(web\)/);
+  });
+});
+
+describe("Fleet under mocks", () => {
+  it("builds one Host per host with the defaults set once, and a plan keyed by host name", async () => {
+    const run = await runUnderMocks(
+      () =>
+        new Fleet("f", {
+          defaults: {
+            user: "deploy",
+            externalInterface: "eth0",
+            driver: "netns",
+            nat: { backend: "iptables" },
+          },
+          hosts: [
+            { name: "a", address: "192.0.2.1", containers: [{ name: "web" }, { name: "db" }] },
+            {
+              name: "b",
+              address: "192.0.2.2",
+              externalInterface: "eno1",
+              nat: { backend: "nftables" },
+              containers: [{ name: "web" }],
+            },
+          ],
+        }),
+      { wait: (f) => f.plan },
+    );
+    const plan = await valueOf(run.result.plan);
+    expect(Object.keys(plan)).toEqual(["a", "b"]);
+    expect(Object.keys(plan.a.containers)).toEqual(["web", "db"]);
+    expect(plan.b.externalInterface).toBe("eno1");
+    const nats = ofType(run.resources, "NatRule");
+    expect(
+      nats
+        .map((n) => [n.inputs.name, n.inputs.backend, (n.inputs.connection as { user: string }).user])
+        .sort(),
+    ).toEqual([
+      ["a", "iptables", "deploy"],
+      ["b", "nftables", "deploy"],
+    ]);
+    expect(
+      ofType(run.resources, "Container")
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(["a-db", "a-web", "b-web"]);
+  });
+});
