@@ -223,6 +223,13 @@ function sum(obj) {
   return Object.values(obj ?? {}).reduce((a, b) => a + b, 0);
 }
 
+/** User + system CPU seconds a process has used so far (from /proc/PID/stat). */
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
+}
+
 function hwmKiB(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
@@ -337,7 +344,8 @@ async function runOurs(hosts, opts, delay) {
   if (opts.cpuProf) {
     const dir = path.join(RESULTS, `cpu-prof-D${delay}`);
     fs.mkdirSync(dir, { recursive: true });
-    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${dir}`.trim();
+    env.PNC_BENCH_CPU_PROF_DIR = dir;
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --require ${path.join(__dirname, "cpuProfile.cjs")}`.trim();
   }
   const engine = await MiniEngine.start({ cwd: BUILD, env });
   const pid = engine.host.pid;
@@ -352,7 +360,7 @@ async function runOurs(hosts, opts, delay) {
   }, 50);
   const ws = waves(hosts);
   const state = new Map(); // resource name -> StateEntry
-  const result = { phases: {}, roundTrips: {}, startupMs: engine.host.startupMs };
+  const result = { phases: {}, roundTrips: {}, cpu: {}, startupMs: engine.host.startupMs };
   const byHost = (stats, key) =>
     Object.fromEntries(hosts.map((h) => [h.host.name, (stats[key] ?? {})[`root@${h.target}`] ?? 0]));
   const targetsOk = (stats) => {
@@ -365,6 +373,7 @@ async function runOurs(hosts, opts, delay) {
 
   const phase = async (name, order, op, expect) => {
     const t0 = now();
+    const cpuBefore = cpuSeconds(pid);
     const outcomes = {};
     for (const wave of order) {
       const before = readStats(statsFile);
@@ -390,10 +399,11 @@ async function runOurs(hosts, opts, delay) {
       };
     }
     const ms = now() - t0;
+    result.cpu[name] = cpuSeconds(pid) - cpuBefore;
     if (expect && Object.keys(outcomes).some((k) => k !== expect)) {
       throw new Error(`${name}: expected every resource to be "${expect}", got ${JSON.stringify(outcomes)}`);
     }
-    result.phases[name] = { ms, outcomes };
+    result.phases[name] = { ms, outcomes, providerCpuS: result.cpu[name] };
     log(`  ours D=${delay} ${name}: ${(ms / 1000).toFixed(2)} s ${JSON.stringify(outcomes)}`);
   };
 
@@ -507,6 +517,53 @@ async function runFloor(hosts, delay) {
   return result;
 }
 
+/**
+ * Kernel floor: the same namespaces, veths, addresses and routes made and removed with `ip -batch` (one `ip`
+ * process for the host side, one per namespace inside), no checks, no locks, no shell per operation: what the
+ * kernel work itself costs. NAT and NetworkManager (two operations per host) are left out.
+ */
+async function runKernelFloor(hosts, delay) {
+  const result = { phases: {} };
+  const createScript = (h) => {
+    const host = [];
+    const inside = [];
+    for (const c of h.containers) {
+      const { name, hostAddress: ha, localAddress: la } = c.inputs;
+      host.push(
+        `netns add ${name}`,
+        `link add ve-${name} type veth peer name eth0 netns ${name}`,
+        `link set ve-${name} up`,
+        `addr add ${ha}/32 dev ve-${name}`,
+        `route replace ${la}/32 dev ve-${name}`,
+      );
+      inside.push(
+        `printf '%s\n' 'link set lo up' 'link set eth0 up' 'addr add ${la}/32 dev eth0' 'route replace ${ha}/32 dev eth0' 'route replace default via ${ha} dev eth0' | ip -n ${name} -batch -`,
+      );
+    }
+    return `set -e
+ip -batch - <<'EOF'
+${host.join("\n")}
+EOF
+${inside.join("\n")}
+`;
+  };
+  const deleteScript = (h) => `ip -batch - <<'EOF'
+${h.containers.map((c) => `netns del ${c.inputs.name}`).join("\n")}
+EOF
+`;
+  for (const [name, make] of [
+    ["create", createScript],
+    ["delete", deleteScript],
+  ]) {
+    const t0 = now();
+    await Promise.all(hosts.map((h) => labExecScript(h.host.name, make(h))));
+    const ms = now() - t0;
+    result.phases[name] = { ms };
+    log(`  kernel floor D=${delay} ${name}: ${(ms / 1000).toFixed(2)} s`);
+  }
+  return result;
+}
+
 /** Removes anything a failed run left on the hosts (the delete scripts are idempotent), and checks. */
 async function cleanHosts(hosts) {
   const ws = waves(hosts);
@@ -586,13 +643,18 @@ function fmtX(a, b) {
 
 function table(run) {
   const lines = [];
-  lines.push(`| phase (D = ${run.delayMs} ms) | ours s | baseline s | floor s | ours/baseline | ours/floor |`);
-  lines.push("|---|---:|---:|---:|---:|---:|");
+  lines.push(
+    `| phase (D = ${run.delayMs} ms) | ours s | baseline s | floor s | ours/baseline | ours/floor | provider CPU s | kernel floor s |`,
+  );
+  lines.push("|---|---:|---:|---:|---:|---:|---:|---:|");
   for (const p of PHASES) {
     const o = run.ours.phases[p]?.ms;
     const b = run.baseline?.phases[p]?.ms;
     const f = run.floor?.phases[p]?.ms;
-    lines.push(`| ${p} | ${fmtS(o)} | ${b ? fmtS(b) : "—"} | ${f ? fmtS(f) : "—"} | ${fmtX(o, b)} | ${fmtX(o, f)} |`);
+    const cpu = run.ours.phases[p]?.providerCpuS;
+    lines.push(
+      `| ${p} | ${fmtS(o)} | ${b ? fmtS(b) : "—"} | ${f ? fmtS(f) : "—"} | ${fmtX(o, b)} | ${fmtX(o, f)} | ${cpu === undefined ? "—" : cpu.toFixed(2)} | ${run.kernelFloor?.phases[p] ? fmtS(run.kernelFloor.phases[p].ms) : "—"} |`,
+    );
   }
   return lines.join("\n");
 }
@@ -738,7 +800,10 @@ async function main() {
         run.ours = await runOurs(hosts, opts, delay);
         run.leftoversAfterOurs = leftovers(hosts);
         if (opts.baseline) run.baseline = await runBaseline(hosts, opts, delay);
-        if (opts.floor) run.floor = await runFloor(hosts, delay);
+        if (opts.floor) {
+          run.floor = await runFloor(hosts, delay);
+          run.kernelFloor = await runKernelFloor(hosts, delay);
+        }
         run.leftovers = leftovers(hosts);
       } finally {
         await cleanHosts(hosts).catch((err) => log(`cleanup failed: ${err.message}`));

@@ -1,0 +1,42 @@
+// Summarises a .cpuprofile: self time per function (top 25) and per file. Usage: node bench/profileSummary.js FILE
+"use strict";
+const fs = require("node:fs");
+const prof = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+const self = new Map();
+const dt = prof.timeDeltas;
+for (let i = 0; i < prof.samples.length; i++) {
+  const n = byId.get(prof.samples[i]);
+  self.set(n, (self.get(n) ?? 0) + (dt[i] ?? 0));
+}
+const total = [...self.values()].reduce((a, b) => a + b, 0);
+const agg = (key) => {
+  const m = new Map();
+  for (const [n, t] of self) m.set(key(n), (m.get(key(n)) ?? 0) + t);
+  return [...m].sort((a, b) => b[1] - a[1]);
+};
+const short = (u) => u.replace(/^.*node_modules\//, "").replace(/^.*\/bench\/\.build\//, "") || "(native)";
+console.log(`total sampled ${(total / 1e6).toFixed(2)} s`);
+console.log("\nself time by function:");
+for (const [k, t] of agg((n) => `${n.callFrame.functionName || "(anon)"} ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`).slice(0, 25)) {
+  console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
+}
+console.log("\nself time by file / package:");
+for (const [k, t] of agg((n) => short(n.callFrame.url).split("/").slice(0, 2).join("/")).slice(0, 15)) {
+  console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
+}
+
+// Who calls the busiest non-idle functions (self time by caller chain, 4 frames).
+const parent = new Map();
+for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n);
+const chain = (n) => {
+  const out = [];
+  for (let p = n; p && out.length < 5; p = parent.get(p.id)) {
+    if (p.callFrame.functionName) out.push(`${p.callFrame.functionName}(${short(p.callFrame.url).split("/").pop()}:${p.callFrame.lineNumber + 1})`);
+  }
+  return out.join(" < ");
+};
+console.log("\nbusiest call chains:");
+for (const [k, t] of agg((n) => (["(idle)", "(program)", "(garbage collector)"].includes(n.callFrame.functionName) ? n.callFrame.functionName : chain(n))).slice(0, 12)) {
+  console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
+}
