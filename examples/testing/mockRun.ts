@@ -87,8 +87,13 @@ export interface MockRun<T> {
  * outputs it returns, when `wait` picks them, have resolved).
  */
 export async function runUnderMocks<T>(
-  program: () => T,
-  opts: { newResource?: NewResource; wait?: (result: T) => pulumi.Output<unknown>; stack?: string } = {},
+  program: () => T | Promise<T>,
+  opts: {
+    newResource?: NewResource;
+    wait?: (result: T) => pulumi.Output<unknown>;
+    project?: string;
+    stack?: string;
+  } = {},
 ): Promise<MockRun<T>> {
   const resources: RecordedResource[] = [];
   const pending: Promise<unknown>[] = [];
@@ -109,10 +114,10 @@ export async function runUnderMocks<T>(
       },
       call: (args: pulumi.runtime.MockCallArgs) => args.inputs,
     },
-    "project",
+    opts.project ?? "project",
     opts.stack ?? "stack",
   );
-  const result = program();
+  const result = await program();
   if (opts.wait) await new Promise((resolve) => opts.wait?.(result).apply(resolve));
   // Registration is asynchronous: wait until no new resource has arrived for a few turns of the event loop.
   let seen = -1;
