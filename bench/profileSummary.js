@@ -18,7 +18,9 @@ const agg = (key) => {
 const short = (u) => u.replace(/^.*node_modules\//, "").replace(/^.*\/bench\/\.build\//, "") || "(native)";
 console.log(`total sampled ${(total / 1e6).toFixed(2)} s`);
 console.log("\nself time by function:");
-for (const [k, t] of agg((n) => `${n.callFrame.functionName || "(anon)"} ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`).slice(0, 25)) {
+for (const [k, t] of agg(
+  (n) => `${n.callFrame.functionName || "(anon)"} ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`,
+).slice(0, 25)) {
   console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
 }
 console.log("\nself time by file / package:");
@@ -32,11 +34,18 @@ for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n);
 const chain = (n) => {
   const out = [];
   for (let p = n; p && out.length < 5; p = parent.get(p.id)) {
-    if (p.callFrame.functionName) out.push(`${p.callFrame.functionName}(${short(p.callFrame.url).split("/").pop()}:${p.callFrame.lineNumber + 1})`);
+    if (p.callFrame.functionName)
+      out.push(
+        `${p.callFrame.functionName}(${short(p.callFrame.url).split("/").pop()}:${p.callFrame.lineNumber + 1})`,
+      );
   }
   return out.join(" < ");
 };
 console.log("\nbusiest call chains:");
-for (const [k, t] of agg((n) => (["(idle)", "(program)", "(garbage collector)"].includes(n.callFrame.functionName) ? n.callFrame.functionName : chain(n))).slice(0, 12)) {
+for (const [k, t] of agg((n) =>
+  ["(idle)", "(program)", "(garbage collector)"].includes(n.callFrame.functionName)
+    ? n.callFrame.functionName
+    : chain(n),
+).slice(0, 12)) {
   console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${k}`);
 }

@@ -45,7 +45,8 @@ function parseArgs(argv) {
   };
   const num = (name, v) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} needs a whole number, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new Error(`${name} needs a whole number, got ${JSON.stringify(v)}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -122,7 +123,10 @@ function build() {
   // engine.ts loads the shims from <root>/bin/resources/shim.js; parentWatch.cjs is not compiled.
   const bin = path.join(BUILD, "bin");
   if (!fs.existsSync(bin)) fs.symlinkSync("provider", bin);
-  fs.copyFileSync(path.join(REPO, "test/harness/parentWatch.cjs"), path.join(BUILD, "test/harness/parentWatch.cjs"));
+  fs.copyFileSync(
+    path.join(REPO, "test/harness/parentWatch.cjs"),
+    path.join(BUILD, "test/harness/parentWatch.cjs"),
+  );
   log(`built provider snapshot in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
 
@@ -319,7 +323,9 @@ function scriptsFor(item, op) {
     if (op === "delete") return nat.natDeleteScript(spec);
   }
   if (item.type === "NmUnmanaged") {
-    const { parseNmInputs, nmDropInPath, renderNmConf } = require(path.join(BUILD, "provider/core/nmConf.js"));
+    const { parseNmInputs, nmDropInPath, renderNmConf } = require(
+      path.join(BUILD, "provider/core/nmConf.js"),
+    );
     const nm = require(path.join(BUILD, "provider/host/nmScripts.js"));
     const { spec } = parseNmInputs(inputs);
     const p = nmDropInPath(spec.id);
@@ -345,7 +351,8 @@ async function runOurs(hosts, opts, delay) {
     const dir = path.join(RESULTS, `cpu-prof-D${delay}`);
     fs.mkdirSync(dir, { recursive: true });
     env.PNC_BENCH_CPU_PROF_DIR = dir;
-    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --require ${path.join(__dirname, "cpuProfile.cjs")}`.trim();
+    env.NODE_OPTIONS =
+      `${process.env.NODE_OPTIONS ?? ""} --require ${path.join(__dirname, "cpuProfile.cjs")}`.trim();
   }
   const engine = await MiniEngine.start({ cwd: BUILD, env });
   const pid = engine.host.pid;
@@ -474,7 +481,11 @@ async function runBaseline(hosts, opts, delay) {
   };
   const phase = async (name, order, op) => {
     const t0 = now();
-    for (const wave of order) await runLimited(wave.items.map((item) => () => once(item, op)), opts.parallel);
+    for (const wave of order)
+      await runLimited(
+        wave.items.map((item) => () => once(item, op)),
+        opts.parallel,
+      );
     const ms = now() - t0;
     result.phases[name] = { ms };
     log(`  baseline D=${delay} ${name}: ${(ms / 1000).toFixed(2)} s`);
@@ -583,7 +594,14 @@ async function cleanHosts(hosts) {
 function leftovers(hosts) {
   const out = {};
   for (const h of hosts) {
-    const r = labRun(["exec", h.host.name, "--", "sh", "-c", "ls /run/netns | wc -l; ip -o link | grep -c ' ve-' || true"]);
+    const r = labRun([
+      "exec",
+      h.host.name,
+      "--",
+      "sh",
+      "-c",
+      "ls /run/netns | wc -l; ip -o link | grep -c ' ve-' || true",
+    ]);
     const [ns, links] = r.stdout.trim().split("\n").map(Number);
     if (ns || links) out[h.host.name] = { netns: ns, veths: links };
   }
@@ -619,7 +637,13 @@ function benchAllocation(sizes) {
     // The common check path: everything already allocated, plus one new member.
     const grown = { ...spec, members: [...members.slice(1), "znew"] };
     const stable = time(() => allocate(grown, previous));
-    rows.push({ members: n, freshMs: fresh, stableMs: stable, freshUsPerMember: (fresh * 1000) / n, stableUsPerMember: (stable * 1000) / n });
+    rows.push({
+      members: n,
+      freshMs: fresh,
+      stableMs: stable,
+      freshUsPerMember: (fresh * 1000) / n,
+      stableUsPerMember: (stable * 1000) / n,
+    });
   }
   const [a, b] = [rows[0], rows[rows.length - 1]];
   return {
@@ -684,21 +708,28 @@ function goals(results, opts) {
     add("create ≥ 10× faster than baseline at D = 10 ms", `${x.toFixed(1)}×`, x >= 10);
   } else add("create ≥ 10× faster than baseline at D = 10 ms", "not measured", null);
   const hs = results.runs.flatMap((r) => Object.values(r.ours.handshakesPerHost));
-  add("one SSH handshake per host per provider process", `max ${Math.max(...hs)} (per host, per run)`, Math.max(...hs) <= 1);
+  add(
+    "one SSH handshake per host per provider process",
+    `max ${Math.max(...hs)} (per host, per run)`,
+    Math.max(...hs) <= 1,
+  );
   const rt = results.runs.map((r) => r.ours.roundTrips["create:Container"].perOperation);
   add("≤ 2 round trips per Container create", `${Math.max(...rt).toFixed(2)}`, Math.max(...rt) <= 2);
   if (d0?.floor) {
-    const worst = ["create", "refresh", "delete"].map((p) => [p, d0.ours.phases[p].ms / d0.floor.phases[p].ms]);
+    const worst = ["create", "refresh", "delete"].map((p) => [
+      p,
+      d0.ours.phases[p].ms / d0.floor.phases[p].ms,
+    ]);
     const max = Math.max(...worst.map((w) => w[1]));
-    add(
-      "ours ≤ 2× floor at D = 0",
-      worst.map(([p, x]) => `${p} ${x.toFixed(2)}×`).join(", "),
-      max <= 2,
-    );
+    add("ours ≤ 2× floor at D = 0", worst.map(([p, x]) => `${p} ${x.toFixed(2)}×`).join(", "), max <= 2);
   } else add("ours ≤ 2× floor at D = 0", "not measured", null);
   const total = opts.hosts * opts.containers;
   const rss = Math.max(...results.runs.map((r) => r.ours.peakRssKiB)) / 1024;
-  add(`provider peak memory ≤ 200 MB at 200 containers (this run: ${total})`, `${rss.toFixed(0)} MB`, total >= 200 ? rss <= 200 : null);
+  add(
+    `provider peak memory ≤ 200 MB at 200 containers (this run: ${total})`,
+    `${rss.toFixed(0)} MB`,
+    total >= 200 ? rss <= 200 : null,
+  );
   const a = results.allocation;
   add(
     "allocation growth close to linear (per-member time ratio, ≤ 2)",
@@ -723,9 +754,14 @@ function report(results, opts) {
     );
     out.push(rtTable(run), "");
   }
-  out.push("| allocation (/16, /30 blocks) | fresh ms | µs/member | stable re-check ms | µs/member |", "|---:|---:|---:|---:|---:|");
+  out.push(
+    "| allocation (/16, /30 blocks) | fresh ms | µs/member | stable re-check ms | µs/member |",
+    "|---:|---:|---:|---:|---:|",
+  );
   for (const r of results.allocation.rows) {
-    out.push(`| ${r.members} | ${r.freshMs.toFixed(2)} | ${r.freshUsPerMember.toFixed(2)} | ${r.stableMs.toFixed(2)} | ${r.stableUsPerMember.toFixed(2)} |`);
+    out.push(
+      `| ${r.members} | ${r.freshMs.toFixed(2)} | ${r.freshUsPerMember.toFixed(2)} | ${r.stableMs.toFixed(2)} | ${r.stableUsPerMember.toFixed(2)} |`,
+    );
   }
   out.push(
     `growth per member ${results.allocation.rows[0].members} → ${results.allocation.rows.at(-1).members}: fresh ${results.allocation.growthFresh.toFixed(2)}×, stable ${results.allocation.growthStable.toFixed(2)}×`,
@@ -792,7 +828,8 @@ async function main() {
       const up = labRun(["up", String(opts.hosts), ...(delay > 0 ? ["--latency", String(delay)] : [])]);
       if (up.code !== 0) throw new Error(`lab up failed (${up.code}):\n${up.stderr}`);
       const lab = JSON.parse(fs.readFileSync(path.join(LAB_ENV.PNC_LAB_DIR, "lab.json"), "utf8"));
-      if (delay > 0 && lab.latencyMs !== delay) throw new Error(`lab latency is ${lab.latencyMs}, wanted ${delay}`);
+      if (delay > 0 && lab.latencyMs !== delay)
+        throw new Error(`lab latency is ${lab.latencyMs}, wanted ${delay}`);
       const hosts = fleet(lab, opts, delay);
       log(`D = ${delay} ms: ${hosts.length} hosts × ${opts.containers} containers, P = ${opts.parallel}`);
       const run = { delayMs: delay };
