@@ -79,8 +79,8 @@ class Semaphore {
   }
 }
 
-/** One SSH target (host, port, user, credentials, expected key, jump host): one live connection at most. */
-export class SshHost {
+/** One SSH target (host, port, user, credentials, jump host): one live connection at most, shared. */
+export class SshConnection {
   readonly target: string;
   private client: Client | undefined;
   private connecting: Promise<Client> | undefined;
@@ -92,33 +92,44 @@ export class SshHost {
   constructor(
     private readonly pool: SshPool,
     private readonly spec: ProxySpec,
-    private readonly proxy: SshHost | undefined,
-    private readonly expectedFingerprint: string | undefined,
+    private readonly proxy: SshConnection | undefined,
   ) {
     this.target = describeTarget(spec) + (proxy ? ` (via ${proxy.target})` : "");
     this.channels = new Semaphore(pool.options.maxChannels);
   }
 
   /** The fingerprint of the key this host presented, connecting first if needed. */
-  async fingerprint(): Promise<string> {
-    await this.hold(async () => undefined);
+  async fingerprint(expected?: string): Promise<string> {
+    await this.hold(async () => undefined, expected);
     return this.observedFingerprint as string;
   }
 
   /** Runs one command built from an argument vector with the one quoting function. */
-  exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    return this.run(quoteArgv(argv), options);
+  exec(argv: readonly string[], options: ExecOptions = {}, expected?: string): Promise<ExecResult> {
+    return this.run(quoteArgv(argv), options, expected);
   }
 
   /**
    * Runs a whole batch of commands in one round trip: the script goes to `sh -s` over stdin, so it never
    * shows in `ps` and has no argv length limit. Build its lines with `quoteArgv`.
    */
-  runScript(script: string, options: Omit<ExecOptions, "stdin"> = {}): Promise<ExecResult> {
-    return this.run("sh -s", { display: options.display ?? firstLines(script), ...options, stdin: script });
+  runScript(
+    script: string,
+    options: Omit<ExecOptions, "stdin"> = {},
+    expected?: string,
+  ): Promise<ExecResult> {
+    return this.run(
+      "sh -s",
+      { display: options.display ?? firstLines(script), ...options, stdin: script },
+      expected,
+    );
   }
 
-  private async run(command: string, options: ExecOptions): Promise<ExecResult> {
+  private async run(
+    command: string,
+    options: ExecOptions,
+    expected: string | undefined,
+  ): Promise<ExecResult> {
     return this.hold(async (client) => {
       await this.channels.acquire();
       try {
@@ -136,7 +147,7 @@ export class SshHost {
       } finally {
         this.channels.release();
       }
-    });
+    }, expected);
   }
 
   private execOn(client: Client, command: string, options: ExecOptions): Promise<ExecResult> {
@@ -219,12 +230,20 @@ export class SshHost {
   }
 
   /** Keeps the connection open (and not idle) while `work` runs. */
-  private async hold<T>(work: (client: Client) => Promise<T>): Promise<T> {
+  private async hold<T>(work: (client: Client) => Promise<T>, expected?: string): Promise<T> {
     this.busy++;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     try {
-      const client = await this.connect();
+      const client = await this.connect(expected);
+      // The connection may have been opened for another caller: check this caller's recorded key too.
+      if (expected && !this.spec.hostKey && this.observedFingerprint !== expected) {
+        throw new SshError(
+          "host-key-mismatch",
+          `host key mismatch for ${this.spec.host}:${this.spec.port}: expected ${expected}, but the host presented ${this.observedFingerprint}; refused`,
+          { target: this.target },
+        );
+      }
       return await work(client);
     } finally {
       this.busy--;
@@ -250,7 +269,7 @@ export class SshHost {
       this.armIdleTimer();
     };
     try {
-      const client = await this.connect();
+      const client = await this.connect(undefined);
       const stream = await new Promise<ClientChannel>((resolve, reject) =>
         client.forwardOut("127.0.0.1", 0, host, port, (err, s) => (err ? reject(err) : resolve(s))),
       );
@@ -270,20 +289,20 @@ export class SshHost {
     client?.end();
   }
 
-  private connect(): Promise<Client> {
+  private connect(expected: string | undefined): Promise<Client> {
     if (this.client) return Promise.resolve(this.client);
     if (!this.connecting) {
-      this.connecting = this.dialWithRetries().finally(() => (this.connecting = undefined));
+      this.connecting = this.dialWithRetries(expected).finally(() => (this.connecting = undefined));
     }
     return this.connecting;
   }
 
-  private async dialWithRetries(): Promise<Client> {
+  private async dialWithRetries(expected: string | undefined): Promise<Client> {
     const limit = this.spec.dialErrorLimit < 0 ? Infinity : Math.max(1, this.spec.dialErrorLimit);
     let lastError: SshError | undefined;
     for (let attempt = 1; attempt <= limit; attempt++) {
       try {
-        const client = await this.dialOnce();
+        const client = await this.dialOnce(expected);
         this.client = client;
         client.on("close", () => {
           if (this.client === client) this.client = undefined;
@@ -307,7 +326,7 @@ export class SshHost {
     );
   }
 
-  private async dialOnce(): Promise<Client> {
+  private async dialOnce(expected: string | undefined): Promise<Client> {
     this.pool.count("dials", this.target);
     const spec = this.spec;
     const sock = this.proxy
@@ -339,8 +358,9 @@ export class SshHost {
           rejected = { expected: describeHostKeySpec(hostKeySpec), presented };
           return false;
         }
-        if (!hostKeySpec && this.expectedFingerprint && this.expectedFingerprint !== presented) {
-          rejected = { expected: this.expectedFingerprint, presented };
+        // Checked before authenticating, so credentials never go to a host with the wrong key.
+        if (!hostKeySpec && expected && expected !== presented) {
+          rejected = { expected, presented };
           return false;
         }
         return true;
@@ -409,10 +429,42 @@ export class SshHost {
   }
 }
 
+/** What callers use: the shared connection of a target, with the host key this caller expects (from state). */
+export class SshHost {
+  constructor(
+    private readonly connection: SshConnection,
+    private readonly expectedFingerprint: string | undefined,
+  ) {}
+
+  get target(): string {
+    return this.connection.target;
+  }
+
+  /** The fingerprint of the key this host presented, connecting first if needed. */
+  fingerprint(): Promise<string> {
+    return this.connection.fingerprint(this.expectedFingerprint);
+  }
+
+  /** Runs one command built from an argument vector with the one quoting function. */
+  exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.connection.exec(argv, options, this.expectedFingerprint);
+  }
+
+  /** Runs a batch of commands as one script over stdin (`sh -s`): one round trip. */
+  runScript(script: string, options: Omit<ExecOptions, "stdin"> = {}): Promise<ExecResult> {
+    return this.connection.runScript(script, options, this.expectedFingerprint);
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+}
+
 /** The process-wide pool. Reached through `require()`, so every resource type in the provider process shares it. */
 export class SshPool {
   readonly options: PoolOptions;
-  private readonly hosts = new Map<string, SshHost>();
+  private readonly connections = new Map<string, SshConnection>();
+  private readonly handles = new Map<string, SshHost>();
   private readonly counters: {
     handshakes: Map<string, number>;
     dials: Map<string, number>;
@@ -428,28 +480,53 @@ export class SshPool {
   }
 
   /**
-   * The shared connection for a target. `expectedFingerprint` is the key recorded in state: a host presenting
-   * another key is refused (when `hostKey` is set, that wins).
+   * A handle on the shared connection for a target. `expectedFingerprint` is the key recorded in state: a
+   * host presenting another key is refused (when `hostKey` is set, that wins). Callers with and without a
+   * recorded key share one connection.
    */
   host(spec: ConnectionSpec, expectedFingerprint?: string): SshHost {
-    const proxy = spec.proxy ? this.host(spec.proxy) : undefined;
-    const { proxy: _proxy, ...own } = spec;
-    const key = poolKey(own, spec.proxy, expectedFingerprint);
-    let host = this.hosts.get(key);
-    if (!host) {
-      host = new SshHost(this, own, proxy, expectedFingerprint);
-      this.hosts.set(key, host);
+    const key = poolKey(spec);
+    let connection = this.connections.get(key);
+    if (!connection) {
+      const proxy = spec.proxy ? this.connectionFor(spec.proxy) : undefined;
+      const { proxy: _proxy, ...own } = spec;
+      connection = new SshConnection(this, own, proxy);
+      this.connections.set(key, connection);
     }
-    return host;
+    const handleKey = `${key}/${expectedFingerprint ?? ""}`;
+    let handle = this.handles.get(handleKey);
+    if (!handle) {
+      handle = new SshHost(connection, expectedFingerprint);
+      this.handles.set(handleKey, handle);
+    }
+    return handle;
+  }
+
+  private connectionFor(spec: ProxySpec): SshConnection {
+    const key = poolKey(spec);
+    let connection = this.connections.get(key);
+    if (!connection) {
+      connection = new SshConnection(this, spec, undefined);
+      this.connections.set(key, connection);
+    }
+    return connection;
   }
 
   count(counter: keyof PoolStats, target: string): void {
     const map = this.counters[counter];
     map.set(target, (map.get(target) ?? 0) + 1);
-    // Tests and benchmarks read the counters of a provider process they cannot call into.
+    // Tests and benchmarks read the counters of a provider process they cannot call into. Written at most
+    // every 50 ms (the last change always lands), so counting does not slow a busy provider.
     const file = process.env.PNC_SSH_STATS_FILE;
-    if (file) writeFileSync(`${file}.${process.pid}`, JSON.stringify(this.stats()));
+    if (file && !this.statsTimer) {
+      this.statsTimer = setTimeout(() => {
+        this.statsTimer = undefined;
+        writeFileSync(`${file}.${process.pid}`, JSON.stringify(this.stats()));
+      }, 50);
+    }
   }
+
+  private statsTimer: NodeJS.Timeout | undefined;
 
   stats(): PoolStats {
     return {
@@ -460,19 +537,13 @@ export class SshPool {
   }
 
   closeAll(): void {
-    for (const host of this.hosts.values()) host.close();
+    for (const connection of this.connections.values()) connection.close();
   }
 }
 
-/** Identity of a target: a hash, so credentials never sit in a map key someone might log. */
-function poolKey(
-  spec: ProxySpec,
-  proxy: ProxySpec | undefined,
-  expectedFingerprint: string | undefined,
-): string {
-  return createHash("sha256")
-    .update(JSON.stringify([spec, proxy ?? null, expectedFingerprint ?? null]))
-    .digest("hex");
+/** Identity of a target (with its jump host): a hash, so credentials never sit in a map key someone might log. */
+function poolKey(spec: ProxySpec | ConnectionSpec): string {
+  return createHash("sha256").update(JSON.stringify(spec)).digest("hex");
 }
 
 function firstLines(script: string): string {

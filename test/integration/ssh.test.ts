@@ -185,6 +185,16 @@ describe("commands", () => {
     expect(Object.values(pool.stats().handshakes)).toEqual([1]);
   });
 
+  it("shares one connection between callers with and without a recorded host key, and refuses a wrong one", async () => {
+    const pool = newPool();
+    const before = countHandshakes(h1);
+    await pool.host(conn()).exec(["true"]);
+    await pool.host(conn(), h1.hostKeyFingerprint).exec(["true"]);
+    const err = await failure(pool.host(conn(), h2.hostKeyFingerprint).exec(["true"]));
+    expect(err.kind).toBe("host-key-mismatch");
+    expect(countHandshakes(h1) - before).toBe(1);
+  });
+
   it("shares one connection between callers asking for the same target", () => {
     const pool = newPool();
     expect(pool.host(conn())).toBe(pool.host(conn()));
