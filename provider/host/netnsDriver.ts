@@ -68,23 +68,85 @@ for conf in "/etc/nixos-containers/$NAME.conf" "/etc/containers/$NAME.conf"; do
 done
 `;
 
+/**
+ * Creates several containers in one script: the locks are taken and the host's addresses scanned once; each
+ * container is then checked against that scan (plus what earlier ones in the batch took) and made in a
+ * subshell of its own, which rolls back only itself. Prints `PNC-ITEM <i> out|err <line>` and
+ * `PNC-ITEM <i> rc <code>` per container.
+ */
+export function netnsBatchCreateScript(specs: readonly ContainerSpec[]): string {
+  const items = specs.map((spec, i) =>
+    [vars(spec, false, spec.hostAddress, spec.localAddress), `item ${i}`].join("\n"),
+  );
+  return [
+    PRELUDE,
+    "need ip flock",
+    assignments({ OWN_NAME: "", OWN_IF: "" }),
+    LOCKS,
+    USED_ADDRESSES,
+    "USED=$(used_addresses)",
+    "TMPD=$(mktemp -d)",
+    `trap 'rm -rf "$TMPD"' EXIT`,
+    "item() {",
+    "  set +e",
+    "  (",
+    "    set -e",
+    NAME_FREE,
+    ALLOCATE_IF_NEEDED,
+    '    clash_check "$HA" "$LA" || taken=1',
+    '    [ "$taken" = 0 ] || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
+    ROLLBACK,
+    ENSURE,
+    '    echo "PNC-RESULT hostAddress=$HA"',
+    '    echo "PNC-RESULT localAddress=$LA"',
+    '  ) > "$TMPD/out" 2> "$TMPD/err"',
+    "  rc=$?",
+    "  set -e",
+    String.raw`  sed "s/^/PNC-ITEM $1 out /" "$TMPD/out"`,
+    String.raw`  sed "s/^/PNC-ITEM $1 err /" "$TMPD/err"`,
+    '  echo "PNC-ITEM $1 rc $rc"',
+    '  if [ "$rc" = 0 ]; then',
+    String.raw`    ha=$(sed -n 's/^PNC-RESULT hostAddress=//p' "$TMPD/out")`,
+    String.raw`    la=$(sed -n 's/^PNC-RESULT localAddress=//p' "$TMPD/out")`,
+    String.raw`    USED=$(printf '%s\n%s\tcontainer "%s" (created just before)\n%s\tcontainer "%s" (created just before)' "$USED" "$ha" "$NAME" "$la" "$NAME")`,
+    "  fi",
+    "}",
+    ...items,
+  ].join("\n");
+}
+
+/** One container's share of a batch's output, as if it had run alone. */
+export interface BatchItemResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly code: number;
+}
+
+export function parseBatch(stdout: string, count: number): BatchItemResult[] {
+  const out: string[][] = Array.from({ length: count }, () => []);
+  const err: string[][] = Array.from({ length: count }, () => []);
+  const codes: (number | undefined)[] = Array.from({ length: count }, () => undefined);
+  for (const line of stdout.split("\n")) {
+    const m = /^PNC-ITEM (\d+) (out|err|rc) ?(.*)$/.exec(line);
+    if (!m) continue;
+    const i = Number(m[1]);
+    if (i >= count) continue;
+    if (m[2] === "out") out[i].push(m[3]);
+    else if (m[2] === "err") err[i].push(m[3]);
+    else codes[i] = Number(m[3]);
+  }
+  return out.map((lines, i) => ({
+    stdout: lines.join("\n"),
+    stderr: err[i].join("\n"),
+    // An item that never reported (the script died before it) did not run.
+    code: codes[i] ?? -1,
+  }));
+}
+
 export const netnsDriver: ContainerDriver = {
+  /** A batch of one: its output is in the PNC-ITEM form (see parseBatch). */
   createScript(spec) {
-    return [
-      PRELUDE,
-      "need ip flock",
-      vars(spec, false, spec.hostAddress, spec.localAddress),
-      LOCKS,
-      USED_ADDRESSES,
-      NAME_FREE,
-      ALLOCATE_IF_NEEDED,
-      'clash_check "$HA" "$LA" || taken=1',
-      '[ "$taken" = 0 ] || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
-      ROLLBACK,
-      ENSURE,
-      'echo "PNC-RESULT hostAddress=$HA"',
-      'echo "PNC-RESULT localAddress=$LA"',
-    ].join("\n");
+    return netnsBatchCreateScript([spec]);
   },
 
   convergeScript(spec, previous) {
@@ -94,6 +156,7 @@ export const netnsDriver: ContainerDriver = {
       vars(spec, true, spec.hostAddress ?? previous.hostAddress, spec.localAddress ?? previous.localAddress),
       LOCKS,
       USED_ADDRESSES,
+      "USED=$(used_addresses)",
       'clash_check "$HA" "$LA" || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
       ROLLBACK,
       ENSURE,

@@ -64,12 +64,12 @@ export const USED_ADDRESSES = String.raw`used_addresses() {
   ip -4 route show scope link 2>/dev/null |
     awk -v own="$OWN_IF" '$1 !~ /\// && $1 != "default" && $2 == "dev" && $3 != own { printf "%s\thost route to it via %s\n", $1, $3 }'
 }
-# clash_check ADDRESS...: prints "PNC-CLASH ..." for each address already held; returns 1 if any.
+# clash_check ADDRESS...: prints "PNC-CLASH ..." for each address in $USED (set USED=$(used_addresses) once
+# under the lock; a batch adds what it makes); returns 1 if any is held.
 clash_check() {
-  used=$(used_addresses)
   found=0
   for want in "$@"; do
-    holders=$(printf '%s\n' "$used" | awk -F '\t' -v a="$want" '$1 == a { print $2 }' | sort -u)
+    holders=$(printf '%s\n' "$USED" | awk -F '\t' -v a="$want" '$1 == a { print $2 }' | sort -u)
     if [ -n "$holders" ]; then
       printf '%s\n' "$holders" | sed "s/^/PNC-CLASH address $want is already held by /" >&2
       found=1
@@ -79,7 +79,7 @@ clash_check() {
 }
 # allocate_block: the lowest N in 1..254 with 10.233.N.1 and 10.233.N.2 both free (nixos-container's layout).
 allocate_block() {
-  used=$(used_addresses | cut -f1)
+  used=$(printf '%s\n' "$USED" | cut -f1)
   n=1
   while [ $n -le 254 ]; do
     if ! printf '%s\n' "$used" | grep -qx "10\.233\.$n\.[12]"; then

@@ -74,6 +74,7 @@ export function vethCreateScript(spec: VethSpec): string {
     "taken=0",
     'if ip link show dev "$HIF" >/dev/null 2>&1; then echo "PNC-CLASH interface $HIF already exists on the host" >&2; taken=1; fi',
     'if cip link show dev "$CIF" >/dev/null 2>&1; then echo "PNC-CLASH interface $CIF already exists in container $NAME" >&2; taken=1; fi',
+    "USED=$(used_addresses)",
     'for a in $HA $(printf %s "$LA" | cut -d/ -f1); do clash_check "$a" || taken=1; done',
     '[ "$taken" = 0 ] || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
     ENSURE,

@@ -10,11 +10,12 @@ import {
   validateIPv4,
 } from "../core/validate";
 import { ContainerDriver, ContainerSpec, ObservedContainer } from "../host/driver";
-import { netnsDriver } from "../host/netnsDriver";
+import { netnsBatchCreateScript, netnsDriver, parseBatch } from "../host/netnsDriver";
 import { nixosDriver } from "../host/nixosDriver";
 import { parseResults } from "../host/script";
 import { explainScriptFailure } from "./scriptFailure";
-import { SshError } from "../ssh";
+import { SshError, SshHost, tail } from "../ssh";
+import { Batcher } from "./batcher";
 import {
   CheckResult,
   DiffResult,
@@ -153,6 +154,29 @@ function containerId(props: Props): string {
   return `${machineOf(props.connection)}/${String(props.name)}`;
 }
 
+/**
+ * netns creates for one host that the engine runs concurrently go out as one script (one lock, one scan of
+ * the host's addresses, one round trip); each container still succeeds or fails on its own.
+ */
+const netnsCreates = new Batcher<SshHost, ContainerSpec, string>(async (host, specs) => {
+  const names = specs.map((s) => s.name).join(", ");
+  const display = `create container${specs.length > 1 ? "s" : ""} ${names}`;
+  const whole = await host.runScript(netnsBatchCreateScript(specs), { display, check: false });
+  return parseBatch(whole.stdout, specs.length).map((item) => {
+    if (item.code === 0) return item.stdout;
+    // An item that never ran failed with the whole script (a lock timeout, a missing tool).
+    const failed = item.code === -1 ? { stdout: whole.stdout, stderr: whole.stderr, code: whole.code } : item;
+    return new SshError("command-failed", "the command failed", {
+      target: host.target,
+      command: display,
+      exitCode: failed.code,
+      stderrTail: tail(failed.stderr),
+      stdout: failed.stdout,
+      stderr: failed.stderr,
+    });
+  });
+});
+
 async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
   const spec = containerSpec(inputs);
   const { host } = hostOf(inputs);
@@ -160,11 +184,11 @@ async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
   const id = containerId(inputs);
   let stdout: string;
   try {
-    stdout = (
-      await host.runScript(DRIVERS[spec.driver].createScript(spec), {
-        display: `create container ${spec.name}`,
-      })
-    ).stdout;
+    stdout =
+      spec.driver === "netns"
+        ? await netnsCreates.submit(host, spec)
+        : (await host.runScript(nixosDriver.createScript(spec), { display: `create container ${spec.name}` }))
+            .stdout;
   } catch (err) {
     if (err instanceof SshError && (err.kind === "disconnected" || err.kind === "timeout")) {
       // The script may have run: record the resource so the next `up` converges it instead of orphaning it.
