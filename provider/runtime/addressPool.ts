@@ -88,15 +88,21 @@ function check(olds: Props, news: Props): CheckResult {
   const failures = shapeFailures(inputs);
   if (failures.length > 0) return { inputs, failures: toCheckFailures(failures) };
   try {
+    const previous = asAllocations(olds.allocations);
+    const members = new Set(inputs.members as string[]);
+    // Members removed in this update keep their blocks out of reach for one update: the engine creates new
+    // containers before it deletes old ones, so a freed block handed out at once would still be in use.
+    const retired = Object.fromEntries(Object.entries(previous).filter(([name]) => !members.has(name)));
+    const quarantine = Object.values(retired).flatMap((a) => [a.hostAddress, a.localAddress]);
     const allocations = allocate(
       {
         cidr: inputs.cidr as string,
         blockPrefixLength: inputs.blockPrefixLength as number,
         members: inputs.members as string[],
         static: asAllocations(inputs.static),
-        exclude: inputs.exclude as string[],
+        exclude: [...(inputs.exclude as string[]), ...quarantine],
       },
-      asAllocations(olds.allocations),
+      previous,
     );
     const capacity = poolCapacity(inputs.cidr as string, inputs.blockPrefixLength as number);
     return { inputs: { ...inputs, allocations, capacity }, failures: [] };
