@@ -1,13 +1,8 @@
 // A stack's effective config as the Pulumi CLI computes it without the CLI: the project's declared defaults
 // (Pulumi.yaml `config:`) overlaid with the stack file (Pulumi.<stack>.yaml, in `stackConfigDir` if set).
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
 import * as path from "node:path";
-
-interface Yaml {
-  load(text: string): unknown;
-}
-const yaml = createRequire(__filename)("js-yaml") as Yaml;
+import * as yaml from "js-yaml";
 
 export interface ConfigDeclaration {
   readonly type?: "string" | "integer" | "boolean" | "array";

@@ -42,7 +42,12 @@ const IN_PLACE = ["hostAddress", "localAddress", "config", "configFile", "flake"
 function validate(news: Props): Failure[] {
   const failures: Failure[] = [...connectionFailures(news.connection)];
   failures.push(...validateContainerName(news.name, "name"));
-  if (!isUnknown(news.driver) && news.driver !== "nixos" && news.driver !== "netns") {
+  if (
+    news.driver !== undefined &&
+    !isUnknown(news.driver) &&
+    news.driver !== "nixos" &&
+    news.driver !== "netns"
+  ) {
     failures.push({
       property: "driver",
       message: `driver ${display(news.driver)} is not supported: use "nixos" (the host's nixos-container command) or "netns" (a plain Linux network namespace, any host)`,
