@@ -90,6 +90,8 @@ describe("the lab example, deployed through mocks forwarding to the provider hos
     );
     await engine.finish("up");
     plan = await valueOf(run.result.plan);
+    if (process.env.PNC_PRINT_PLAN === "1")
+      console.log(`network plan (stack output):\n${JSON.stringify(plan, null, 2)}`);
     const created = [...engine.state.values()];
     expect(created.map((e) => e.type.split(":").pop()).sort()).toEqual(
       HOSTS.flatMap(() => ["AddressPool", "NmUnmanaged", "Container", "Container", "NatRule"]).sort(),
