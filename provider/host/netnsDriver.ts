@@ -2,6 +2,7 @@
 // `ve-<name>` ↔ `eth0` with /32 addresses and routes exactly as a NixOS container's unit sets them up.
 import { ContainerDriver, ContainerSpec, IN_CONTAINER, ObservedContainer, REPORT_LIVE } from "./driver";
 import { LOCKS, PRELUDE, USED_ADDRESSES, assignments, parseResults } from "./script";
+export { BatchItemResult, parseBatch } from "./script";
 
 /** Idempotent: creates what is missing, sets addresses and routes to the spec. Records what it made. */
 const ENSURE = String.raw`if [ ! -e "/run/netns/$NAME" ]; then ip netns add "$NAME"; MADE_NS=1; fi
@@ -99,7 +100,7 @@ export function netnsBatchCreateScript(specs: readonly ContainerSpec[]): string 
     ENSURE,
     '    echo "PNC-RESULT hostAddress=$HA"',
     '    echo "PNC-RESULT localAddress=$LA"',
-    '  ) > "$TMPD/out" 2> "$TMPD/err"',
+    '  ) < /dev/null > "$TMPD/out" 2> "$TMPD/err"',
     "  rc=$?",
     "  set -e",
     String.raw`  sed "s/^/PNC-ITEM $1 out /" "$TMPD/out"`,
@@ -113,34 +114,6 @@ export function netnsBatchCreateScript(specs: readonly ContainerSpec[]): string 
     "}",
     ...items,
   ].join("\n");
-}
-
-/** One container's share of a batch's output, as if it had run alone. */
-export interface BatchItemResult {
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly code: number;
-}
-
-export function parseBatch(stdout: string, count: number): BatchItemResult[] {
-  const out: string[][] = Array.from({ length: count }, () => []);
-  const err: string[][] = Array.from({ length: count }, () => []);
-  const codes: (number | undefined)[] = Array.from({ length: count }, () => undefined);
-  for (const line of stdout.split("\n")) {
-    const m = /^PNC-ITEM (\d+) (out|err|rc) ?(.*)$/.exec(line);
-    if (!m) continue;
-    const i = Number(m[1]);
-    if (i >= count) continue;
-    if (m[2] === "out") out[i].push(m[3]);
-    else if (m[2] === "err") err[i].push(m[3]);
-    else codes[i] = Number(m[3]);
-  }
-  return out.map((lines, i) => ({
-    stdout: lines.join("\n"),
-    stderr: err[i].join("\n"),
-    // An item that never reported (the script died before it) did not run.
-    code: codes[i] ?? -1,
-  }));
 }
 
 export const netnsDriver: ContainerDriver = {

@@ -116,3 +116,31 @@ export function missingToolIn(stderr: string): string | undefined {
   const m = /^PNC-MISSING (\S+)$/m.exec(stderr);
   return m?.[1];
 }
+
+/** One item's share of a batch's output (`PNC-ITEM <i> out|err|rc …` lines), as if it had run alone. */
+export interface BatchItemResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly code: number;
+}
+
+export function parseBatch(stdout: string, count: number): BatchItemResult[] {
+  const out: string[][] = Array.from({ length: count }, () => []);
+  const err: string[][] = Array.from({ length: count }, () => []);
+  const codes: (number | undefined)[] = Array.from({ length: count }, () => undefined);
+  for (const line of stdout.split("\n")) {
+    const m = /^PNC-ITEM (\d+) (out|err|rc) ?(.*)$/.exec(line);
+    if (!m) continue;
+    const i = Number(m[1]);
+    if (i >= count) continue;
+    if (m[2] === "out") out[i].push(m[3]);
+    else if (m[2] === "err") err[i].push(m[3]);
+    else codes[i] = Number(m[3]);
+  }
+  return out.map((lines, i) => ({
+    stdout: lines.join("\n"),
+    stderr: err[i].join("\n"),
+    // An item that never reported (the script died before it) did not run.
+    code: codes[i] ?? -1,
+  }));
+}

@@ -14,6 +14,7 @@ import { netnsBatchCreateScript, netnsDriver, parseBatch } from "../host/netnsDr
 import { nixosDriver } from "../host/nixosDriver";
 import { parseResults } from "../host/script";
 import { explainScriptFailure } from "./scriptFailure";
+import { runBatched } from "./scriptBatch";
 import { SshError, SshHost, tail } from "../ssh";
 import { Batcher } from "./batcher";
 import {
@@ -192,8 +193,7 @@ async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
     stdout =
       spec.driver === "netns"
         ? await netnsCreates.submit(host, spec)
-        : (await host.runScript(nixosDriver.createScript(spec), { display: `create container ${spec.name}` }))
-            .stdout;
+        : (await runBatched(host, nixosDriver.createScript(spec), `create container ${spec.name}`)).stdout;
   } catch (err) {
     if (err instanceof SshError && (err.kind === "disconnected" || err.kind === "timeout")) {
       // The script may have run: record the resource so the next `up` converges it instead of orphaning it.
@@ -247,9 +247,11 @@ async function update(_id: string, olds: Props, news: Props): Promise<{ outs: Pr
   let stdout: string;
   try {
     stdout = (
-      await host.runScript(DRIVERS[spec.driver].convergeScript(spec, previous), {
-        display: `update container ${spec.name}`,
-      })
+      await runBatched(
+        host,
+        DRIVERS[spec.driver].convergeScript(spec, previous),
+        `update container ${spec.name}`,
+      )
     ).stdout;
   } catch (err) {
     throw explainScriptFailure(err, `container "${spec.name}"`, host.target, "updated", PICK_OTHER);
@@ -267,9 +269,11 @@ async function update(_id: string, olds: Props, news: Props): Promise<{ outs: Pr
 async function read(id: string, props: Props): Promise<ReadResult> {
   const spec = containerSpec(props);
   const { host } = hostOf(props);
-  const { stdout } = await host.runScript(DRIVERS[spec.driver].readScript(spec), {
-    display: `read container ${spec.name}`,
-  });
+  const { stdout } = await runBatched(
+    host,
+    DRIVERS[spec.driver].readScript(spec),
+    `read container ${spec.name}`,
+  );
   const seen: ObservedContainer = DRIVERS[spec.driver].parseRead(stdout);
   if (!seen.exists) return {};
   return {
@@ -290,9 +294,7 @@ async function remove(_id: string, props: Props): Promise<void> {
   const spec = containerSpec(props);
   const { host } = hostOf(props);
   try {
-    await host.runScript(DRIVERS[spec.driver].deleteScript(spec), {
-      display: `delete container ${spec.name}`,
-    });
+    await runBatched(host, DRIVERS[spec.driver].deleteScript(spec), `delete container ${spec.name}`);
   } catch (err) {
     throw explainScriptFailure(err, `container "${spec.name}"`, host.target, "deleted");
   }

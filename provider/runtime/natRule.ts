@@ -7,6 +7,7 @@ import { UNKNOWN } from "../core/validate";
 import { natApplyScript, natDeleteScript, natReadScript, parseNatRead } from "../host/natScripts";
 import { parseResults } from "../host/script";
 import { explainScriptFailure } from "./scriptFailure";
+import { runBatched } from "./scriptBatch";
 import {
   CheckResult,
   Handler,
@@ -55,9 +56,8 @@ async function apply(props: Props, recordedFingerprint: unknown, action: string)
   const fingerprint = await host.fingerprint();
   let stdout: string;
   try {
-    stdout = (
-      await host.runScript(natApplyScript(spec), { display: `apply NatRule ${spec.id} (${spec.backend})` })
-    ).stdout;
+    stdout = (await runBatched(host, natApplyScript(spec), `apply NatRule ${spec.id} (${spec.backend})`))
+      .stdout;
   } catch (err) {
     throw explainScriptFailure(err, `NatRule "${spec.id}"`, host.target, action);
   }
@@ -102,7 +102,7 @@ export const natRuleHandler: Handler = {
       const spec = specOf(props);
       const { host } = hostOf(props);
       const seen = parseNatRead(
-        (await host.runScript(natReadScript(spec), { display: `read NatRule ${spec.id}` })).stdout,
+        (await runBatched(host, natReadScript(spec), `read NatRule ${spec.id}`)).stdout,
       );
       if (seen.live === "missing" && !seen.recorded) return {};
       return { id, props: { ...props, live: seen.live, forwarding: seen.forwarding } };
@@ -111,6 +111,6 @@ export const natRuleHandler: Handler = {
     scrubbed(props, async () => {
       const spec = specOf(props);
       const { host } = hostOf(props);
-      await host.runScript(natDeleteScript(spec), { display: `delete NatRule ${spec.id}` });
+      await runBatched(host, natDeleteScript(spec), `delete NatRule ${spec.id}`);
     }),
 };

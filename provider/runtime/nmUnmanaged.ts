@@ -4,6 +4,7 @@ import { NmSpec, nmDropInPath, parseNmInputs, renderNmConf } from "../core/nmCon
 import { UNKNOWN } from "../core/validate";
 import { interfaceGlobs, nmApplyScript, nmDeleteScript, nmReadScript, parseNm } from "../host/nmScripts";
 import { explainScriptFailure } from "./scriptFailure";
+import { runBatched } from "./scriptBatch";
 import {
   CheckResult,
   Handler,
@@ -39,9 +40,11 @@ async function apply(props: Props, recordedFingerprint: unknown): Promise<Props>
   let stdout: string;
   try {
     stdout = (
-      await host.runScript(nmApplyScript(nmDropInPath(spec.id), renderNmConf(spec), globs), {
-        display: `write ${nmDropInPath(spec.id)}`,
-      })
+      await runBatched(
+        host,
+        nmApplyScript(nmDropInPath(spec.id), renderNmConf(spec), globs),
+        `write ${nmDropInPath(spec.id)}`,
+      )
     ).stdout;
   } catch (err) {
     throw explainScriptFailure(
@@ -102,9 +105,11 @@ export const nmUnmanagedHandler: Handler = {
       const { host } = hostOf(props);
       const seen = parseNm(
         (
-          await host.runScript(nmReadScript(nmDropInPath(spec.id), interfaceGlobs(spec.devices)), {
-            display: `read ${nmDropInPath(spec.id)}`,
-          })
+          await runBatched(
+            host,
+            nmReadScript(nmDropInPath(spec.id), interfaceGlobs(spec.devices)),
+            `read ${nmDropInPath(spec.id)}`,
+          )
         ).stdout,
       );
       if (!seen.exists) return {};
@@ -125,8 +130,6 @@ export const nmUnmanagedHandler: Handler = {
     scrubbed(props, async () => {
       const spec = specOf(props);
       const { host } = hostOf(props);
-      await host.runScript(nmDeleteScript(nmDropInPath(spec.id)), {
-        display: `delete ${nmDropInPath(spec.id)}`,
-      });
+      await runBatched(host, nmDeleteScript(nmDropInPath(spec.id)), `delete ${nmDropInPath(spec.id)}`);
     }),
 };

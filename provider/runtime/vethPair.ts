@@ -10,6 +10,7 @@ import {
   validateInterfaceName,
 } from "../core/validate";
 import { explainScriptFailure } from "./scriptFailure";
+import { runBatched } from "./scriptBatch";
 import {
   VethSpec,
   parseVethRead,
@@ -106,9 +107,11 @@ async function apply(props: Props, fresh: boolean, fingerprint?: unknown): Promi
   const { host } = hostOf({ ...props, hostKeyFingerprint: fingerprint });
   const seen = await host.fingerprint();
   try {
-    await host.runScript(fresh ? vethCreateScript(s) : vethConvergeScript(s), {
-      display: `${fresh ? "create" : "update"} veth ${s.hostInterface}`,
-    });
+    await runBatched(
+      host,
+      fresh ? vethCreateScript(s) : vethConvergeScript(s),
+      `${fresh ? "create" : "update"} veth ${s.hostInterface}`,
+    );
   } catch (err) {
     throw explainScriptFailure(
       err,
@@ -151,7 +154,7 @@ export const vethPairHandler: Handler = {
       const s = spec(props);
       const { host } = hostOf(props);
       const seen = parseVethRead(
-        (await host.runScript(vethReadScript(s), { display: `read veth ${s.hostInterface}` })).stdout,
+        (await runBatched(host, vethReadScript(s), `read veth ${s.hostInterface}`)).stdout,
       );
       if (!seen.exists) return {};
       const wantLocal = s.localAddress;
@@ -176,6 +179,6 @@ export const vethPairHandler: Handler = {
     scrubbed(props, async () => {
       const s = spec(props);
       const { host } = hostOf(props);
-      await host.runScript(vethDeleteScript(s), { display: `delete veth ${s.hostInterface}` });
+      await runBatched(host, vethDeleteScript(s), `delete veth ${s.hostInterface}`);
     }),
 };
