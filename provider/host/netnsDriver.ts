@@ -1,26 +1,30 @@
 // The `netns` driver: a container is a plain Linux network namespace named after it, linked to the host by
 // `ve-<name>` ↔ `eth0` with /32 addresses and routes exactly as a NixOS container's unit sets them up.
 import { ContainerDriver, ContainerSpec, IN_CONTAINER, ObservedContainer, REPORT_LIVE } from "./driver";
-import { LOCKS, PRELUDE, USED_ADDRESSES, assignments, parseResults } from "./script";
+import { LOCKS, PRELUDE, REPORT_ITEM, USED_ADDRESSES, assignments, parseResults } from "./script";
 export { BatchItemResult, parseBatch } from "./script";
 
 /** Idempotent: creates what is missing, sets addresses and routes to the spec. Records what it made. */
 const ENSURE = String.raw`if [ ! -e "/run/netns/$NAME" ]; then ip netns add "$NAME"; MADE_NS=1; fi
 if ! ip link show dev "$HIF" >/dev/null 2>&1; then
-  ip -n "$NAME" link del eth0 2>/dev/null || true
+  [ "$MADE_NS" = 1 ] || ip -n "$NAME" link del eth0 2>/dev/null || true
   ip link add "$HIF" type veth peer name eth0 netns "$NAME"
   MADE_LINK=1
 fi
-ip link set "$HIF" up
-ip addr flush dev "$HIF"
-ip addr add "$HA/32" dev "$HIF"
-ip route replace "$LA/32" dev "$HIF"
-ip -n "$NAME" link set lo up
-ip -n "$NAME" link set eth0 up
-ip -n "$NAME" addr flush dev eth0
-ip -n "$NAME" addr add "$LA/32" dev eth0
-ip -n "$NAME" route replace "$HA/32" dev eth0
-ip -n "$NAME" route replace default via "$HA" dev eth0
+ip -batch - <<PNC_HOST
+link set $HIF up
+addr flush dev $HIF
+addr add $HA/32 dev $HIF
+route replace $LA/32 dev $HIF
+PNC_HOST
+ip -n "$NAME" -batch - <<PNC_INSIDE
+link set lo up
+link set eth0 up
+addr flush dev eth0
+addr add $LA/32 dev eth0
+route replace $HA/32 dev eth0
+route replace default via $HA dev eth0
+PNC_INSIDE
 `;
 
 /** On failure, undo only what this run made, so a failed create leaves nothing behind. */
@@ -72,8 +76,8 @@ done
 /**
  * Creates several containers in one script: the locks are taken and the host's addresses scanned once; each
  * container is then checked against that scan (plus what earlier ones in the batch took) and made in a
- * subshell of its own, which rolls back only itself. Prints `PNC-ITEM <i> out|err <line>` and
- * `PNC-ITEM <i> rc <code>` per container.
+ * subshell of its own, which rolls back only itself. Prints each container's output between
+ * `PNC-ITEM-OUT|ERR|END <i>` markers (see parseBatch).
  */
 export function netnsBatchCreateScript(specs: readonly ContainerSpec[]): string {
   const items = specs.map((spec, i) =>
@@ -86,6 +90,7 @@ export function netnsBatchCreateScript(specs: readonly ContainerSpec[]): string 
     LOCKS,
     USED_ADDRESSES,
     "USED=$(used_addresses)",
+    REPORT_ITEM,
     "TMPD=$(mktemp -d)",
     `trap 'rm -rf "$TMPD"' EXIT`,
     "item() {",
@@ -100,16 +105,15 @@ export function netnsBatchCreateScript(specs: readonly ContainerSpec[]): string 
     ENSURE,
     '    echo "PNC-RESULT hostAddress=$HA"',
     '    echo "PNC-RESULT localAddress=$LA"',
+    '    echo "$HA $LA" > "$TMPD/addr"',
     '  ) < /dev/null > "$TMPD/out" 2> "$TMPD/err"',
     "  rc=$?",
     "  set -e",
-    String.raw`  sed "s/^/PNC-ITEM $1 out /" "$TMPD/out"`,
-    String.raw`  sed "s/^/PNC-ITEM $1 err /" "$TMPD/err"`,
-    '  echo "PNC-ITEM $1 rc $rc"',
+    '  report_item "$1" "$rc"',
     '  if [ "$rc" = 0 ]; then',
-    String.raw`    ha=$(sed -n 's/^PNC-RESULT hostAddress=//p' "$TMPD/out")`,
-    String.raw`    la=$(sed -n 's/^PNC-RESULT localAddress=//p' "$TMPD/out")`,
-    String.raw`    USED=$(printf '%s\n%s\tcontainer "%s" (created just before)\n%s\tcontainer "%s" (created just before)' "$USED" "$ha" "$NAME" "$la" "$NAME")`,
+    '    read -r ha la < "$TMPD/addr"',
+    // Builtins only: the next containers of the batch must see these addresses as taken.
+    '    USED="$USED\n$ha\tcontainer \\"$NAME\\" (created just before)\n$la\tcontainer \\"$NAME\\" (created just before)"',
     "  fi",
     "}",
     ...items,

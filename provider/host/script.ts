@@ -67,15 +67,9 @@ export const USED_ADDRESSES = String.raw`used_addresses() {
 # clash_check ADDRESS...: prints "PNC-CLASH ..." for each address in $USED (set USED=$(used_addresses) once
 # under the lock; a batch adds what it makes); returns 1 if any is held.
 clash_check() {
-  found=0
-  for want in "$@"; do
-    holders=$(printf '%s\n' "$USED" | awk -F '\t' -v a="$want" '$1 == a { print $2 }' | sort -u)
-    if [ -n "$holders" ]; then
-      printf '%s\n' "$holders" | sed "s/^/PNC-CLASH address $want is already held by /" >&2
-      found=1
-    fi
-  done
-  return $found
+  awk -F '\t' -v want=" $* " 'index(want, " " $1 " ") && !seen[$0]++ { printf "PNC-CLASH address %s is already held by %s\n", $1, $2; found = 1 } END { exit found }' >&2 <<PNC_USED
+$USED
+PNC_USED
 }
 # allocate_block: the lowest N in 1..254 with 10.233.N.1 and 10.233.N.2 both free (nixos-container's layout).
 allocate_block() {
@@ -128,19 +122,45 @@ export function parseBatch(stdout: string, count: number): BatchItemResult[] {
   const out: string[][] = Array.from({ length: count }, () => []);
   const err: string[][] = Array.from({ length: count }, () => []);
   const codes: (number | undefined)[] = Array.from({ length: count }, () => undefined);
+  let current: string[] | undefined;
   for (const line of stdout.split("\n")) {
-    const m = /^PNC-ITEM (\d+) (out|err|rc) ?(.*)$/.exec(line);
-    if (!m) continue;
-    const i = Number(m[1]);
-    if (i >= count) continue;
-    if (m[2] === "out") out[i].push(m[3]);
-    else if (m[2] === "err") err[i].push(m[3]);
-    else codes[i] = Number(m[3]);
+    const m = /^PNC-ITEM-(OUT|ERR|END) (\d+)(?: (-?\d+))?$/.exec(line);
+    if (!m) {
+      current?.push(line);
+      continue;
+    }
+    const i = Number(m[2]);
+    if (i >= count) {
+      current = undefined;
+    } else if (m[1] === "OUT") {
+      current = out[i];
+    } else if (m[1] === "ERR") {
+      current = err[i];
+    } else {
+      codes[i] = Number(m[3]);
+      current = undefined;
+    }
   }
+  const text = (lines: string[]): string => (lines.length > 0 ? `${lines.join("\n")}\n` : "");
   return out.map((lines, i) => ({
-    stdout: lines.join("\n"),
-    stderr: err[i].join("\n"),
+    stdout: text(lines),
+    stderr: text(err[i]),
     // An item that never reported (the script died before it) did not run.
     code: codes[i] ?? -1,
   }));
 }
+
+/**
+ * Shell function `report_item I RC`: prints item I's captured stdout and stderr ($TMPD/out, $TMPD/err) between
+ * markers, with shell builtins only (no process per item), in the form parseBatch reads.
+ */
+export const REPORT_ITEM = String.raw`report_item() {
+  echo "PNC-ITEM-OUT $1"
+  while IFS= read -r line || [ -n "$line" ]; do printf '%s
+' "$line"; done < "$TMPD/out"
+  echo "PNC-ITEM-ERR $1"
+  while IFS= read -r line || [ -n "$line" ]; do printf '%s
+' "$line"; done < "$TMPD/err"
+  echo "PNC-ITEM-END $1 $2"
+}
+`;

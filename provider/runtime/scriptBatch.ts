@@ -1,7 +1,7 @@
 // Runs the independent scripts that concurrent operations send to one host (reads of a refresh, deletes of
 // a destroy) as one script: one channel and one round trip for the lot. Each script still runs in a shell
 // of its own and fails on its own, with its own output and exit code.
-import { assignments, parseBatch } from "../host/script";
+import { REPORT_ITEM, assignments, parseBatch } from "../host/script";
 import { ExecResult, SshError, SshHost, tail } from "../ssh";
 import { Batcher } from "./batcher";
 
@@ -19,9 +19,7 @@ run_item() {
   sh -c "$2" < /dev/null > "$TMPD/out" 2> "$TMPD/err"
   rc=$?
   set -e
-  sed "s/^/PNC-ITEM $1 out /" "$TMPD/out"
-  sed "s/^/PNC-ITEM $1 err /" "$TMPD/err"
-  echo "PNC-ITEM $1 rc $rc"
+  report_item "$1" "$rc"
 }
 `;
 
@@ -34,7 +32,7 @@ const batcher = new Batcher<SshHost, Job, ExecResult>(async (host, jobs) => {
   const body = jobs.map(
     (job, i) => `${assignments({ [`ITEM_${i}`]: job.script })}\nrun_item ${i} "$ITEM_${i}"`,
   );
-  const whole = await host.runScript(["set -eu", BATCH_RUNNER, ...body].join("\n"), {
+  const whole = await host.runScript(["set -eu", REPORT_ITEM, BATCH_RUNNER, ...body].join("\n"), {
     display,
     check: false,
   });
