@@ -2,7 +2,7 @@
 // unknowns, failure messages, secrets) and `diff` (README's diff rules, delete-before-replace, drift).
 import { describe, expect, it } from "vitest";
 import { check, diff } from "../../provider/runtime";
-import { Props } from "../../provider/runtime/common";
+import { PROVIDER_KEY, Props } from "../../provider/runtime/common";
 import { UNKNOWN } from "../../provider/core/validate";
 
 type Type = "AddressPool" | "Container" | "VethPair" | "NatRule" | "NmUnmanaged";
@@ -62,8 +62,6 @@ const HEALTHY_OUTPUTS: Record<Type, Props> = {
 function stateOf(type: Type, raw: Props = RAW[type], extra: Props = {}): Props {
   return { ...checked(type, raw), ...HEALTHY_OUTPUTS[type], [PROVIDER_KEY]: PROVIDER, ...extra };
 }
-
-const PROVIDER_KEY = "__provider";
 
 /** New inputs as the engine passes them to diff: the program's inputs after check. */
 function newsOf(type: Type, raw: Props, olds: Props, provider = PROVIDER): Props {
