@@ -6,6 +6,8 @@ export { BatchItemResult, parseBatch } from "./script";
 
 /** Idempotent: creates what is missing, sets addresses and routes to the spec. Records what it made. */
 const ENSURE = String.raw`if [ ! -e "/run/netns/$NAME" ]; then ip netns add "$NAME"; MADE_NS=1; fi
+mkdir -p /run/pulumi-nixos-containers/netns
+: > "/run/pulumi-nixos-containers/netns/$NAME"
 if ! ip link show dev "$HIF" >/dev/null 2>&1; then
   [ "$MADE_NS" = 1 ] || ip -n "$NAME" link del eth0 2>/dev/null || true
   ip link add "$HIF" type veth peer name eth0 netns "$NAME"
@@ -34,7 +36,7 @@ rollback() {
   rc=$?
   if [ $rc -ne 0 ]; then
     [ "$MADE_LINK" = 1 ] && ip link del "$HIF" 2>/dev/null
-    [ "$MADE_NS" = 1 ] && ip netns del "$NAME" 2>/dev/null
+    [ "$MADE_NS" = 1 ] && { ip netns del "$NAME" 2>/dev/null; rm -f "/run/pulumi-nixos-containers/netns/$NAME"; }
     echo "PNC-ROLLEDBACK" >&2
   fi
   exit $rc
@@ -171,6 +173,7 @@ export const netnsDriver: ContainerDriver = {
       vars(spec, true),
       LOCKS,
       'ip netns del "$NAME" 2>/dev/null || true',
+      'rm -f "/run/pulumi-nixos-containers/netns/$NAME"',
       'ip link del "$HIF" 2>/dev/null || true',
       'if [ -e "/run/netns/$NAME" ] || ip link show dev "$HIF" >/dev/null 2>&1; then echo "could not remove $NAME / $HIF" >&2; exit 1; fi',
     ].join("\n");

@@ -43,23 +43,30 @@ flock -w 120 9 || { echo "PNC-LOCK timed out after 120 s waiting for /run/lock/n
  * that are that container itself are left out (for updates and repairs).
  */
 export const USED_ADDRESSES = String.raw`used_addresses() {
+  set --
   for conf in /etc/nixos-containers/*.conf /etc/containers/*.conf; do
-    [ -f "$conf" ] || continue
-    grep -q '^HOST_ADDRESS=\|^LOCAL_ADDRESS=' "$conf" 2>/dev/null || continue
-    cname=$(basename "$conf" .conf)
-    [ "$cname" = "$OWN_NAME" ] && continue
-    sed -n 's/^\(HOST_ADDRESS\|LOCAL_ADDRESS\)=\([0-9.]*\).*/\2/p' "$conf" |
-      awk -v c="$cname" -v f="$conf" 'NF { printf "%s\tnixos container \"%s\" (%s)\n", $1, c, f }'
+    [ -f "$conf" ] && set -- "$@" "$conf"
   done
+  # One awk for every conf (podman's files in /etc/containers have no such lines and yield nothing).
+  [ $# -eq 0 ] || awk -v own="$OWN_NAME" '
+    FNR == 1 { name = FILENAME; sub(/.*\//, "", name); sub(/\.conf$/, "", name) }
+    /^(HOST|LOCAL)_ADDRESS=/ && name != own {
+      v = $0; sub(/^[A-Z_]*=/, "", v); sub(/\/.*/, "", v)
+      if (v ~ /^[0-9.]+$/) printf "%s\tnixos container \"%s\" (%s)\n", v, name, FILENAME
+    }' "$@"
   ip -o -4 addr show | awk -v own="$OWN_IF" '{ split($4, a, "/"); sub(/@.*/, "", $2); if ($2 != own) printf "%s\thost interface %s\n", a[1], $2 }'
   if [ -d /run/netns ]; then
-    for nsp in /run/netns/*; do
-      [ -e "$nsp" ] || continue
-      ns=$(basename "$nsp")
+    cd /run/netns
+    for ns in *; do
+      [ -e "$ns" ] || continue
       [ "$ns" = "$OWN_NAME" ] && continue
+      # Namespaces we made hold exactly the addresses their ve- link and host route show above: no need to
+      # enter each one (that scan grew with every container on the host).
+      [ -e "/run/pulumi-nixos-containers/netns/$ns" ] && continue
       ip -n "$ns" -o -4 addr show 2>/dev/null |
         awk -v ns="$ns" '{ split($4, a, "/"); sub(/@.*/, "", $2); printf "%s\tinterface %s in network namespace \"%s\"\n", a[1], $2, ns }'
     done
+    cd /
   fi
   ip -4 route show scope link 2>/dev/null |
     awk -v own="$OWN_IF" '$1 !~ /\// && $1 != "default" && $2 == "dev" && $3 != own { printf "%s\thost route to it via %s\n", $1, $3 }'

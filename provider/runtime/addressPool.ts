@@ -7,9 +7,10 @@ import {
   DEFAULT_BLOCK_PREFIX_LENGTH,
   DEFAULT_POOL_CIDR,
   allocate,
+  checkPoolSpec,
   poolCapacity,
 } from "../core/allocator";
-import { Failure, UNKNOWN } from "../core/validate";
+import { Failure, UNKNOWN, isUnknown } from "../core/validate";
 import { CheckResult, Handler, Props, diffWith, hasUnknown, toCheckFailures } from "./common";
 
 function asAllocations(value: unknown): Record<string, Allocation> {
@@ -31,21 +32,35 @@ function asAllocations(value: unknown): Record<string, Allocation> {
   return result;
 }
 
+/** Static entries as given (unknown fields included), for validating the known parts in preview. */
+function asAllocationsLoose(value: unknown): Record<string, Allocation> {
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? (value as Record<string, Allocation>)
+    : {};
+}
+
 function shapeFailures(news: Props): Failure[] {
   const failures: Failure[] = [];
-  if (news.cidr !== undefined && typeof news.cidr !== "string") {
+  if (news.cidr !== undefined && !isUnknown(news.cidr) && typeof news.cidr !== "string") {
     failures.push({
       property: "cidr",
       message: `cidr must be a string such as "10.233.0.0/16", got ${display(news.cidr)}`,
     });
   }
-  if (news.blockPrefixLength !== undefined && typeof news.blockPrefixLength !== "number") {
+  if (
+    news.blockPrefixLength !== undefined &&
+    !isUnknown(news.blockPrefixLength) &&
+    typeof news.blockPrefixLength !== "number"
+  ) {
     failures.push({
       property: "blockPrefixLength",
       message: `blockPrefixLength must be a number from 24 to 31, got ${display(news.blockPrefixLength)}`,
     });
   }
-  if (!Array.isArray(news.members) || news.members.some((m) => typeof m !== "string")) {
+  if (
+    !isUnknown(news.members) &&
+    (!Array.isArray(news.members) || news.members.some((m) => typeof m !== "string"))
+  ) {
     failures.push({
       property: "members",
       message: `members must be a list of container names, got ${display(news.members)}`,
@@ -53,7 +68,7 @@ function shapeFailures(news: Props): Failure[] {
   }
   for (const key of ["static"]) {
     const v = news[key];
-    if (v !== undefined && (v === null || typeof v !== "object" || Array.isArray(v))) {
+    if (v !== undefined && !isUnknown(v) && (v === null || typeof v !== "object" || Array.isArray(v))) {
       failures.push({
         property: key,
         message: `${key} must be a map of name → { hostAddress, localAddress }, got ${display(v)}`,
@@ -62,6 +77,7 @@ function shapeFailures(news: Props): Failure[] {
   }
   if (
     news.exclude !== undefined &&
+    !isUnknown(news.exclude) &&
     (!Array.isArray(news.exclude) || news.exclude.some((e) => typeof e !== "string"))
   ) {
     failures.push({
@@ -82,8 +98,22 @@ function check(olds: Props, news: Props): CheckResult {
     exclude: news.exclude ?? [],
   };
   if (hasUnknown(inputs)) {
-    // Some input is an output of a resource not created yet: the allocation is computed on `up`.
-    return { inputs: { ...inputs, allocations: UNKNOWN }, failures: [] };
+    // Some input is an output of a resource not created yet: the allocation is computed on `up`, but what
+    // is known is validated now.
+    const known = shapeFailures(inputs);
+    if (known.length === 0) {
+      const whole = (key: string, empty: unknown): unknown => (isUnknown(inputs[key]) ? empty : inputs[key]);
+      known.push(
+        ...checkPoolSpec({
+          cidr: inputs.cidr as string,
+          blockPrefixLength: inputs.blockPrefixLength as number,
+          members: whole("members", []) as string[],
+          static: asAllocationsLoose(whole("static", {})),
+          exclude: whole("exclude", []) as string[],
+        }),
+      );
+    }
+    return { inputs: { ...inputs, allocations: UNKNOWN }, failures: toCheckFailures(known) };
   }
   const failures = shapeFailures(inputs);
   if (failures.length > 0) return { inputs, failures: toCheckFailures(failures) };

@@ -41,6 +41,8 @@ export class Batcher<K, I, O> {
   private async flush(key: K): Promise<void> {
     const lane = this.lanes.get(key);
     if (!lane) return;
+    // Started by the hand-off after a batch, a window timer may still be pending: it must not fire later.
+    if (lane.timer) clearTimeout(lane.timer);
     lane.timer = undefined;
     if (lane.busy || lane.queue.length === 0) return;
     const batch = lane.queue.splice(0, this.maxBatch);

@@ -82,6 +82,8 @@ export function machineOf(connection: unknown): string {
   if (connection === null || typeof connection !== "object") return String(connection);
   const c = connection as Props;
   if (isUnknown(c.host) || isUnknown(c.port)) return UNKNOWN;
+  // A jump host not known yet may lead to another machine behind the same address.
+  if (isUnknown(c.proxy)) return UNKNOWN;
   const proxy = c.proxy && typeof c.proxy === "object" ? `via ${machineOf(c.proxy)}` : "";
   return `${String(c.host)}:${String(c.port ?? 22)}${proxy}`;
 }

@@ -26,6 +26,7 @@ import {
   ReadResult,
   connectionFailures,
   diffWith,
+  hasUnknown,
   hostOf,
   machineOf,
   onlyStateChanged,
@@ -57,7 +58,11 @@ function validate(news: Props): Failure[] {
   failures.push(...validateIPv4(news.hostAddress, "hostAddress", { optional: true }));
   failures.push(...validateIPv4(news.localAddress, "localAddress", { optional: true }));
   failures.push(...bothOrNeither(news, "hostAddress", "localAddress"));
-  if (typeof news.hostAddress === "string" && news.hostAddress === news.localAddress) {
+  if (
+    typeof news.hostAddress === "string" &&
+    !isUnknown(news.hostAddress) &&
+    news.hostAddress === news.localAddress
+  ) {
     failures.push({
       property: "localAddress",
       message: `localAddress ${display(news.localAddress)} equals hostAddress: the two ends of the veth need different addresses`,
@@ -143,11 +148,15 @@ function diff(_id: string, olds: Props, news: Props): DiffResult {
       replace: ["name", "driver"],
       update: IN_PLACE,
       // Same name on the same machine cannot exist twice; nor can the same addresses.
-      deleteBeforeReplace: (o, n) =>
-        machineOf(o.connection) === machineOf(n.connection) &&
-        (o.name === n.name ||
-          (o.hostAddress === n.hostAddress && n.hostAddress !== undefined) ||
-          n.hostAddress === undefined),
+      // Same machine and a shared name or address (or addresses the host will pick): the old one goes first.
+      deleteBeforeReplace: (o, n) => {
+        if (machineOf(o.connection) !== machineOf(n.connection)) return false;
+        if (n.hostAddress === undefined || o.name === n.name) return true;
+        const old = new Set([o.hostAddress, o.localAddress]);
+        return (
+          old.has(n.hostAddress) || old.has(n.localAddress) || hasUnknown([n.hostAddress, n.localAddress])
+        );
+      },
     },
     olds,
     news,

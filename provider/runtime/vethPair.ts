@@ -1,7 +1,6 @@
 // Provider methods of `VethPair`: an extra veth between the host and a running container, like NixOS
 // `extraVeths`, on both drivers (the container's namespace is found by name or by its leader process).
 import { display } from "../core/display";
-import { tryParseCidr } from "../core/ipv4";
 import {
   Failure,
   isUnknown,
@@ -59,17 +58,19 @@ function validate(news: Props): Failure[] {
           "hostAddress and hostBridge are both set: a bridged veth has no host address (the bridge has it); set one or the other",
       });
     }
-    if (
-      news.localAddress !== undefined &&
-      !isUnknown(news.localAddress) &&
-      (typeof news.localAddress !== "string" ||
-        !tryParseCidr(
-          news.localAddress.includes("/")
-            ? news.localAddress.replace(/\.\d+\//, ".0/")
-            : `${news.localAddress}/32`,
-        ))
-    ) {
-      failures.push(...validateIPv4(String(news.localAddress).split("/")[0], "localAddress"));
+    if (news.localAddress !== undefined && !isUnknown(news.localAddress)) {
+      const [address, prefix, ...rest] = String(news.localAddress).split("/");
+      failures.push(...validateIPv4(address, "localAddress"));
+      if (
+        typeof news.localAddress !== "string" ||
+        rest.length > 0 ||
+        (prefix !== undefined && !/^(?:[0-9]|[12][0-9]|3[0-2])$/.test(prefix))
+      ) {
+        failures.push({
+          property: "localAddress",
+          message: `localAddress ${display(news.localAddress)} is invalid: use an IPv4 address, optionally with a prefix length 0-32 (e.g. "192.168.50.5/24")`,
+        });
+      }
     }
   } else {
     failures.push(...validateIPv4(news.localAddress, "localAddress", { optional: true }));

@@ -109,11 +109,8 @@ describe("check: Container", () => {
     expect(inputs.driver).toBe(UNKNOWN);
   });
 
-  // BUG (provider/runtime/container.ts, validate): `news.hostAddress === news.localAddress` compares the two
-  // unknown sentinels, so a container whose addresses both come from another resource's output (e.g. Host
-  // wiring an AddressPool's allocations while the pool's members are unknown) fails check in preview with
-  // 'localAddress "04da6b54-…" equals hostAddress'. The equality check should skip unknown values.
-  it.fails("accepts hostAddress and localAddress that are both unknown (outputs of another resource)", () => {
+  // Regression: two unknown addresses are equal sentinels, not equal addresses.
+  it("accepts hostAddress and localAddress that are both unknown (outputs of another resource)", () => {
     checked("Container", {
       connection: CONNECTION,
       name: "web",
@@ -235,10 +232,8 @@ describe("check: VethPair", () => {
     ]);
   });
 
-  // BUG (provider/runtime/vethPair.ts, validate with hostBridge): a localAddress with a prefix is checked by
-  // rewriting it to a network CIDR; when that does not parse, only the part before "/" is validated, so an
-  // impossible prefix ("/99") or garbage ("/abc") passes check and only fails on the host at `up`.
-  it.fails("rejects a bridged localAddress with an invalid prefix length", () => {
+  // Regression: with a bridge, the prefix length of localAddress is validated too.
+  it("rejects a bridged localAddress with an invalid prefix length", () => {
     const { hostAddress: _h, ...bridged } = RAW.VethPair;
     expect(
       failuresOf("VethPair", { ...bridged, hostBridge: "br0", localAddress: "10.1.2.5/99" }),
@@ -367,10 +362,8 @@ describe("check: AddressPool", () => {
     expect(checked("AddressPool", { members: ["web", UNKNOWN] }).allocations).toBe(UNKNOWN);
   });
 
-  // BUG (provider/runtime/addressPool.ts, check): with any unknown input, check returns before validating the
-  // known ones, so an invalid cidr is only reported at `up`. NatRule and NmUnmanaged validate the known parts
-  // in that case (DESIGN: check "validates every input").
-  it.fails("rejects an invalid known cidr even when a member is still unknown", () => {
+  // Regression: known pool inputs are validated even while another input is unknown.
+  it("rejects an invalid known cidr even when a member is still unknown", () => {
     expect(failuresOf("AddressPool", { cidr: "10.233.0.0/99", members: [UNKNOWN] })).not.toEqual([]);
   });
 
@@ -565,20 +558,15 @@ describe("diff: README's diff rules", () => {
     });
   });
 
-  // BUG (provider/runtime/common.ts, machineOf): an unknown `proxy` (a jump host that is another resource's
-  // output) is not an object, so it is ignored and the machine looks unchanged: the connection is updated in
-  // place instead of replaced, although the new jump host may reach another machine with the same address.
-  it.fails("treats an unknown jump host as another host", () => {
+  // Regression: a jump host that is not known yet may lead to another machine.
+  it("treats an unknown jump host as another host", () => {
     const olds = stateOf("Container");
     const raw = { ...RAW.Container, connection: { ...CONNECTION, proxy: UNKNOWN } };
     expect(diff("Container", "id", olds, newsOf("Container", raw, olds)).replaces).toEqual(["connection"]);
   });
 
-  // BUG (provider/runtime/container.ts, diff's deleteBeforeReplace): only a shared *hostAddress* counts; a
-  // renamed container that keeps its localAddress (new hostAddress) is created before the old one is deleted,
-  // and the create fails on the host's collision check (the address is still routed to the old container).
-  // README: "delete-before-replace when the old and new would share a name or addresses on one host".
-  it.fails("deletes first when a renamed container keeps only its localAddress on the same host", () => {
+  // Regression: a shared localAddress alone also means the old container must go first.
+  it("deletes first when a renamed container keeps only its localAddress on the same host", () => {
     const olds = stateOf("Container");
     const raw = { ...RAW.Container, name: "web2", hostAddress: "10.233.1.3" };
     expect(diff("Container", "id", olds, newsOf("Container", raw, olds))).toEqual({
