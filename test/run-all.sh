@@ -43,7 +43,12 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 step "nixos-container stand-in self-test"
-standin=$(bash test/lab/nixos-container.test.sh | tee /dev/stderr | sed -n 's/^\([0-9]*\) passed, 0 failed$/\1/p' | tail -1)
+# (Not `tee /dev/stderr`: when stderr is a log file, opening it again truncates the log.)
+status=0
+bash test/lab/nixos-container.test.sh > "$REPORTS/standin.txt" 2>&1 || status=$?
+cat "$REPORTS/standin.txt"
+[[ $status -eq 0 ]] || exit "$status"
+standin=$(sed -n 's/^\([0-9]*\) passed, 0 failed$/\1/p' "$REPORTS/standin.txt" | tail -1)
 step "lab lifecycle (up/down three times leaves nothing behind)"
 vt lifecycle --project lab-lifecycle
 step "lab tests (SSH layer and resources through the real provider host)"
