@@ -88,13 +88,26 @@ const EXTERNAL_EXISTS = String.raw`if ! ip link show dev "$EXT" >/dev/null 2>&1;
 fi
 `;
 
-export function natApplyScript(spec: NatSpec): string {
+/**
+ * @param fresh a create: refuse when a NatRule of this name is already on the host (another stack, or a
+ * resource that state lost), instead of replacing its rules.
+ */
+export function natApplyScript(spec: NatSpec, fresh = false): string {
   const lines = [PRELUDE];
+  const nameFree = fresh
+    ? String.raw`if [ -f "$STATE_DIR/$ID.rule" ]; then
+  echo "PNC-CLASH a NatRule named $ID is already on the host (recorded in $STATE_DIR/$ID.rule): give this one another name, or delete the other" >&2
+  echo "PNC-NOTHING-CHANGED" >&2
+  exit 3
+fi
+`
+    : "";
   if (spec.backend === "nftables") {
     lines.push(
       "need ip flock nft",
       vars(spec, renderNft(spec), spec.externalInterface),
       LOCKS,
+      nameFree,
       EXTERNAL_EXISTS,
     );
     lines.push(snapshotFunction(spec));
@@ -106,6 +119,7 @@ export function natApplyScript(spec: NatSpec): string {
       "need ip flock iptables iptables-restore iptables-save",
       vars(spec, rendered.restore, spec.externalInterface),
       LOCKS,
+      nameFree,
       EXTERNAL_EXISTS,
     );
     lines.push(snapshotFunction(spec), RECORD_ABSENT_BASE_CHAINS);

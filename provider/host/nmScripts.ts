@@ -24,7 +24,13 @@ const REPORT_DEVICES = String.raw`report_devices() {
 }
 `;
 
-export function nmApplyScript(path: string, content: string, globs: readonly string[]): string {
+/** @param fresh a create: refuse to take over a drop-in of this name that is already there. */
+export function nmApplyScript(
+  path: string,
+  content: string,
+  globs: readonly string[],
+  fresh = false,
+): string {
   return [
     PRELUDE,
     "need flock",
@@ -33,6 +39,9 @@ export function nmApplyScript(path: string, content: string, globs: readonly str
     LOCKS,
     NM_RUNNING,
     REPORT_DEVICES,
+    fresh
+      ? 'if [ -e "$DROPIN" ]; then echo "PNC-CLASH $DROPIN already exists (another stack or resource with this name?): give this one another name, or remove the file" >&2; exit 3; fi'
+      : "",
     'mkdir -p "$(dirname "$DROPIN")"',
     'had=0; [ -f "$DROPIN" ] && { cp -p "$DROPIN" "$DROPIN.pnc-old"; had=1; }',
     `printf '%s' "$CONTENT" > "$DROPIN.pnc-new" && mv -f "$DROPIN.pnc-new" "$DROPIN"`,

@@ -56,8 +56,13 @@ async function apply(props: Props, recordedFingerprint: unknown, action: string)
   const fingerprint = await host.fingerprint();
   let stdout: string;
   try {
-    stdout = (await runBatched(host, natApplyScript(spec), `apply NatRule ${spec.id} (${spec.backend})`))
-      .stdout;
+    stdout = (
+      await runBatched(
+        host,
+        natApplyScript(spec, action === "created"),
+        `apply NatRule ${spec.id} (${spec.backend})`,
+      )
+    ).stdout;
   } catch (err) {
     throw explainScriptFailure(err, `NatRule "${spec.id}"`, host.target, action);
   }
@@ -82,10 +87,31 @@ export const natRuleHandler: Handler = {
     return drifted && !result.changes ? { ...result, changes: true } : result;
   },
   create: (inputs) =>
-    scrubbed(inputs, async () => ({
-      id: `${machineOf(inputs.connection)}/nat/${String(inputs.name)}`,
-      outs: await apply(inputs, undefined, "created"),
-    })),
+    scrubbed(inputs, async () => {
+      try {
+        return {
+          id: `${machineOf(inputs.connection)}/nat/${String(inputs.name)}`,
+          outs: await apply(inputs, undefined, "created"),
+        };
+      } catch (err) {
+        // A failed create may have left our chains (iptables: restore went through, a jump did not): remove
+        // them, so nothing half-made stays on the host. A clash changed nothing and needs no cleanup.
+        if (!(err instanceof Error) || !/Nothing was changed/.test(err.message)) {
+          const spec = specOf(inputs);
+          const removed = await runBatched(
+            hostOf(inputs).host,
+            natDeleteScript(spec),
+            `clean up NatRule ${spec.id}`,
+          ).then(
+            () => true,
+            () => false,
+          );
+          if (err instanceof Error && removed)
+            err.message += "\n  What this create had made was removed again.";
+        }
+        throw err;
+      }
+    }),
   update: (_id, olds, news) =>
     scrubbed(news, async () => {
       if (

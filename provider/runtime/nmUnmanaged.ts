@@ -8,6 +8,7 @@ import { runBatched } from "./scriptBatch";
 import {
   CheckResult,
   Handler,
+  PartialCreateError,
   Props,
   connectionFailures,
   diffWith,
@@ -32,7 +33,7 @@ function specOf(props: Props): NmSpec {
   return spec;
 }
 
-async function apply(props: Props, recordedFingerprint: unknown): Promise<Props> {
+async function apply(props: Props, recordedFingerprint: unknown, id?: string): Promise<Props> {
   const spec = specOf(props);
   const { host } = hostOf({ ...props, hostKeyFingerprint: recordedFingerprint });
   const fingerprint = await host.fingerprint();
@@ -42,7 +43,7 @@ async function apply(props: Props, recordedFingerprint: unknown): Promise<Props>
     stdout = (
       await runBatched(
         host,
-        nmApplyScript(nmDropInPath(spec.id), renderNmConf(spec), globs),
+        nmApplyScript(nmDropInPath(spec.id), renderNmConf(spec), globs, id !== undefined),
         `write ${nmDropInPath(spec.id)}`,
       )
     ).stdout;
@@ -57,20 +58,23 @@ async function apply(props: Props, recordedFingerprint: unknown): Promise<Props>
   }
   const seen = parseNm(stdout);
   const managed = Object.entries(seen.devices).filter(([, state]) => state !== "unmanaged");
-  if (seen.running && managed.length > 0) {
-    throw new Error(
-      `NmUnmanaged "${spec.id}" on ${host.target}: after reloading NetworkManager these devices are still managed: ` +
-        `${managed.map(([d, s]) => `${d} (${s})`).join(", ")}. Another NetworkManager setting may override ours: check \`NetworkManager --print-config\`.`,
-    );
-  }
-  return {
+  const outs = {
     ...props,
     networkManagerRunning: seen.running,
     reloaded: seen.running,
     unmanagedDevices: Object.keys(seen.devices).sort(),
-    present: true,
+    present: managed.length === 0,
     hostKeyFingerprint: fingerprint,
   };
+  if (seen.running && managed.length > 0) {
+    const message =
+      `NmUnmanaged "${spec.id}" on ${host.target}: the drop-in is written and NetworkManager reloaded, but these devices are still managed: ` +
+      `${managed.map(([d, s]) => `${d} (${s})`).join(", ")}. Another NetworkManager setting may override ours: check \`NetworkManager --print-config\`.`;
+    // On create the file is on the host: record the resource (init error) rather than orphan it.
+    if (id) throw new PartialCreateError(message, id, outs, [message]);
+    throw new Error(message);
+  }
+  return outs;
 }
 
 export const nmUnmanagedHandler: Handler = {
@@ -88,10 +92,10 @@ export const nmUnmanagedHandler: Handler = {
     return olds.present === false && !result.changes ? { ...result, changes: true } : result;
   },
   create: (inputs) =>
-    scrubbed(inputs, async () => ({
-      id: `${machineOf(inputs.connection)}/nm/${String(inputs.name)}`,
-      outs: await apply(inputs, undefined),
-    })),
+    scrubbed(inputs, async () => {
+      const id = `${machineOf(inputs.connection)}/nm/${String(inputs.name)}`;
+      return { id, outs: await apply(inputs, undefined, id) };
+    }),
   update: (_id, olds, news) =>
     scrubbed(news, async () => {
       if (onlyStateChanged(["name", "devices", "content"], olds, news) && olds.present === true) {

@@ -255,6 +255,29 @@ describe("NatRule on a host with two of ours", () => {
     expect(labExecOk(h1, ["cat", "/proc/sys/net/ipv4/conf/all/forwarding"]).trim()).toBe("0");
   });
 
+  it("refuses a second NatRule of the same name on a host (another stack), leaving the first one's rules alone", async () => {
+    const first = await engine.create("NatRule", "one", {
+      connection: connection(h1),
+      name: "twin",
+      ...base,
+    });
+    try {
+      const before = firewallDump(h1);
+      await expect(
+        engine.create("NatRule", "two", {
+          connection: connection(h1),
+          name: "twin",
+          ...base,
+          backend: "nftables",
+          externalIP: "198.18.0.99",
+        }),
+      ).rejects.toThrow(/a NatRule named twin is already on the host.*Nothing was changed/s);
+      expect(firewallDump(h1)).toBe(before);
+    } finally {
+      await engine.destroy(first);
+    }
+  });
+
   it("fails clearly, changing nothing, when the external interface does not exist", async () => {
     const before = firewallDump(h1);
     await expect(
@@ -335,6 +358,24 @@ describe("NmUnmanaged", () => {
     const again = await engine.create("NmUnmanaged", "nm", { connection: connection(h2), name: "lab" });
     await engine.destroy(again);
     expect(labExec(h2, ["test", "-e", checked.path as string]).code).not.toBe(0);
+  });
+
+  it("refuses to take over a drop-in of the same name that is already there", async () => {
+    const first = await engine.create("NmUnmanaged", "nmA", { connection: connection(h1), name: "twin" });
+    try {
+      await expect(
+        engine.create("NmUnmanaged", "nmB", {
+          connection: connection(h1),
+          name: "twin",
+          devices: ["interface-name:vx-*"],
+        }),
+      ).rejects.toThrow(/pulumi-nixos-containers-twin\.conf already exists/);
+      expect(
+        labExecOk(h1, ["cat", "/etc/NetworkManager/conf.d/pulumi-nixos-containers-twin.conf"]),
+      ).toContain("interface-name:ve-*");
+    } finally {
+      await engine.destroy(first);
+    }
   });
 
   it("writes the file and reports NetworkManager not running on a host without it", async () => {
