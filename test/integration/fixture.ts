@@ -1,5 +1,6 @@
 // What every lab test of the resources shares: the lab's hosts, the client key, and connections in the
 // shape users pass (@pulumi/command's ConnectionArgs).
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { LabHost, labExec, labHost, readLab } from "../lab/labHosts";
 
@@ -17,4 +18,38 @@ export function connection(host: LabHost): Record<string, unknown> {
 export function reachable(host: LabHost, from: string | undefined, address: string): boolean {
   const argv = ["ping", "-c", "1", "-W", "2", address];
   return labExec(host, from ? ["ip", "netns", "exec", from, ...argv] : argv).code === 0;
+}
+
+const started: ChildProcess[] = [];
+
+/** Remembers a helper process a test started, so killStarted ends it. */
+export function trackStarted(child: ChildProcess): void {
+  started.push(child);
+}
+
+/** Kills (by PID) every helper process these tests started; call in afterAll. */
+export function killStarted(): void {
+  for (const child of started.splice(0)) child.kill("SIGKILL");
+}
+
+/**
+ * A TCP listener in the lab's WAN namespace (the lab's "internet") that answers each connection with the peer
+ * address it saw: the address NAT gave the container. Ends by itself after `seconds`.
+ */
+export async function wanEchoPeer(port: number, seconds = 150): Promise<void> {
+  const argv = [
+    "netns",
+    "exec",
+    lab.wanNetns,
+    "socat",
+    `TCP-LISTEN:${port},reuseaddr,fork`,
+    "SYSTEM:echo $SOCAT_PEERADDR",
+  ];
+  started.push(spawn("timeout", [String(seconds), "ip", ...argv], { stdio: "ignore" }));
+  for (let i = 0; i < 50; i++) {
+    const ss = spawnSync("ip", ["netns", "exec", lab.wanNetns, "ss", "-ltn"], { encoding: "utf8" });
+    if (ss.stdout.includes(`:${port} `)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("WAN listener did not start");
 }

@@ -3,7 +3,6 @@
 // the mocks are called once a resource's inputs resolve, so creation follows the dependency order). Then the lab
 // hosts are checked (containers answer pings, NAT lets them reach the WAN, the drop-in is there), everything is
 // deleted in reverse order, and nothing of ours is left on any host.
-import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HostPlan } from "../../provider";
 import { labProgram } from "../../examples/lab/program";
@@ -11,6 +10,7 @@ import { ForwardingEngine } from "../../examples/testing/forwardingEngine";
 import { runUnderMocks } from "../../examples/testing/mockRun";
 import { MiniEngine } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
+import { killStarted, wanEchoPeer } from "./fixture";
 import { LabHost, labExec, labExecOk, readLab } from "../lab/labHosts";
 
 const lab = readLab();
@@ -23,7 +23,6 @@ const WAN_PORT = 9231;
 let mini: MiniEngine;
 let engine: ForwardingEngine;
 let plan: Record<string, HostPlan> = {};
-const listeners: ChildProcess[] = [];
 
 function valueOf<T>(o: { apply<U>(f: (t: T) => U): unknown }): Promise<T> {
   return new Promise((resolve) => o.apply((v: T) => resolve(v)));
@@ -46,30 +45,6 @@ function leftovers(host: LabHost): string[] {
   return found;
 }
 
-async function wanEchoPeer(port: number): Promise<void> {
-  const child = spawn(
-    "timeout",
-    [
-      "150",
-      "ip",
-      "netns",
-      "exec",
-      lab.wanNetns,
-      "socat",
-      `TCP-LISTEN:${port},reuseaddr,fork`,
-      "SYSTEM:echo $SOCAT_PEERADDR",
-    ],
-    { stdio: "ignore" },
-  );
-  listeners.push(child);
-  for (let i = 0; i < 50; i++) {
-    const ss = spawnSync("ip", ["netns", "exec", lab.wanNetns, "ss", "-ltn"], { encoding: "utf8" });
-    if (ss.stdout.includes(`:${port} `)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("WAN listener did not start");
-}
-
 beforeAll(async () => {
   for (const h of HOSTS) expect(leftovers(h), `leftovers of an earlier run on ${h.name}`).toEqual([]);
   mini = await MiniEngine.start();
@@ -77,7 +52,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const l of listeners) l.kill("SIGKILL"); // by PID: processes this test started
+  killStarted();
   await engine?.destroyAll().catch(() => undefined);
   await closeAll();
 });

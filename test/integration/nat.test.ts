@@ -1,9 +1,9 @@
 // NatRule and NmUnmanaged through the real provider host on lab hosts: containers reach the lab's WAN only
 // with NAT, the WAN sees the host's address (or externalIP), forwarded ports answer from the WAN, both
 // backends, drift after a flush, foreign rules untouched, the firewall exactly restored, NetworkManager.
-import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lab, h1, h2, connection } from "./fixture";
+import { connection, h1, h2, killStarted, lab, trackStarted, wanEchoPeer } from "./fixture";
 import { CheckFailedError, MiniEngine, StateEntry } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
 import { LabHost, labExec, labExecOk } from "../lab/labHosts";
@@ -12,7 +12,6 @@ const WAN = lab.wanAddress;
 
 let engine: MiniEngine;
 const containers: StateEntry[] = [];
-const listeners: ChildProcess[] = [];
 
 beforeAll(async () => {
   engine = await MiniEngine.start();
@@ -28,35 +27,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const l of listeners) l.kill("SIGKILL"); // by PID: processes this test started
+  killStarted();
   for (const c of containers) await engine.destroy(c);
   await closeAll();
 });
-
-/** A TCP listener in the lab's WAN namespace that answers each connection with the peer address it saw. */
-async function wanEchoPeer(port: number): Promise<void> {
-  const child = spawn(
-    "timeout",
-    [
-      "120",
-      "ip",
-      "netns",
-      "exec",
-      lab.wanNetns,
-      "socat",
-      `TCP-LISTEN:${port},reuseaddr,fork`,
-      "SYSTEM:echo $SOCAT_PEERADDR",
-    ],
-    { stdio: "ignore" },
-  );
-  listeners.push(child);
-  for (let i = 0; i < 50; i++) {
-    const ss = spawnSync("ip", ["netns", "exec", lab.wanNetns, "ss", "-ltn"], { encoding: "utf8" });
-    if (ss.stdout.includes(`:${port} `)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("WAN listener did not start");
-}
 
 /** Connects from inside the container to the WAN listener; returns what the WAN saw as our address. */
 function fromContainer(port: number): { ok: boolean; seenAs: string } {
@@ -188,7 +162,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
         env: { ...process.env, PNC_LAB_DIR: lab.dir },
       },
     );
-    listeners.push(server);
+    trackStarted(server);
     await new Promise((r) => setTimeout(r, 500));
     const r = spawnSync(
       "ip",
