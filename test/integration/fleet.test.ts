@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HostPlan } from "../../provider";
 import { labProgram } from "../../examples/lab/program";
-import { ForwardingEngine } from "../../examples/testing/forwardingEngine";
-import { runUnderMocks } from "../../examples/testing/mockRun";
+import { ForwardingEngine } from "../harness/forwardingEngine";
+import { runUnderMocks } from "../harness/mockRun";
 import { MiniEngine } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
 import { killStarted, wanEchoPeer } from "./fixture";

@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Fleet, Host, fleetConnection, natNameFor, validateHostName } from "../../provider";
 import { validateFleet } from "../../provider/resources/fleet";
 import { validateHostContainers } from "../../provider/resources/host";
-import { DYNAMIC_PREFIX, RecordedResource, runUnderMocks } from "../../examples/testing/mockRun";
+import { DYNAMIC_PREFIX, RecordedResource, runUnderMocks } from "../harness/mockRun";
 
 const connection = { host: "192.0.2.1", privateKey: "not-a-real-key" };
 

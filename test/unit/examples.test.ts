@@ -8,8 +8,8 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import type { HostPlan } from "../../provider";
-import { DYNAMIC_PREFIX, RecordedResource, runUnderMocks } from "../../examples/testing/mockRun";
-import { asRuntimeConfig, readProject, stackConfig } from "../../examples/testing/stackConfig";
+import { DYNAMIC_PREFIX, RecordedResource, runUnderMocks } from "../harness/mockRun";
+import { asRuntimeConfig, readProject, stackConfig } from "../harness/stackConfig";
 
 const ROOT = path.resolve(__dirname, "../..");
 const EXAMPLES = path.join(ROOT, "examples");
