@@ -53,3 +53,10 @@ export async function wanEchoPeer(port: number, seconds = 150): Promise<void> {
   }
   throw new Error("WAN listener did not start");
 }
+
+/** Connects from inside container `name` on `host` to the WAN echo listener: what the WAN saw as its address. */
+export function fromContainer(host: LabHost, name: string, port: number): { ok: boolean; seenAs: string } {
+  const socat = ["socat", "-T", "3", "-", `TCP:${lab.wanAddress}:${port},connect-timeout=2`];
+  const r = labExec(host, ["ip", "netns", "exec", name, "timeout", "5", ...socat]);
+  return { ok: r.code === 0 && r.stdout.trim() !== "", seenAs: r.stdout.trim() };
+}

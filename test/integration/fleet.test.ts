@@ -10,7 +10,7 @@ import { ForwardingEngine } from "../harness/forwardingEngine";
 import { runUnderMocks } from "../harness/mockRun";
 import { MiniEngine } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
-import { killStarted, wanEchoPeer } from "./fixture";
+import { fromContainer, killStarted, wanEchoPeer } from "./fixture";
 import { LabHost, labExec, labExecOk, readLab } from "../lab/labHosts";
 
 const lab = readLab();
@@ -100,20 +100,8 @@ describe("the lab example, deployed through mocks forwarding to the provider hos
     await wanEchoPeer(WAN_PORT);
     for (const h of HOSTS) {
       const name = `${PREFIX}web`;
-      const r = labExec(h, [
-        "ip",
-        "netns",
-        "exec",
-        name,
-        "timeout",
-        "5",
-        "socat",
-        "-T",
-        "3",
-        "-",
-        `TCP:${lab.wanAddress}:${WAN_PORT},connect-timeout=2`,
-      ]);
-      expect({ host: h.name, seenAs: r.stdout.trim() }).toEqual({ host: h.name, seenAs: h.address });
+      const r = fromContainer(h, name, WAN_PORT);
+      expect({ host: h.name, seenAs: r.seenAs }).toEqual({ host: h.name, seenAs: h.address });
     }
   });
 

@@ -3,12 +3,10 @@
 // backends, drift after a flush, foreign rules untouched, the firewall exactly restored, NetworkManager.
 import { spawn, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connection, h1, h2, killStarted, lab, trackStarted, wanEchoPeer } from "./fixture";
+import { connection, fromContainer, h1, h2, killStarted, lab, trackStarted, wanEchoPeer } from "./fixture";
 import { CheckFailedError, MiniEngine, StateEntry } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
 import { LabHost, labExec, labExecOk } from "../lab/labHosts";
-
-const WAN = lab.wanAddress;
 
 let engine: MiniEngine;
 const containers: StateEntry[] = [];
@@ -31,24 +29,6 @@ afterAll(async () => {
   for (const c of containers) await engine.destroy(c);
   await closeAll();
 });
-
-/** Connects from inside the container to the WAN listener; returns what the WAN saw as our address. */
-function fromContainer(port: number): { ok: boolean; seenAs: string } {
-  const r = labExec(h1, [
-    "ip",
-    "netns",
-    "exec",
-    "natc",
-    "timeout",
-    "5",
-    "socat",
-    "-T",
-    "3",
-    "-",
-    `TCP:${WAN}:${port},connect-timeout=2`,
-  ]);
-  return { ok: r.code === 0 && r.stdout.trim() !== "", seenAs: r.stdout.trim() };
-}
 
 /** Firewall state of a host, without counters: what must be identical before create and after delete. */
 function firewallDump(host: LabHost): string {
@@ -75,7 +55,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
 
   it("leaves a container without NAT unable to reach the WAN", async () => {
     await wanEchoPeer(port);
-    expect(fromContainer(port).ok).toBe(false);
+    expect(fromContainer(h1, "natc", port).ok).toBe(false);
   });
 
   it("shows the exact ruleset at check, then masquerades: the WAN sees the host's address; foreign rules survive", async () => {
@@ -97,7 +77,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
     );
     nat = await engine.create("NatRule", "nat", args);
     expect(nat.outs).toMatchObject({ live: "applied", forwarding: true, ruleset: checked.ruleset });
-    expect(fromContainer(port)).toEqual({ ok: true, seenAs: h1.address });
+    expect(fromContainer(h1, "natc", port)).toEqual({ ok: true, seenAs: h1.address });
     const after = firewallDump(h1);
     expect(after).toContain("table inet foreign");
     expect(after).toContain("-A FOREIGN -p tcp -m tcp --dport 5555 -j RETURN");
@@ -116,7 +96,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
       };
       expect((await engine.plan(nat, args)).diff).toMatchObject({ changes: true, replaces: [] });
       expect(await engine.up(nat, args)).toBe("updated");
-      expect(fromContainer(port)).toEqual({ ok: true, seenAs: "198.18.0.111" });
+      expect(fromContainer(h1, "natc", port)).toEqual({ ok: true, seenAs: "198.18.0.111" });
       expect(
         await engine.up(nat, {
           connection: connection(h1),
@@ -187,7 +167,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
     if (!nat) throw new Error("create failed");
     if (backend === "nftables") labExecOk(h1, ["nft", "flush", "table", "ip", "pnc-nat-nnft"]);
     else labExecOk(h1, ["iptables", "-t", "nat", "-F", "pnc-nat-nipt-post"]);
-    expect(fromContainer(port).ok).toBe(false);
+    expect(fromContainer(h1, "natc", port).ok).toBe(false);
     expect(await engine.refresh(nat)).toBe(true);
     expect(nat.outs.live).toBe("altered");
     const args = {
@@ -200,7 +180,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
     expect((await engine.plan(nat, args)).diff.changes).toBe(true);
     expect(await engine.up(nat, args)).toBe("updated");
     expect(nat.outs.live).toBe("applied");
-    expect(fromContainer(port).ok).toBe(true);
+    expect(fromContainer(h1, "natc", port).ok).toBe(true);
   });
 
   it("deletes exactly what it added: the firewall and forwarding are as before create", async () => {
@@ -208,7 +188,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
     await engine.destroy(nat);
     expect(firewallDump(h1)).toBe(before);
     expect(labExecOk(h1, ["cat", "/proc/sys/net/ipv4/conf/all/forwarding"]).trim()).toBe("0");
-    expect(fromContainer(port).ok).toBe(false);
+    expect(fromContainer(h1, "natc", port).ok).toBe(false);
     await engine.destroy(nat);
     removeForeign();
   });
