@@ -259,6 +259,21 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
     expect(await engine.up(db, news)).toBe("updated");
     expect(labExecOk(h3, ["nixos-container", "status", "db"]).trim()).toBe("up");
 
+    // New addresses in place: the conf is rewritten and the container restarted with them.
+    const moved = { ...news, hostAddress: "10.233.6.1", localAddress: "10.233.6.2" };
+    expect((await engine.plan(db, moved)).diff).toMatchObject({ changes: true, replaces: [] });
+    expect(await engine.up(db, moved)).toBe("updated");
+    expect(onHost(h3, "db").conf).toContain("HOST_ADDRESS=10.233.6.1\nLOCAL_ADDRESS=10.233.6.2\n");
+    expect(reachable(h3, undefined, "10.233.6.2")).toBe(true);
+    expect(reachable(h3, undefined, "10.233.5.2")).toBe(false);
+    // A new configuration goes through `nixos-container update`.
+    expect(await engine.up(db, { ...moved, config: "{ services.redis.servers.main.enable = true; }" })).toBe(
+      "updated",
+    );
+    expect(labExecOk(h3, ["cat", "/var/lib/nixos-containers/db/etc/nixos/configuration.nix"])).toContain(
+      "redis",
+    );
+
     await engine.destroy(db);
     expect(onHost(h3, "db")).toMatchObject({ netns: false, link: false, conf: undefined });
     expect(labExec(h3, ["nixos-container", "status", "db"]).code).not.toBe(0);
