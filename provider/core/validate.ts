@@ -462,3 +462,36 @@ export function validateResourceId(
         (v.length > maxLength ? ` (it has ${v.length}): ${why}` : ""),
   );
 }
+
+/**
+ * An address an interface can carry: a strict IPv4 that is not 0.0.0.0/8, loopback (127/8), link-local
+ * (169.254/16), multicast or reserved (224/3). The kernel would refuse or misroute those at `up`; say so now.
+ */
+export function validateInterfaceAddress(
+  value: unknown,
+  property: string,
+  options: ValueOptions = {},
+): Failure[] {
+  const basic = validateIPv4(value, property, options);
+  if (basic.length > 0 || typeof value !== "string" || isUnknown(value)) return basic;
+  const first = Number(value.split(".")[0]);
+  const second = Number(value.split(".")[1]);
+  const why =
+    first === 0
+      ? "0.0.0.0/8 means 'this network'"
+      : first === 127
+        ? "127.0.0.0/8 is loopback"
+        : first === 169 && second === 254
+          ? "169.254.0.0/16 is link-local"
+          : first >= 224
+            ? "224.0.0.0/3 is multicast or reserved"
+            : undefined;
+  return why === undefined
+    ? []
+    : [
+        {
+          property,
+          message: `${property} ${display(value)} cannot be given to an interface: ${why}; use a private unicast address such as "10.233.1.2"`,
+        },
+      ];
+}

@@ -7,7 +7,7 @@ import {
   isUnknown,
   validateContainerName,
   validateFlakeRef,
-  validateIPv4,
+  validateInterfaceAddress,
 } from "../core/validate";
 import { ContainerDriver, ContainerSpec, ObservedContainer } from "../host/driver";
 import { netnsBatchCreateScript, netnsDriver, parseBatch } from "../host/netnsDriver";
@@ -55,8 +55,8 @@ function validate(news: Props): Failure[] {
       message: `driver ${display(news.driver)} is not supported: use "nixos" (the host's nixos-container command) or "netns" (a plain Linux network namespace, any host)`,
     });
   }
-  failures.push(...validateIPv4(news.hostAddress, "hostAddress", { optional: true }));
-  failures.push(...validateIPv4(news.localAddress, "localAddress", { optional: true }));
+  failures.push(...validateInterfaceAddress(news.hostAddress, "hostAddress", { optional: true }));
+  failures.push(...validateInterfaceAddress(news.localAddress, "localAddress", { optional: true }));
   failures.push(...bothOrNeither(news, "hostAddress", "localAddress"));
   if (
     typeof news.hostAddress === "string" &&

@@ -5,7 +5,7 @@ import {
   Failure,
   isUnknown,
   validateContainerName,
-  validateIPv4,
+  validateInterfaceAddress,
   validateInterfaceName,
 } from "../core/validate";
 import { explainScriptFailure } from "./scriptFailure";
@@ -48,7 +48,7 @@ function validate(news: Props): Failure[] {
       message: `containerInterface ${display(news.containerInterface)} is taken inside every container: pick another name, e.g. "eth1"`,
     });
   }
-  failures.push(...validateIPv4(news.hostAddress, "hostAddress", { optional: true }));
+  failures.push(...validateInterfaceAddress(news.hostAddress, "hostAddress", { optional: true }));
   if (news.hostBridge !== undefined) {
     failures.push(...validateInterfaceName(news.hostBridge, "hostBridge"));
     if (news.hostAddress !== undefined) {
@@ -60,7 +60,7 @@ function validate(news: Props): Failure[] {
     }
     if (news.localAddress !== undefined && !isUnknown(news.localAddress)) {
       const [address, prefix, ...rest] = String(news.localAddress).split("/");
-      failures.push(...validateIPv4(address, "localAddress"));
+      failures.push(...validateInterfaceAddress(address, "localAddress"));
       if (
         typeof news.localAddress !== "string" ||
         rest.length > 0 ||
@@ -73,7 +73,7 @@ function validate(news: Props): Failure[] {
       }
     }
   } else {
-    failures.push(...validateIPv4(news.localAddress, "localAddress", { optional: true }));
+    failures.push(...validateInterfaceAddress(news.localAddress, "localAddress", { optional: true }));
     if ((news.hostAddress === undefined) !== (news.localAddress === undefined)) {
       failures.push({
         property: news.hostAddress === undefined ? "hostAddress" : "localAddress",

@@ -14,6 +14,7 @@ import {
   validateHost,
   validateInterfaceName,
   validateIPv4,
+  validateInterfaceAddress,
   validateList,
   validateNmDeviceSpec,
   validateOneOf,
@@ -319,5 +320,27 @@ describe("lists", () => {
       'devices must be a list, got "ve-+"',
     );
     expect(validateList(UNKNOWN, "devices", (v, p) => validateNmDeviceSpec(v, p))).toEqual([]);
+  });
+});
+
+describe("validateInterfaceAddress", () => {
+  it("accepts private unicast addresses", () => {
+    expect(validateInterfaceAddress("10.233.1.2", "localAddress")).toEqual([]);
+    expect(validateInterfaceAddress("192.168.50.5", "hostAddress")).toEqual([]);
+  });
+
+  it("rejects addresses an interface cannot usefully carry, saying why", () => {
+    for (const [address, why] of [
+      ["0.0.0.0", /this network/],
+      ["127.0.0.2", /loopback/],
+      ["169.254.1.1", /link-local/],
+      ["224.0.0.1", /multicast/],
+      ["255.255.255.255", /multicast or reserved/],
+    ] as const) {
+      const [failure] = validateInterfaceAddress(address, "hostAddress");
+      expect(failure.property).toBe("hostAddress");
+      expect(failure.message).toMatch(why);
+      expect(failure.message).toContain(`"${address}"`);
+    }
   });
 });
