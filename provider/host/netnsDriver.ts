@@ -2,7 +2,7 @@
 // `ve-<name>` ↔ `eth0` with /32 addresses and routes exactly as a NixOS container's unit sets them up.
 import { ContainerDriver, ContainerSpec, IN_CONTAINER, ObservedContainer, REPORT_LIVE } from "./driver";
 import { LOCKS, PRELUDE, REPORT_ITEM, USED_ADDRESSES, assignments, parseResults } from "./script";
-export { BatchItemResult, parseBatch } from "./script";
+export { BatchItemResult, batchMark, parseBatch } from "./script";
 
 /** Idempotent: creates what is missing, sets addresses and routes to the spec. Records what it made. */
 const ENSURE = String.raw`if [ ! -e "/run/netns/$NAME" ]; then ip netns add "$NAME"; MADE_NS=1; fi
@@ -79,16 +79,16 @@ done
  * Creates several containers in one script: the locks are taken and the host's addresses scanned once; each
  * container is then checked against that scan (plus what earlier ones in the batch took) and made in a
  * subshell of its own, which rolls back only itself. Prints each container's output between
- * `PNC-ITEM-OUT|ERR|END <i>` markers (see parseBatch).
+ * `PNC-ITEM-<mark>-OUT|ERR|END <i>` markers (see parseBatch).
  */
-export function netnsBatchCreateScript(specs: readonly ContainerSpec[]): string {
+export function netnsBatchCreateScript(specs: readonly ContainerSpec[], mark: string): string {
   const items = specs.map((spec, i) =>
     [vars(spec, false, spec.hostAddress, spec.localAddress), `item ${i}`].join("\n"),
   );
   return [
     PRELUDE,
     "need ip flock",
-    assignments({ OWN_NAME: "", OWN_IF: "" }),
+    assignments({ OWN_NAME: "", OWN_IF: "", PNC_MARK: mark }),
     LOCKS,
     USED_ADDRESSES,
     "USED=$(used_addresses)",
@@ -123,9 +123,9 @@ export function netnsBatchCreateScript(specs: readonly ContainerSpec[]): string 
 }
 
 export const netnsDriver: ContainerDriver = {
-  /** A batch of one: its output is in the PNC-ITEM form (see parseBatch). */
+  /** A batch of one, marked "single": its output is in the form parseBatch reads. */
   createScript(spec) {
-    return netnsBatchCreateScript([spec]);
+    return netnsBatchCreateScript([spec], "single");
   },
 
   convergeScript(spec, previous) {

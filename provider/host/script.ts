@@ -1,5 +1,6 @@
 // Builds the batched shell scripts sent to a host in one round trip. User values enter a script only as
 // variable assignments quoted by the one quoting function; the script bodies below are fixed text.
+import { randomBytes } from "node:crypto";
 import { quoteArg } from "../ssh/quote";
 
 /** `NAME='value'` lines for a script's inputs. Names are ours (fixed identifiers), values are quoted. */
@@ -125,13 +126,19 @@ export interface BatchItemResult {
   readonly code: number;
 }
 
-export function parseBatch(stdout: string, count: number): BatchItemResult[] {
+/** A fresh marker for one batch: an item's own output cannot forge the lines that separate items. */
+export function batchMark(): string {
+  return randomBytes(8).toString("hex");
+}
+
+export function parseBatch(stdout: string, count: number, mark: string): BatchItemResult[] {
+  const marker = new RegExp(`^PNC-ITEM-${mark}-(OUT|ERR|END) (\\d+)(?: (-?\\d+))?$`);
   const out: string[][] = Array.from({ length: count }, () => []);
   const err: string[][] = Array.from({ length: count }, () => []);
   const codes: (number | undefined)[] = Array.from({ length: count }, () => undefined);
   let current: string[] | undefined;
   for (const line of stdout.split("\n")) {
-    const m = /^PNC-ITEM-(OUT|ERR|END) (\d+)(?: (-?\d+))?$/.exec(line);
+    const m = marker.exec(line);
     if (!m) {
       current?.push(line);
       continue;
@@ -159,15 +166,16 @@ export function parseBatch(stdout: string, count: number): BatchItemResult[] {
 
 /**
  * Shell function `report_item I RC`: prints item I's captured stdout and stderr ($TMPD/out, $TMPD/err) between
- * markers, with shell builtins only (no process per item), in the form parseBatch reads.
+ * markers carrying $PNC_MARK (see batchMark), with shell builtins only (no process per item), in the form
+ * parseBatch reads.
  */
 export const REPORT_ITEM = String.raw`report_item() {
-  echo "PNC-ITEM-OUT $1"
+  echo "PNC-ITEM-$PNC_MARK-OUT $1"
   while IFS= read -r line || [ -n "$line" ]; do printf '%s
 ' "$line"; done < "$TMPD/out"
-  echo "PNC-ITEM-ERR $1"
+  echo "PNC-ITEM-$PNC_MARK-ERR $1"
   while IFS= read -r line || [ -n "$line" ]; do printf '%s
 ' "$line"; done < "$TMPD/err"
-  echo "PNC-ITEM-END $1 $2"
+  echo "PNC-ITEM-$PNC_MARK-END $1 $2"
 }
 `;

@@ -10,7 +10,7 @@ import {
   validateInterfaceAddress,
 } from "../core/validate";
 import { ContainerDriver, ContainerSpec, ObservedContainer } from "../host/driver";
-import { netnsBatchCreateScript, netnsDriver, parseBatch } from "../host/netnsDriver";
+import { batchMark, netnsBatchCreateScript, netnsDriver, parseBatch } from "../host/netnsDriver";
 import { nixosDriver } from "../host/nixosDriver";
 import { parseResults } from "../host/script";
 import { explainScriptFailure } from "./scriptFailure";
@@ -176,8 +176,9 @@ function containerId(props: Props): string {
 const netnsCreates = new Batcher<SshHost, ContainerSpec, string>(async (host, specs) => {
   const names = specs.map((s) => s.name).join(", ");
   const display = `create container${specs.length > 1 ? "s" : ""} ${names}`;
-  const whole = await host.runScript(netnsBatchCreateScript(specs), { display, check: false });
-  return parseBatch(whole.stdout, specs.length).map((item) => {
+  const mark = batchMark();
+  const whole = await host.runScript(netnsBatchCreateScript(specs, mark), { display, check: false });
+  return parseBatch(whole.stdout, specs.length, mark).map((item) => {
     if (item.code === 0) return item.stdout;
     // An item that never ran failed with the whole script (a lock timeout, a missing tool).
     const failed = item.code === -1 ? { stdout: whole.stdout, stderr: whole.stderr, code: whole.code } : item;

@@ -1,7 +1,7 @@
 // Runs the independent scripts that concurrent operations send to one host (reads of a refresh, deletes of
 // a destroy) as one script: one channel and one round trip for the lot. Each script still runs in a shell
 // of its own and fails on its own, with its own output and exit code.
-import { REPORT_ITEM, assignments, parseBatch } from "../host/script";
+import { REPORT_ITEM, assignments, batchMark, parseBatch } from "../host/script";
 import { ExecResult, SshError, SshHost, tail } from "../ssh";
 import { Batcher } from "./batcher";
 
@@ -23,24 +23,39 @@ run_item() {
 }
 `;
 
+/**
+ * One script that runs each of `scripts` in a shell of its own (stdin from /dev/null, so none can swallow the
+ * rest of the batch) and reports each one's stdout, stderr and exit code in the form parseBatch reads.
+ */
+export function buildBatchScript(scripts: readonly string[], mark: string): string {
+  const body = scripts.map(
+    (script, i) => `${assignments({ [`ITEM_${i}`]: script })}\nrun_item ${i} "$ITEM_${i}"`,
+  );
+  return ["set -eu", assignments({ PNC_MARK: mark }), REPORT_ITEM, BATCH_RUNNER, ...body].join("\n");
+}
+
 const batcher = new Batcher<SshHost, Job, ExecResult>(async (host, jobs) => {
   if (jobs.length === 1) {
     // Alone: run it as it is, without the wrapper.
     return [await host.runScript(jobs[0].script, { display: jobs[0].display, check: false })];
   }
   const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
-  const body = jobs.map(
-    (job, i) => `${assignments({ [`ITEM_${i}`]: job.script })}\nrun_item ${i} "$ITEM_${i}"`,
+  const mark = batchMark();
+  const whole = await host.runScript(
+    buildBatchScript(
+      jobs.map((j) => j.script),
+      mark,
+    ),
+    {
+      display,
+      check: false,
+    },
   );
-  const whole = await host.runScript(["set -eu", REPORT_ITEM, BATCH_RUNNER, ...body].join("\n"), {
-    display,
-    check: false,
-  });
-  return parseBatch(whole.stdout, jobs.length).map((item) =>
+  return parseBatch(whole.stdout, jobs.length, mark).map((item) =>
     item.code === -1
       ? { stdout: whole.stdout, stderr: whole.stderr, code: whole.code ?? -1, signal: whole.signal }
       : {
-          stdout: item.stdout + (item.stdout ? "\n" : ""),
+          stdout: item.stdout,
           stderr: item.stderr,
           code: item.code,
           signal: null,
