@@ -52,6 +52,13 @@ function iptDnat(rule: DnatRule): string {
   return `-p ${rule.proto} --dport ${formatSpan(rule.dport, ":")} -j DNAT --to-destination ${rule.address}${port}`;
 }
 
+/**
+ * The firewall mark bit that carries "came in on an internal interface" from PREROUTING to POSTROUTING. NixOS
+ * sets the whole mark to 1; we set and match one bit only, so marks other tools put on the same packets
+ * (policy routing, kube-proxy, Tailscale) are left as they were.
+ */
+export const NAT_MARK = "0x10000000/0x10000000";
+
 /** The restore text, the jumps and the chain names for `spec`, like NixOS's iptables nat. */
 export function renderIptables(spec: NatSpec): IptablesRender {
   const c = iptablesChainNames(spec.id);
@@ -61,9 +68,11 @@ export function renderIptables(spec: NatSpec): IptablesRender {
   const dnat = dnatRules(spec);
   const rules = [
     // POSTROUTING cannot match the input interface, so it is remembered as a mark in prerouting.
-    ...spec.internalInterfaces.map((m) => `-A ${c.pre} -i ${iptInterface(m)} -j MARK --set-mark 1`),
+    ...spec.internalInterfaces.map((m) => `-A ${c.pre} -i ${iptInterface(m)} -j MARK --set-mark ${NAT_MARK}`),
     ...dnat.map((r) => `-A ${c.pre} -i ${ext} ${iptDnat(r)}`),
-    ...(spec.internalInterfaces.length > 0 ? [`-A ${c.post} -m mark --mark 1 -o ${ext} ${action}`] : []),
+    ...(spec.internalInterfaces.length > 0
+      ? [`-A ${c.post} -m mark --mark ${NAT_MARK} -o ${ext} ${action}`]
+      : []),
     ...spec.internalIPs.map((range) => `-A ${c.post} -s ${range} -o ${ext} ${action}`),
     // The host's own connections to its external address never pass PREROUTING; DNAT them on OUTPUT.
     ...(spec.externalIP === undefined

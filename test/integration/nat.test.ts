@@ -73,7 +73,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
     expect(checked.ruleset).toContain(
       backend === "nftables"
         ? 'iifname "ve-*" oifname "eth0" masquerade'
-        : "-A pnc-nat-nipt-post -m mark --mark 1 -o eth0 -j MASQUERADE",
+        : "-A pnc-nat-nipt-post -m mark --mark 0x10000000/0x10000000 -o eth0 -j MASQUERADE",
     );
     nat = await engine.create("NatRule", "nat", args);
     expect(nat.outs).toMatchObject({ live: "applied", forwarding: true, ruleset: checked.ruleset });

@@ -42,9 +42,9 @@ const MASQUERADE_RESTORE = `# Managed by pulumi-nixos-containers (NatRule x): de
 -F pnc-nat-x-pre
 -F pnc-nat-x-post
 -F pnc-nat-x-out
--A pnc-nat-x-pre -i ve-+ -j MARK --set-mark 1
+-A pnc-nat-x-pre -i ve-+ -j MARK --set-mark 0x10000000/0x10000000
 -A pnc-nat-x-pre -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.233.1.2:80
--A pnc-nat-x-post -m mark --mark 1 -o eth0 -j MASQUERADE
+-A pnc-nat-x-post -m mark --mark 0x10000000/0x10000000 -o eth0 -j MASQUERADE
 -A pnc-nat-x-post -s 10.233.0.0/16 -o eth0 -j MASQUERADE
 COMMIT
 `;
@@ -66,12 +66,12 @@ const SNAT_RESTORE = `# Managed by pulumi-nixos-containers (NatRule x): defines 
 -F pnc-nat-x-pre
 -F pnc-nat-x-post
 -F pnc-nat-x-out
--A pnc-nat-x-pre -i ve-+ -j MARK --set-mark 1
--A pnc-nat-x-pre -i br0 -j MARK --set-mark 1
+-A pnc-nat-x-pre -i ve-+ -j MARK --set-mark 0x10000000/0x10000000
+-A pnc-nat-x-pre -i br0 -j MARK --set-mark 0x10000000/0x10000000
 -A pnc-nat-x-pre -i eth0 -p udp --dport 8000:8010 -j DNAT --to-destination 10.233.1.2:8000-8010
 -A pnc-nat-x-pre -i eth0 -p tcp --dport 9000 -j DNAT --to-destination 10.233.1.3:7000
 -A pnc-nat-x-pre -i eth0 -p tcp --dport 9001 -j DNAT --to-destination 10.233.1.3:7001
--A pnc-nat-x-post -m mark --mark 1 -o eth0 -j SNAT --to-source 203.0.113.5
+-A pnc-nat-x-post -m mark --mark 0x10000000/0x10000000 -o eth0 -j SNAT --to-source 203.0.113.5
 -A pnc-nat-x-out -d 203.0.113.5 -p udp --dport 8000:8010 -j DNAT --to-destination 10.233.1.2:8000-8010
 -A pnc-nat-x-out -d 203.0.113.5 -p tcp --dport 9000 -j DNAT --to-destination 10.233.1.3:7000
 -A pnc-nat-x-out -d 203.0.113.5 -p tcp --dport 9001 -j DNAT --to-destination 10.233.1.3:7001
@@ -202,9 +202,9 @@ describe.each(variants)("renderIptables with the real $name in a throwaway netwo
       "-A pnc-nat-x-out -d 203.0.113.5/32 -p udp -m udp --dport 8000:8010 -j DNAT --to-destination 10.233.1.2:8000-8010",
       "-A pnc-nat-x-out -d 203.0.113.5/32 -p tcp -m tcp --dport 9000 -j DNAT --to-destination 10.233.1.3:7000",
       "-A pnc-nat-x-out -d 203.0.113.5/32 -p tcp -m tcp --dport 9001 -j DNAT --to-destination 10.233.1.3:7001",
-      "-A pnc-nat-x-post -o eth0 -m mark --mark 0x1 -j SNAT --to-source 203.0.113.5",
-      "-A pnc-nat-x-pre -i ve-+ -j MARK --set-xmark 0x1/0xffffffff",
-      "-A pnc-nat-x-pre -i br0 -j MARK --set-xmark 0x1/0xffffffff",
+      "-A pnc-nat-x-post -o eth0 -m mark --mark 0x10000000/0x10000000 -j SNAT --to-source 203.0.113.5",
+      "-A pnc-nat-x-pre -i ve-+ -j MARK --set-xmark 0x10000000/0x10000000",
+      "-A pnc-nat-x-pre -i br0 -j MARK --set-xmark 0x10000000/0x10000000",
       "-A pnc-nat-x-pre -i eth0 -p udp -m udp --dport 8000:8010 -j DNAT --to-destination 10.233.1.2:8000-8010",
       "-A pnc-nat-x-pre -i eth0 -p tcp -m tcp --dport 9000 -j DNAT --to-destination 10.233.1.3:7000",
       "-A pnc-nat-x-pre -i eth0 -p tcp -m tcp --dport 9001 -j DNAT --to-destination 10.233.1.3:7001",
