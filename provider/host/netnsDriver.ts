@@ -60,6 +60,17 @@ function vars(
   });
 }
 
+/**
+ * Removes one container; succeeds when already gone. The veth goes first: deleting one end removes both at
+ * once, while a deleted namespace is torn down by the kernel in the background, its veth a moment later.
+ */
+const DELETE_ONE = String.raw`ip link del "$HIF" 2>/dev/null || true
+ip netns del "$NAME" 2>/dev/null || true
+rm -f "/run/pulumi-nixos-containers/netns/$NAME"
+if [ -e "/run/netns/$NAME" ]; then echo "could not remove network namespace $NAME (is a process still using it?)" >&2; exit 1; fi
+if ip link show dev "$HIF" >/dev/null 2>&1; then echo "could not remove interface $HIF" >&2; exit 1; fi
+`;
+
 const ALLOCATE_IF_NEEDED = String.raw`if [ -z "$HA" ]; then
   n=$(allocate_block)
   HA="10.233.$n.1"
@@ -81,17 +92,28 @@ done
  * subshell of its own, which rolls back only itself. Prints each container's output between
  * `PNC-ITEM-<mark>-OUT|ERR|END <i>` markers (see parseBatch).
  */
-export function netnsBatchCreateScript(specs: readonly ContainerSpec[], mark: string): string {
+/**
+ * One script for several containers of one host: the header runs once under the host locks, then each
+ * container's `body` runs in a subshell of its own (its own exit code and output, reported between
+ * `PNC-ITEM-<mark>-…` markers, see parseBatch); `after` runs in the batch's shell after an item succeeded.
+ */
+function itemBatch(
+  specs: readonly ContainerSpec[],
+  mark: string,
+  own: boolean,
+  header: readonly string[],
+  body: readonly string[],
+  after: readonly string[] = [],
+): string {
   const items = specs.map((spec, i) =>
-    [vars(spec, false, spec.hostAddress, spec.localAddress), `item ${i}`].join("\n"),
+    [vars(spec, own, spec.hostAddress, spec.localAddress), `item ${i}`].join("\n"),
   );
   return [
     PRELUDE,
     "need ip flock",
-    assignments({ OWN_NAME: "", OWN_IF: "", PNC_MARK: mark }),
+    assignments({ PNC_MARK: mark }),
     LOCKS,
-    USED_ADDRESSES,
-    "USED=$(used_addresses)",
+    ...header,
     REPORT_ITEM,
     "TMPD=$(mktemp -d)",
     `trap 'rm -rf "$TMPD"' EXIT`,
@@ -99,27 +121,50 @@ export function netnsBatchCreateScript(specs: readonly ContainerSpec[], mark: st
     "  set +e",
     "  (",
     "    set -e",
-    NAME_FREE,
-    ALLOCATE_IF_NEEDED,
-    '    clash_check "$HA" "$LA" || taken=1',
-    '    [ "$taken" = 0 ] || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
-    ROLLBACK,
-    ENSURE,
-    '    echo "PNC-RESULT hostAddress=$HA"',
-    '    echo "PNC-RESULT localAddress=$LA"',
-    '    echo "$HA $LA" > "$TMPD/addr"',
+    ...body,
     '  ) < /dev/null > "$TMPD/out" 2> "$TMPD/err"',
     "  rc=$?",
     "  set -e",
     '  report_item "$1" "$rc"',
-    '  if [ "$rc" = 0 ]; then',
-    '    read -r ha la < "$TMPD/addr"',
-    // Builtins only: the next containers of the batch must see these addresses as taken.
-    '    USED="$USED\n$ha\tcontainer \\"$NAME\\" (created just before)\n$la\tcontainer \\"$NAME\\" (created just before)"',
-    "  fi",
+    ...(after.length > 0 ? ['  if [ "$rc" = 0 ]; then', ...after, "  fi"] : []),
     "}",
     ...items,
   ].join("\n");
+}
+
+/**
+ * Creates several containers in one script: the locks are taken and the host's addresses scanned once; each
+ * container is then checked against that scan (plus what earlier ones in the batch took) and made in a
+ * subshell of its own, which rolls back only itself.
+ */
+export function netnsBatchCreateScript(specs: readonly ContainerSpec[], mark: string): string {
+  return itemBatch(
+    specs,
+    mark,
+    false,
+    [assignments({ OWN_NAME: "", OWN_IF: "" }), USED_ADDRESSES, "USED=$(used_addresses)"],
+    [
+      NAME_FREE,
+      ALLOCATE_IF_NEEDED,
+      '    clash_check "$HA" "$LA" || taken=1',
+      '    [ "$taken" = 0 ] || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
+      ROLLBACK,
+      ENSURE,
+      '    echo "PNC-RESULT hostAddress=$HA"',
+      '    echo "PNC-RESULT localAddress=$LA"',
+      '    echo "$HA $LA" > "$TMPD/addr"',
+    ],
+    [
+      '    read -r ha la < "$TMPD/addr"',
+      // Builtins only: the next containers of the batch must see these addresses as taken.
+      '    USED="$USED\n$ha\tcontainer \\"$NAME\\" (created just before)\n$la\tcontainer \\"$NAME\\" (created just before)"',
+    ],
+  );
+}
+
+/** Removes several containers under one take of the host locks; each succeeds when already gone. */
+export function netnsBatchDeleteScript(specs: readonly ContainerSpec[], mark: string): string {
+  return itemBatch(specs, mark, true, [], [DELETE_ONE]);
 }
 
 export const netnsDriver: ContainerDriver = {
@@ -167,15 +212,6 @@ export const netnsDriver: ContainerDriver = {
   },
 
   deleteScript(spec) {
-    return [
-      PRELUDE,
-      "need ip flock",
-      vars(spec, true),
-      LOCKS,
-      'ip netns del "$NAME" 2>/dev/null || true',
-      'rm -f "/run/pulumi-nixos-containers/netns/$NAME"',
-      'ip link del "$HIF" 2>/dev/null || true',
-      'if [ -e "/run/netns/$NAME" ] || ip link show dev "$HIF" >/dev/null 2>&1; then echo "could not remove $NAME / $HIF" >&2; exit 1; fi',
-    ].join("\n");
+    return [PRELUDE, "need ip flock", vars(spec, true), LOCKS, DELETE_ONE].join("\n");
   },
 };

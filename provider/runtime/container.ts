@@ -10,7 +10,13 @@ import {
   validateInterfaceAddress,
 } from "../core/validate";
 import { ContainerDriver, ContainerSpec, ObservedContainer } from "../host/driver";
-import { batchMark, netnsBatchCreateScript, netnsDriver, parseBatch } from "../host/netnsDriver";
+import {
+  batchMark,
+  netnsBatchCreateScript,
+  netnsBatchDeleteScript,
+  netnsDriver,
+  parseBatch,
+} from "../host/netnsDriver";
 import { nixosDriver } from "../host/nixosDriver";
 import { parseResults } from "../host/script";
 import { explainScriptFailure } from "./scriptFailure";
@@ -173,25 +179,34 @@ function containerId(props: Props): string {
  * netns creates for one host that the engine runs concurrently go out as one script (one lock, one scan of
  * the host's addresses, one round trip); each container still succeeds or fails on its own.
  */
-const netnsCreates = new Batcher<SshHost, ContainerSpec, string>(async (host, specs) => {
-  const names = specs.map((s) => s.name).join(", ");
-  const display = `create container${specs.length > 1 ? "s" : ""} ${names}`;
-  const mark = batchMark();
-  const whole = await host.runScript(netnsBatchCreateScript(specs, mark), { display, check: false });
-  return parseBatch(whole.stdout, specs.length, mark).map((item) => {
-    if (item.code === 0) return item.stdout;
-    // An item that never ran failed with the whole script (a lock timeout, a missing tool).
-    const failed = item.code === -1 ? { stdout: whole.stdout, stderr: whole.stderr, code: whole.code } : item;
-    return new SshError("command-failed", "the command failed", {
-      target: host.target,
-      command: display,
-      exitCode: failed.code,
-      stderrTail: tail(failed.stderr),
-      stdout: failed.stdout,
-      stderr: failed.stderr,
+function netnsBatcher(
+  verb: string,
+  script: (specs: readonly ContainerSpec[], mark: string) => string,
+): Batcher<SshHost, ContainerSpec, string> {
+  return new Batcher<SshHost, ContainerSpec, string>(async (host, specs) => {
+    const names = specs.map((s) => s.name).join(", ");
+    const display = `${verb} container${specs.length > 1 ? "s" : ""} ${names}`;
+    const mark = batchMark();
+    const whole = await host.runScript(script(specs, mark), { display, check: false });
+    return parseBatch(whole.stdout, specs.length, mark).map((item) => {
+      if (item.code === 0) return item.stdout;
+      // An item that never ran failed with the whole script (a lock timeout, a missing tool).
+      const failed =
+        item.code === -1 ? { stdout: whole.stdout, stderr: whole.stderr, code: whole.code } : item;
+      return new SshError("command-failed", "the command failed", {
+        target: host.target,
+        command: display,
+        exitCode: failed.code,
+        stderrTail: tail(failed.stderr),
+        stdout: failed.stdout,
+        stderr: failed.stderr,
+      });
     });
   });
-});
+}
+
+const netnsCreates = netnsBatcher("create", netnsBatchCreateScript);
+const netnsDeletes = netnsBatcher("delete", netnsBatchDeleteScript);
 
 async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
   const spec = containerSpec(inputs);
@@ -304,7 +319,8 @@ async function remove(_id: string, props: Props): Promise<void> {
   const spec = containerSpec(props);
   const { host } = hostOf(props);
   try {
-    await runBatched(host, DRIVERS[spec.driver].deleteScript(spec), `delete container ${spec.name}`);
+    if (spec.driver === "netns") await netnsDeletes.submit(host, spec);
+    else await runBatched(host, nixosDriver.deleteScript(spec), `delete container ${spec.name}`);
   } catch (err) {
     throw explainScriptFailure(err, `container "${spec.name}"`, host.target, "deleted");
   }
