@@ -21,6 +21,12 @@ export interface ContainerArgs {
   readonly flake?: pulumi.Input<string>;
   /** Start the container at boot (nixos driver; `--auto-start`). @default false */
   readonly autoStart?: pulumi.Input<boolean>;
+  /**
+   * Take over a container of this name that is already on the host (instead of `pulumi import`, which dynamic
+   * resources cannot do): it is brought to these inputs, keeping its addresses unless others are set.
+   * @default false: a container of the same name on the host is a clash and nothing is changed
+   */
+  readonly adopt?: pulumi.Input<boolean>;
 }
 
 const provider = makeProvider("Container");

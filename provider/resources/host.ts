@@ -39,6 +39,8 @@ export interface HostContainerArgs {
   readonly flake?: pulumi.Input<string>;
   /** Start the container at boot (nixos driver). @default false */
   readonly autoStart?: pulumi.Input<boolean>;
+  /** Take over a container of this name already on the host (see Container's `adopt`). @default false */
+  readonly adopt?: pulumi.Input<boolean>;
   /** Fixed addresses instead of allocated ones (both ends; the pool never hands them to others). @default allocated from the host's pool */
   readonly addresses?: AddressPair;
   /** Extra veths. @default none */
@@ -247,7 +249,6 @@ export class Host extends pulumi.ComponentResource {
         {
           connection: args.connection,
           name: c.name,
-          // Explicit, because the Container's check wants a driver even though its docs promise a default.
           driver: c.driver ?? args.driver ?? "nixos",
           hostAddress: allocations.apply((a) => a[c.name].hostAddress),
           localAddress: allocations.apply((a) => a[c.name].localAddress),
@@ -255,6 +256,7 @@ export class Host extends pulumi.ComponentResource {
           configFile: c.configFile,
           flake: c.flake,
           autoStart: c.autoStart,
+          adopt: c.adopt,
         },
         { ...child, dependsOn: this.networkManager ? [this.networkManager] : [] },
       );

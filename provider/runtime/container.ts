@@ -105,6 +105,9 @@ function validate(news: Props): Failure[] {
       message: `${given[0]} is set but driver is "netns": NixOS configuration needs driver "nixos"`,
     });
   }
+  if (news.adopt !== undefined && !isUnknown(news.adopt) && typeof news.adopt !== "boolean") {
+    failures.push({ property: "adopt", message: `adopt must be true or false, got ${display(news.adopt)}` });
+  }
   if (news.autoStart !== undefined && !isUnknown(news.autoStart) && typeof news.autoStart !== "boolean") {
     failures.push({
       property: "autoStart",
@@ -208,6 +211,28 @@ function netnsBatcher(
 const netnsCreates = netnsBatcher("create", netnsBatchCreateScript);
 const netnsDeletes = netnsBatcher("delete", netnsBatchDeleteScript);
 
+/**
+ * `adopt: true`: a container of this name already on the host (made by hand, by nixos-container, or lost from
+ * state) is taken over and brought to the spec instead of being a clash. Its addresses are kept unless the
+ * program sets others. Returns undefined when there is nothing to adopt (a normal create follows).
+ */
+async function adopt(host: SshHost, spec: ContainerSpec): Promise<string | undefined> {
+  const driver = DRIVERS[spec.driver];
+  const seen = driver.parseRead(
+    (await runBatched(host, driver.readScript(spec), `read container ${spec.name}`)).stdout,
+  );
+  if (!seen.exists) return undefined;
+  const hostAddress = spec.hostAddress ?? seen.hostAddress;
+  const localAddress = spec.localAddress ?? seen.localAddress;
+  if (!hostAddress || !localAddress) {
+    throw new Error(
+      `container "${spec.name}" on ${host.target} cannot be adopted: it has no addresses to keep; set hostAddress and localAddress`,
+    );
+  }
+  const script = driver.convergeScript({ ...spec, hostAddress, localAddress }, { hostAddress, localAddress });
+  return (await runBatched(host, script, `adopt container ${spec.name}`)).stdout;
+}
+
 async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
   const spec = containerSpec(inputs);
   const { host } = hostOf(inputs);
@@ -215,10 +240,12 @@ async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
   const id = containerId(inputs);
   let stdout: string;
   try {
+    const adopted = inputs.adopt === true ? await adopt(host, spec) : undefined;
     stdout =
-      spec.driver === "netns"
+      adopted ??
+      (spec.driver === "netns"
         ? await netnsCreates.submit(host, spec)
-        : (await runBatched(host, nixosDriver.createScript(spec), `create container ${spec.name}`)).stdout;
+        : (await runBatched(host, nixosDriver.createScript(spec), `create container ${spec.name}`)).stdout);
   } catch (err) {
     if (err instanceof SshError && (err.kind === "disconnected" || err.kind === "timeout")) {
       // The script may have run: record the resource so the next `up` converges it instead of orphaning it.

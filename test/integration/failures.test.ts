@@ -189,3 +189,70 @@ describe("nixos driver layouts and extra veths", () => {
     }
   });
 });
+
+describe("adopting a container that is already on the host", () => {
+  it("refuses it without adopt, takes it over with adopt (keeping its addresses), and deletes it", async () => {
+    // A container made by hand, the way the netns driver (or a script) would have made it.
+    const made = [
+      ["ip", "netns", "add", "handmade"],
+      ["ip", "link", "add", "ve-handmade", "type", "veth", "peer", "name", "eth0", "netns", "handmade"],
+      ["ip", "addr", "add", "10.233.44.1/32", "dev", "ve-handmade"],
+      ["ip", "link", "set", "ve-handmade", "up"],
+      ["ip", "-n", "handmade", "addr", "add", "10.233.44.2/32", "dev", "eth0"],
+    ];
+    for (const argv of made) labExecOk(h1, argv);
+    try {
+      const inputs = { connection: connection(h1), name: "handmade", driver: "netns" };
+      await expect(engine.create("Container", "handmade", inputs)).rejects.toThrow(
+        /network namespace \/run\/netns\/handmade already exists.*Nothing was changed/s,
+      );
+      const c = await engine.create("Container", "handmade", { ...inputs, adopt: true });
+      expect(c.outs).toMatchObject({
+        hostAddress: "10.233.44.1",
+        localAddress: "10.233.44.2",
+        running: true,
+      });
+      // Brought to the spec: routes both ways and the container's default route now exist.
+      expect(
+        labExec(h1, ["ip", "netns", "exec", "handmade", "ping", "-c", "1", "-W", "2", "10.233.44.1"]).code,
+      ).toBe(0);
+      expect(await engine.up(c, { ...inputs, adopt: true })).toBe("same");
+      await engine.destroy(c);
+      expect(labExecOk(h1, ["ip", "netns", "list"])).not.toMatch(/^handmade\b/m);
+    } finally {
+      labExec(h1, ["ip", "link", "del", "ve-handmade"]);
+      labExec(h1, ["ip", "netns", "del", "handmade"]);
+    }
+  });
+
+  it("adopts a container nixos-container made by hand, starting it with its own addresses", async () => {
+    labExecOk(h3, [
+      "nixos-container",
+      "create",
+      "legacy",
+      "--host-address",
+      "10.233.45.1",
+      "--local-address",
+      "10.233.45.2",
+    ]);
+    try {
+      const c = await engine.create("Container", "legacy", {
+        connection: connection(h3),
+        name: "legacy",
+        driver: "nixos",
+        adopt: true,
+      });
+      expect(c.outs).toMatchObject({
+        hostAddress: "10.233.45.1",
+        localAddress: "10.233.45.2",
+        running: true,
+        confPath: "/etc/nixos-containers/legacy.conf",
+      });
+      expect(labExecOk(h3, ["nixos-container", "status", "legacy"]).trim()).toBe("up");
+      await engine.destroy(c);
+      expect(labExec(h3, ["nixos-container", "status", "legacy"]).code).not.toBe(0);
+    } finally {
+      labExec(h3, ["nixos-container", "destroy", "legacy"]);
+    }
+  });
+});
