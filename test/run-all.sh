@@ -51,6 +51,28 @@ cat "$REPORTS/standin.txt"
 standin=$(sed -n 's/^\([0-9]*\) passed, 0 failed$/\1/p' "$REPORTS/standin.txt" | tail -1)
 step "lab lifecycle (up/down three times leaves nothing behind)"
 vt lifecycle --project lab-lifecycle
+lab_was_up=0
+bash test/lab/lab status >/dev/null 2>&1 && lab_was_up=1
 step "lab tests (SSH layer and resources through the real provider host)"
 vt lab --project lab
+
+if [[ $lab_was_up -eq 0 ]]; then
+  step "nothing left behind: no process in another network namespace, no lab namespace, mount or helper"
+  self_ns=$(readlink /proc/self/ns/net)
+  init_ns=$(readlink /proc/1/ns/net 2>/dev/null || echo "$self_ns")
+  left=$(
+    for p in /proc/[0-9]*; do
+      ns=$(readlink "$p/ns/net" 2>/dev/null) || continue
+      [[ $ns == "$self_ns" || $ns == "$init_ns" ]] || echo "process ${p#/proc/} in $ns: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-120)"
+    done
+    ip netns list | sed 's/^/network namespace /'
+    grep -E ' /tmp/pnc-|pnc-lab' /proc/self/mountinfo | sed 's/^/mount /' || true
+    ps -eo pid=,args= | grep -E 'SOCAT_PEERADDR|cmd/dynamic-provider|test/lab/relay\.js' | grep -v grep | sed 's/^/process /' || true
+  )
+  if [[ -n $left ]]; then
+    printf 'left behind by the tests:\n%s\n' "$left" >&2
+    exit 1
+  fi
+  echo "nothing left behind"
+fi
 summary "${standin:-0}"

@@ -27,9 +27,10 @@ export function trackStarted(child: ChildProcess): void {
   started.push(child);
 }
 
-/** Kills (by PID) every helper process these tests started; call in afterAll. */
+/** Ends (by PID) every helper process these tests started, and what they run; call in afterAll. */
 export function killStarted(): void {
-  for (const child of started.splice(0)) child.kill("SIGKILL");
+  // SIGTERM, not SIGKILL: `timeout` passes TERM on to the command it runs; a killed `timeout` would orphan it.
+  for (const child of started.splice(0)) child.kill("SIGTERM");
 }
 
 /**
