@@ -101,6 +101,12 @@ export interface DiffRules {
   readonly update: readonly string[];
   /** When replacing, must the old object go first (same name or address on the same host)? */
   readonly deleteBeforeReplace: (olds: Props, news: Props) => boolean;
+  /**
+   * Whether the host matched the resource at its last create, update or refresh. When not, diff reports a
+   * change so the next `up` repairs it, and update does the host work even if no input changed.
+   * @default always healthy (nothing on a host to drift)
+   */
+  readonly healthy?: (olds: Props) => boolean;
 }
 
 /**
@@ -118,16 +124,28 @@ export function diffWith(rules: DiffRules, olds: Props, news: Props): DiffResult
   for (const key of rules.replace) if (!same(olds[key], news[key])) replaces.push(key);
   for (const key of rules.update) if (!same(olds[key], news[key])) changes = true;
   if (olds[PROVIDER_KEY] !== news[PROVIDER_KEY]) changes = true;
+  if (rules.healthy && !rules.healthy(olds)) changes = true;
   const deleteBeforeReplace = replaces.length > 0 && rules.deleteBeforeReplace(olds, news);
   return { changes: changes || replaces.length > 0, replaces, deleteBeforeReplace };
 }
 
-/** True when `update` has nothing to do on the host: only provider code or credentials changed. */
-export function onlyStateChanged(keys: readonly string[], olds: Props, news: Props): boolean {
-  return (
-    keys.every((key) => same(olds[key], news[key])) &&
-    same(machineOf(olds.connection), machineOf(news.connection))
-  );
+/**
+ * The update every resource uses: when only provider code or credentials changed and the host was healthy,
+ * there is nothing to do on the host and the outputs are carried over; otherwise `apply` does the host work.
+ */
+export async function updateWith(
+  rules: DiffRules,
+  olds: Props,
+  news: Props,
+  apply: () => Promise<Props>,
+): Promise<{ outs: Props }> {
+  const unchanged =
+    [...rules.replace, ...rules.update].every((key) => same(olds[key], news[key])) &&
+    same(machineOf(olds.connection), machineOf(news.connection));
+  if (unchanged && (rules.healthy?.(olds) ?? true)) {
+    return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint } };
+  }
+  return { outs: await apply() };
 }
 
 /**

@@ -26,6 +26,7 @@ import { Batcher } from "./batcher";
 import {
   CheckResult,
   DiffResult,
+  DiffRules,
   Handler,
   PartialCreateError,
   Props,
@@ -35,7 +36,7 @@ import {
   hasUnknown,
   hostOf,
   machineOf,
-  onlyStateChanged,
+  updateWith,
   scrubbed,
   toCheckFailures,
 } from "./common";
@@ -147,31 +148,29 @@ function check(_olds: Props, news: Props): CheckResult {
   return { inputs, failures: toCheckFailures(failures) };
 }
 
+/** Addresses allocated on the host at create stay while the program sets none. */
+function withKeptAddresses(olds: Props, news: Props): Props {
+  return olds.allocatedOnHost === true && news.hostAddress === undefined && news.localAddress === undefined
+    ? { ...news, hostAddress: olds.hostAddress, localAddress: olds.localAddress }
+    : news;
+}
+
+const RULES: DiffRules = {
+  replace: ["name", "driver"],
+  update: IN_PLACE,
+  // Same machine and a shared name or address (or addresses the host will pick): the old one goes first.
+  deleteBeforeReplace: (o, n) => {
+    if (machineOf(o.connection) !== machineOf(n.connection)) return false;
+    if (n.hostAddress === undefined || o.name === n.name) return true;
+    const old = new Set([o.hostAddress, o.localAddress]);
+    return old.has(n.hostAddress) || old.has(n.localAddress) || hasUnknown([n.hostAddress, n.localAddress]);
+  },
+  // A refresh found the container not running, or an address missing.
+  healthy: (olds) => olds.running !== false,
+};
+
 function diff(_id: string, olds: Props, news: Props): DiffResult {
-  // Addresses allocated on the host at create stay while the program sets none.
-  if (olds.allocatedOnHost === true && news.hostAddress === undefined && news.localAddress === undefined) {
-    news = { ...news, hostAddress: olds.hostAddress, localAddress: olds.localAddress };
-  }
-  const result = diffWith(
-    {
-      replace: ["name", "driver"],
-      update: IN_PLACE,
-      // Same name on the same machine cannot exist twice; nor can the same addresses.
-      // Same machine and a shared name or address (or addresses the host will pick): the old one goes first.
-      deleteBeforeReplace: (o, n) => {
-        if (machineOf(o.connection) !== machineOf(n.connection)) return false;
-        if (n.hostAddress === undefined || o.name === n.name) return true;
-        const old = new Set([o.hostAddress, o.localAddress]);
-        return (
-          old.has(n.hostAddress) || old.has(n.localAddress) || hasUnknown([n.hostAddress, n.localAddress])
-        );
-      },
-    },
-    olds,
-    news,
-  );
-  // A refresh found the container broken (not running, or an address missing): the next `up` repairs it.
-  return olds.running === false && !result.changes ? { ...result, changes: true } : result;
+  return diffWith(RULES, olds, withKeptAddresses(olds, news));
 }
 
 function containerId(props: Props): string {
@@ -282,12 +281,12 @@ function outputs(
   };
 }
 
-async function update(_id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
-  const keys = [...IN_PLACE, "name", "driver"];
-  // Only provider code or credentials changed, and the host matched at the last read: nothing to do there.
-  if (onlyStateChanged(keys, olds, news) && olds.running === true) {
-    return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint, running: olds.running } };
-  }
+function update(_id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
+  return updateWith(RULES, olds, withKeptAddresses(olds, news), () => converge(olds, news));
+}
+
+/** Brings an existing container to `news` on the host. */
+async function converge(olds: Props, news: Props): Promise<Props> {
   const spec = containerSpec(news);
   const { host } = hostOf({ ...news, hostKeyFingerprint: olds.hostKeyFingerprint });
   const fingerprint = await host.fingerprint();
@@ -308,14 +307,7 @@ async function update(_id: string, olds: Props, news: Props): Promise<{ outs: Pr
   } catch (err) {
     throw explainScriptFailure(err, `container "${spec.name}"`, host.target, "updated", PICK_OTHER);
   }
-  return {
-    outs: outputs(
-      { ...news, allocatedOnHost: olds.allocatedOnHost },
-      spec,
-      parseResults(stdout),
-      fingerprint,
-    ),
-  };
+  return outputs({ ...news, allocatedOnHost: olds.allocatedOnHost }, spec, parseResults(stdout), fingerprint);
 }
 
 async function read(id: string, props: Props): Promise<ReadResult> {

@@ -1,6 +1,5 @@
 // The provider runtime: the one module every resource's provider shim `require()`s at call time, so all types
 // in a provider process share the SSH pool, and the code in state stays a few lines long.
-import { sharedPool } from "../ssh";
 import { addressPoolHandler } from "./addressPool";
 import { Handler, Props, ReadResult } from "./common";
 import { containerHandler } from "./container";
@@ -10,18 +9,13 @@ import { vethPairHandler } from "./vethPair";
 
 export type ResourceType = "AddressPool" | "Container" | "VethPair" | "NatRule" | "NmUnmanaged";
 
-const handlers: Partial<Record<ResourceType, Handler>> = {
+const handlers: Record<ResourceType, Handler> = {
   AddressPool: addressPoolHandler,
   Container: containerHandler,
   VethPair: vethPairHandler,
   NatRule: natRuleHandler,
   NmUnmanaged: nmUnmanagedHandler,
 };
-
-/** Registers a handler (used by resources defined in later modules). */
-export function register(type: ResourceType, handler: Handler): void {
-  handlers[type] = handler;
-}
 
 function handler(type: string): Handler {
   const h = handlers[type as ResourceType];
@@ -68,9 +62,4 @@ export async function update(type: string, id: string, olds: Props, news: Props)
 
 export async function remove(type: string, id: string, props: Props): Promise<void> {
   await handler(type).delete(id, props);
-}
-
-/** Connection counters of this process (handshakes, dials, commands per target), for tests and benchmarks. */
-export function sshStats() {
-  return sharedPool().stats();
 }

@@ -6,17 +6,18 @@ import { renderRuleset } from "../core/nftRenderer";
 import { UNKNOWN } from "../core/validate";
 import { natApplyScript, natDeleteScript, natReadScript, parseNatRead } from "../host/natScripts";
 import { parseResults } from "../host/script";
-import { explainScriptFailure } from "./scriptFailure";
+import { NothingChangedError, explainScriptFailure } from "./scriptFailure";
 import { runBatched } from "./scriptBatch";
 import {
   CheckResult,
+  DiffRules,
   Handler,
   Props,
   connectionFailures,
   diffWith,
   hostOf,
   machineOf,
-  onlyStateChanged,
+  updateWith,
   scrubbed,
   toCheckFailures,
 } from "./common";
@@ -70,22 +71,18 @@ async function apply(props: Props, recordedFingerprint: unknown, action: string)
   return { ...props, live: "applied", forwarding: r.forwarding === "1", hostKeyFingerprint: fingerprint };
 }
 
+const RULES: DiffRules = {
+  replace: ["name", "backend"],
+  update: IN_PLACE,
+  // Same name on the same host: same table or chains, so the old one must go first.
+  deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
+  // A refresh found our rules flushed or changed, or forwarding turned off.
+  healthy: (olds) => olds.live === "applied" && olds.forwarding !== false,
+};
+
 export const natRuleHandler: Handler = {
   check,
-  diff: (_id, olds, news) => {
-    const result = diffWith(
-      {
-        replace: ["name", "backend"],
-        update: IN_PLACE,
-        // Same name on the same host: same table or chains, so the old one must go first.
-        deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
-      },
-      olds,
-      news,
-    );
-    const drifted = olds.live !== "applied" || olds.forwarding === false;
-    return drifted && !result.changes ? { ...result, changes: true } : result;
-  },
+  diff: (_id, olds, news) => diffWith(RULES, olds, news),
   create: (inputs) =>
     scrubbed(inputs, async () => {
       try {
@@ -96,7 +93,7 @@ export const natRuleHandler: Handler = {
       } catch (err) {
         // A failed create may have left our chains (iptables: restore went through, a jump did not): remove
         // them, so nothing half-made stays on the host. A clash changed nothing and needs no cleanup.
-        if (!(err instanceof Error) || !/Nothing was changed/.test(err.message)) {
+        if (!(err instanceof NothingChangedError)) {
           const spec = specOf(inputs);
           const removed = await runBatched(
             hostOf(inputs).host,
@@ -113,16 +110,9 @@ export const natRuleHandler: Handler = {
       }
     }),
   update: (_id, olds, news) =>
-    scrubbed(news, async () => {
-      if (
-        onlyStateChanged(["name", "backend", ...IN_PLACE], olds, news) &&
-        olds.live === "applied" &&
-        olds.forwarding === true
-      ) {
-        return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint } };
-      }
-      return { outs: await apply(news, olds.hostKeyFingerprint, "updated") };
-    }),
+    scrubbed(news, () =>
+      updateWith(RULES, olds, news, () => apply(news, olds.hostKeyFingerprint, "updated")),
+    ),
   read: (id, props) =>
     scrubbed(props, async () => {
       const spec = specOf(props);

@@ -7,6 +7,7 @@ import { explainScriptFailure } from "./scriptFailure";
 import { runBatched } from "./scriptBatch";
 import {
   CheckResult,
+  DiffRules,
   Handler,
   PartialCreateError,
   Props,
@@ -14,7 +15,7 @@ import {
   diffWith,
   hostOf,
   machineOf,
-  onlyStateChanged,
+  updateWith,
   scrubbed,
   toCheckFailures,
 } from "./common";
@@ -77,32 +78,24 @@ async function apply(props: Props, recordedFingerprint: unknown, id?: string): P
   return outs;
 }
 
+const RULES: DiffRules = {
+  replace: ["name"],
+  update: ["devices", "content"],
+  deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
+  // A refresh found the file gone or changed, or the devices still managed.
+  healthy: (olds) => olds.present !== false,
+};
+
 export const nmUnmanagedHandler: Handler = {
   check,
-  diff: (_id, olds, news) => {
-    const result = diffWith(
-      {
-        replace: ["name"],
-        update: ["devices", "content"],
-        deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
-      },
-      olds,
-      news,
-    );
-    return olds.present === false && !result.changes ? { ...result, changes: true } : result;
-  },
+  diff: (_id, olds, news) => diffWith(RULES, olds, news),
   create: (inputs) =>
     scrubbed(inputs, async () => {
       const id = `${machineOf(inputs.connection)}/nm/${String(inputs.name)}`;
       return { id, outs: await apply(inputs, undefined, id) };
     }),
   update: (_id, olds, news) =>
-    scrubbed(news, async () => {
-      if (onlyStateChanged(["name", "devices", "content"], olds, news) && olds.present === true) {
-        return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint } };
-      }
-      return { outs: await apply(news, olds.hostKeyFingerprint) };
-    }),
+    scrubbed(news, () => updateWith(RULES, olds, news, () => apply(news, olds.hostKeyFingerprint))),
   read: (id, props) =>
     scrubbed(props, async () => {
       const spec = specOf(props);

@@ -15,6 +15,11 @@ const TOOL_HINTS: Record<string, string> = {
     'nixos-container is not installed there: the "nixos" driver needs a NixOS host; use driver "netns" on other Linux hosts',
 };
 
+/** A script that refused before touching anything (a clash): the host is as it was. */
+export class NothingChangedError extends Error {
+  override readonly name = "NothingChangedError";
+}
+
 /**
  * @param subject what failed, as users name it: `container "web"`, `NatRule "nat"`.
  * @param action "created", "updated", "deleted".
@@ -33,7 +38,7 @@ export function explainScriptFailure(
   const stderr = err.details.stderr ?? "";
   const clashes = clashesIn(stderr);
   if (clashes.length > 0) {
-    return new Error(
+    return new NothingChangedError(
       `${subject} cannot be ${action} on ${target}: ${clashes.join("; ")}. Nothing was changed on the host.${fix ? ` ${fix}` : ""}`,
     );
   }

@@ -20,13 +20,14 @@ import {
 } from "../host/vethPairScripts";
 import {
   CheckResult,
+  DiffRules,
   Handler,
   Props,
   connectionFailures,
   diffWith,
   hostOf,
   machineOf,
-  onlyStateChanged,
+  updateWith,
   scrubbed,
   toCheckFailures,
 } from "./common";
@@ -124,32 +125,24 @@ async function apply(props: Props, fresh: boolean, fingerprint?: unknown): Promi
   return { ...props, present: true, hostKeyFingerprint: seen };
 }
 
+const RULES: DiffRules = {
+  replace: ["container", "hostInterface", "containerInterface"],
+  update: IN_PLACE,
+  deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
+  // A refresh found an end missing or an address changed.
+  healthy: (olds) => olds.present !== false,
+};
+
 export const vethPairHandler: Handler = {
   check,
-  diff: (_id, olds, news) => {
-    const result = diffWith(
-      {
-        replace: ["container", "hostInterface", "containerInterface"],
-        update: IN_PLACE,
-        deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
-      },
-      olds,
-      news,
-    );
-    return olds.present === false && !result.changes ? { ...result, changes: true } : result;
-  },
+  diff: (_id, olds, news) => diffWith(RULES, olds, news),
   create: (inputs) =>
     scrubbed(inputs, async () => ({
       id: `${machineOf(inputs.connection)}/${String(inputs.container)}/${String(inputs.hostInterface)}`,
       outs: await apply(inputs, true),
     })),
   update: (_id, olds, news) =>
-    scrubbed(news, async () => {
-      if (onlyStateChanged(["container", ...IN_PLACE], olds, news) && olds.present === true) {
-        return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint } };
-      }
-      return { outs: await apply(news, false, olds.hostKeyFingerprint) };
-    }),
+    scrubbed(news, () => updateWith(RULES, olds, news, () => apply(news, false, olds.hostKeyFingerprint))),
   read: (id, props) =>
     scrubbed(props, async () => {
       const s = spec(props);
