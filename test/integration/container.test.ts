@@ -61,15 +61,17 @@ describe("AddressPool", () => {
 
 describe("Container (netns driver)", () => {
   let web: StateEntry | undefined;
+  /** Inputs of the container "web" on h1, with block N's addresses (10.233.N.1 ↔ 10.233.N.2). */
+  const webOn = (block: number) => ({
+    connection: connection(h1),
+    name: "web",
+    driver: "netns",
+    hostAddress: `10.233.${block}.1`,
+    localAddress: `10.233.${block}.2`,
+  });
 
   it("creates a container with its veth, addresses and routes, reachable both ways", async () => {
-    web = await engine.create("Container", "web", {
-      connection: connection(h1),
-      name: "web",
-      driver: "netns",
-      hostAddress: "10.233.1.1",
-      localAddress: "10.233.1.2",
-    });
+    web = await engine.create("Container", "web", webOn(1));
     expect(web.outs).toMatchObject({
       hostInterface: "ve-web",
       containerInterface: "eth0",
@@ -99,13 +101,7 @@ describe("Container (netns driver)", () => {
 
   it("reports no change when nothing changed, and an in-place update when only the provider code changed", async () => {
     if (!web) throw new Error("create failed");
-    const news = {
-      connection: connection(h1),
-      name: "web",
-      driver: "netns",
-      hostAddress: "10.233.1.1",
-      localAddress: "10.233.1.2",
-    };
+    const news = webOn(1);
     const same = await engine.plan(web, news);
     expect(same.diff).toMatchObject({ changes: false, replaces: [] });
     const stale = { ...web, outs: { ...web.outs, __provider: "exports.handler = {} // older code" } };
@@ -115,13 +111,7 @@ describe("Container (netns driver)", () => {
 
   it("plans exact replaces: a new name replaces (delete first), new addresses update in place", async () => {
     if (!web) throw new Error("create failed");
-    const base = {
-      connection: connection(h1),
-      name: "web",
-      driver: "netns",
-      hostAddress: "10.233.1.1",
-      localAddress: "10.233.1.2",
-    };
+    const base = webOn(1);
     expect((await engine.plan(web, { ...base, name: "web2" })).diff).toMatchObject({
       replaces: ["name"],
       deleteBeforeReplace: true,
@@ -147,13 +137,7 @@ describe("Container (netns driver)", () => {
 
   it("updates addresses in place", async () => {
     if (!web) throw new Error("create failed");
-    const news = {
-      connection: connection(h1),
-      name: "web",
-      driver: "netns",
-      hostAddress: "10.233.9.1",
-      localAddress: "10.233.9.2",
-    };
+    const news = webOn(9);
     expect(await engine.up(web, news)).toBe("updated");
     expect(web.outs).toMatchObject({ hostAddress: "10.233.9.1", localAddress: "10.233.9.2", running: true });
     expect(onHost(h1, "web").addrs).toMatch(/ve-web\s+inet 10\.233\.9\.1\/32/);
@@ -166,13 +150,7 @@ describe("Container (netns driver)", () => {
     labExecOk(h1, ["ip", "netns", "exec", "web", "ip", "addr", "flush", "dev", "eth0"]);
     expect(await engine.refresh(web)).toBe(true);
     expect(web.outs.running).toBe(false);
-    const news = {
-      connection: connection(h1),
-      name: "web",
-      driver: "netns",
-      hostAddress: "10.233.9.1",
-      localAddress: "10.233.9.2",
-    };
+    const news = webOn(9);
     expect(await engine.up(web, news)).toBe("updated");
     expect(web.outs.running).toBe(true);
     expect(reachable(h1, undefined, "10.233.9.2")).toBe(true);
@@ -182,13 +160,7 @@ describe("Container (netns driver)", () => {
     if (!web) throw new Error("create failed");
     labExecOk(h1, ["ip", "netns", "del", "web"]);
     expect(await engine.refresh(web)).toBe(false);
-    web = await engine.create("Container", "web", {
-      connection: connection(h1),
-      name: "web",
-      driver: "netns",
-      hostAddress: "10.233.9.1",
-      localAddress: "10.233.9.2",
-    });
+    web = await engine.create("Container", "web", webOn(9));
     expect(web.outs.running).toBe(true);
     expect(reachable(h1, "web", "10.233.9.1")).toBe(true);
   });
