@@ -130,8 +130,9 @@ export const nixosDriver: ContainerDriver = {
       '  [ -n "$FLAKE" ] && set -- "$@" --flake "$FLAKE"',
       '  nixos-container "$@" >&2',
       "fi",
-      'if [ "$before" != "$(cat "$conf")" ] && [ "$(nixos-container status "$NAME")" = up ]; then nixos-container stop "$NAME" >&2; fi',
-      'if [ "$(nixos-container status "$NAME")" != up ]; then nixos-container start "$NAME" >&2; fi',
+      'state=$(nixos-container status "$NAME" 2>/dev/null || true)',
+      'if [ "$before" != "$(cat "$conf")" ] && [ "$state" = up ]; then nixos-container stop "$NAME" >&2; state=down; fi',
+      'if [ "$state" != up ]; then nixos-container start "$NAME" >&2; fi',
       REPORT,
     ].join("\n");
   },
