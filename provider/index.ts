@@ -2,7 +2,7 @@
 export { AddressPool, AddressPair, AddressPoolArgs } from "./resources/addressPool";
 export { Container, ContainerArgs } from "./resources/container";
 export { VethPair, VethPairArgs } from "./resources/vethPair";
-export { ConnectionInput } from "./resources/shim";
+export { ConnectionArgs, ConnectionInput, ProxyConnectionArgs } from "./resources/connectionArgs";
 export { NatRule, NatRuleArgs, ForwardPortArgs } from "./resources/natRule";
 export { NmUnmanaged, NmUnmanagedArgs } from "./resources/nmUnmanaged";
 export {

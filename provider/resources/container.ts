@@ -1,6 +1,7 @@
 // `Container`: a container on a remote host with its own network namespace, linked by `ve-<name>` ↔ `eth0`.
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionInput, makeProvider, withSecretConnection } from "./shim";
+import { ConnectionInput } from "./connectionArgs";
+import { makeProvider, withSecretConnection } from "./shim";
 
 export interface ContainerArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */

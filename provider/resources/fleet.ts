@@ -1,6 +1,7 @@
 // `Fleet`: many `Host`s from one description (typically a stack's config), with the settings every host shares
 // (SSH user, key, port, NAT backend...) given once. Hosts are independent, so the engine works on them in parallel.
 import * as pulumi from "@pulumi/pulumi";
+import { ConnectionArgs, ProxyConnectionArgs } from "./connectionArgs";
 import { Host, HostContainerArgs, HostNatArgs, HostPlan, HostPoolArgs, validateHostName } from "./host";
 
 /** SSH settings of @pulumi/command's remote.ConnectionArgs, except `host` (each host's `address`). */
@@ -18,7 +19,7 @@ export interface FleetConnectionArgs {
   /** Use this ssh-agent socket (e.g. the value of SSH_AUTH_SOCK) instead of a key. @default none */
   readonly agentSocketPath?: pulumi.Input<string>;
   /** A jump host, as @pulumi/command's ProxyConnectionArgs. @default none: direct */
-  readonly proxy?: pulumi.Input<import("@pulumi/command").types.input.remote.ProxyConnectionArgs>;
+  readonly proxy?: pulumi.Input<ProxyConnectionArgs>;
   /** @default 10 */
   readonly dialErrorLimit?: pulumi.Input<number>;
   /** Seconds. @default 15 */
@@ -56,8 +57,6 @@ export interface FleetArgs {
   readonly defaults?: FleetDefaults;
   readonly hosts: readonly FleetHostArgs[];
 }
-
-type ConnectionArgs = import("@pulumi/command").types.input.remote.ConnectionArgs;
 
 /** The connection of one host: its own fields over the defaults; unset fields are left out. */
 export function fleetConnection(host: FleetHostArgs, defaults: FleetDefaults = {}): ConnectionArgs {

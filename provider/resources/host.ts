@@ -8,7 +8,7 @@ import { AddressPair, AddressPool } from "./addressPool";
 import { Container } from "./container";
 import { NatRule } from "./natRule";
 import { NmUnmanaged } from "./nmUnmanaged";
-import { ConnectionInput } from "./shim";
+import { ConnectionInput } from "./connectionArgs";
 import { VethPair } from "./vethPair";
 
 /** An extra veth between the host and one container (like NixOS `extraVeths`). */

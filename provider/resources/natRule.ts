@@ -1,7 +1,8 @@
 // `NatRule`: the host masquerades (or SNATs) container traffic out of its external interface and forwards
 // chosen ports to containers, in an nftables table or iptables chains of its own.
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionInput, makeProvider, withSecretConnection } from "./shim";
+import { ConnectionInput } from "./connectionArgs";
+import { makeProvider, withSecretConnection } from "./shim";
 
 /** A host port (or range) forwarded to a container, as in NixOS `networking.nat.forwardPorts`. */
 export interface ForwardPortArgs {

@@ -1,6 +1,7 @@
 // `NmUnmanaged`: a NetworkManager drop-in that keeps NetworkManager's hands off container veths.
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionInput, makeProvider, withSecretConnection } from "./shim";
+import { ConnectionInput } from "./connectionArgs";
+import { makeProvider, withSecretConnection } from "./shim";
 
 export interface NmUnmanagedArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */

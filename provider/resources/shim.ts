@@ -37,9 +37,6 @@ export function makeProvider(type: string): pulumi.dynamic.ResourceProvider {
   };
 }
 
-/** The `connection` input, the shape of @pulumi/command's remote.ConnectionArgs. */
-export type ConnectionInput = pulumi.Input<import("@pulumi/command").types.input.remote.ConnectionArgs>;
-
 /** Options every resource of this package gets: the connection (credentials) is a secret output. */
 export function withSecretConnection(
   opts: pulumi.CustomResourceOptions | undefined,

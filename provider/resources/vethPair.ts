@@ -1,6 +1,7 @@
 // `VethPair`: an extra veth between the host and a container (like NixOS `extraVeths`).
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionInput, makeProvider, withSecretConnection } from "./shim";
+import { ConnectionInput } from "./connectionArgs";
+import { makeProvider, withSecretConnection } from "./shim";
 
 export interface VethPairArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */

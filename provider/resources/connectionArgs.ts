@@ -1,0 +1,39 @@
+// The `connection` input every resource takes: the shape of @pulumi/command's `remote.ConnectionArgs`, declared
+// here so the package needs no copy of @pulumi/command (and its SDK) to install or type-check. A test keeps
+// the two assignable both ways (test/unit/connectionArgs.test.ts).
+import * as pulumi from "@pulumi/pulumi";
+
+/** A jump host: the shape of @pulumi/command's `remote.ProxyConnectionArgs`. */
+export interface ProxyConnectionArgs {
+  /** Address or DNS name of the jump host. */
+  readonly host: pulumi.Input<string>;
+  /** @default 22 */
+  readonly port?: pulumi.Input<number>;
+  /** @default "root" */
+  readonly user?: pulumi.Input<string>;
+  /** @default none */
+  readonly password?: pulumi.Input<string>;
+  /** The private key's text (read it from a secret, e.g. `config.requireSecret("privateKey")`). @default none */
+  readonly privateKey?: pulumi.Input<string>;
+  /** @default none */
+  readonly privateKeyPassword?: pulumi.Input<string>;
+  /** The ssh-agent socket to authenticate with. @default the value of SSH_AUTH_SOCK */
+  readonly agentSocketPath?: pulumi.Input<string>;
+  /** The jump host's key (a public key line or a `SHA256:` fingerprint): any other key is refused. @default not checked */
+  readonly hostKey?: pulumi.Input<string>;
+  /** How many times to dial before giving up. @default 10 */
+  readonly dialErrorLimit?: pulumi.Input<number>;
+  /** Seconds each dial may take, handshake included. @default 15 */
+  readonly perDialTimeout?: pulumi.Input<number>;
+}
+
+/** How to reach a host over SSH: the shape of @pulumi/command's `remote.ConnectionArgs`. */
+export interface ConnectionArgs extends ProxyConnectionArgs {
+  /** The host's key (a public key line or a `SHA256:` fingerprint): any other key is refused. @default the key seen at create is recorded and enforced */
+  readonly hostKey?: pulumi.Input<string>;
+  /** A jump host to reach this one through. @default none: direct */
+  readonly proxy?: pulumi.Input<ProxyConnectionArgs>;
+}
+
+/** The `connection` input. */
+export type ConnectionInput = pulumi.Input<ConnectionArgs>;
