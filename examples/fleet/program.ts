@@ -2,7 +2,7 @@
 // the stack's config, so `dev` and `prod` differ only in Pulumi.<stack>.yaml. `fleetProgram` takes that
 // description as a plain object (tests run it under mocks); index.ts reads it from stack config.
 import * as pulumi from "@pulumi/pulumi";
-import { Fleet, FleetDefaults, FleetHostArgs, HostPlan } from "../../provider";
+import { Fleet, FleetDefaults, FleetHostArgs, HostPlan } from "pulumi-nixos-containers";
 import { SshAuth } from "../shared/sshAuth";
 
 /** The stack's description of its fleet (config keys `defaults` and `hosts`). */

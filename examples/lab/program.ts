@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { Fleet, FleetHostArgs, HostContainerArgs, HostPlan } from "../../provider";
+import { Fleet, FleetHostArgs, HostContainerArgs, HostPlan } from "pulumi-nixos-containers";
 
 export interface LabProgramConfig {
   /** Directory of the lab's lab.json. @default $PNC_LAB_DIR, else /tmp/pnc-lab */

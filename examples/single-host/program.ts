@@ -2,7 +2,7 @@
 // host's port 8080, and the NetworkManager drop-in. `singleHost` builds it from a plain config object, so tests
 // can run it under mocks; index.ts is the Pulumi entry that reads stack config.
 import * as pulumi from "@pulumi/pulumi";
-import { Host, HostPlan } from "../../provider";
+import { Host, HostPlan } from "pulumi-nixos-containers";
 import { SshAuth } from "../shared/sshAuth";
 
 export interface SingleHostConfig extends SshAuth {

@@ -151,6 +151,8 @@ const RULES = {
 let counter = 0;
 
 export const addressPoolHandler: Handler = {
+  // Its outputs are its checked inputs (allocations are computed in check).
+  inputsOf: (props) => props,
   check,
   diff: (_id, olds, news) => diffWith(RULES, olds, news),
   create: async (inputs) => ({

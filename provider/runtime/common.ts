@@ -23,6 +23,8 @@ export interface DiffResult {
 export interface ReadResult {
   readonly id?: string;
   readonly props?: Props;
+  /** The inputs the engine keeps for later diffs (dynamic providers since @pulumi/pulumi 3.216). */
+  readonly inputs?: Props;
 }
 
 /** One resource type's provider methods, on raw engine values. */
@@ -33,6 +35,17 @@ export interface Handler {
   read(id: string, props: Props): Promise<ReadResult>;
   update(id: string, olds: Props, news: Props): Promise<{ outs: Props }>;
   delete(id: string, props: Props): Promise<void>;
+  /**
+   * The checked inputs a resource with these stored outputs was made from: what `read` hands back so the
+   * engine's inputs after `pulumi refresh` are the ones `check` produced, and the next diff shows only real
+   * changes (pulumi/pulumi#13839). Computed from the outputs as stored, before any host observation.
+   */
+  inputsOf(props: Props): Props;
+}
+
+/** Stored outputs less the keys that are observations or bookkeeping, never inputs. */
+export function withoutKeys(props: Props, keys: readonly string[]): Props {
+  return Object.fromEntries(Object.entries(props).filter(([key]) => !keys.includes(key)));
 }
 
 /** Turns validator failures into `check` failures. */

@@ -39,6 +39,7 @@ import {
   updateWith,
   scrubbed,
   toCheckFailures,
+  withoutKeys,
 } from "./common";
 
 const DRIVERS: Record<ContainerSpec["driver"], ContainerDriver> = { netns: netnsDriver, nixos: nixosDriver };
@@ -345,9 +346,19 @@ async function remove(_id: string, props: Props): Promise<void> {
   }
 }
 
+/** Outputs observed on the host or kept for bookkeeping; addresses the host picked were no input either. */
+function inputsOf(props: Props): Props {
+  const observed = ["running", "hostKeyFingerprint", "allocatedOnHost", "confPath"];
+  return withoutKeys(
+    props,
+    props.allocatedOnHost === true ? [...observed, "hostAddress", "localAddress"] : observed,
+  );
+}
+
 export const containerHandler: Handler = {
   check,
   diff,
+  inputsOf,
   create: (inputs) => scrubbed(inputs, () => create(inputs)),
   read: (id, props) => scrubbed(props, () => read(id, props)),
   update: (id, olds, news) => scrubbed(news, () => update(id, olds, news)),

@@ -51,8 +51,10 @@ export async function create(type: string, inputs: Props) {
 }
 
 export async function read(type: string, id: string, props: Props): Promise<ReadResult> {
-  const result = await handler(type).read(id, props);
-  return result.id === undefined ? {} : { id: result.id, props: clean(result.props ?? {}) };
+  const h = handler(type);
+  const result = await h.read(id, props);
+  if (result.id === undefined) return {};
+  return { id: result.id, props: clean(result.props ?? {}), inputs: clean(h.inputsOf(props)) };
 }
 
 export async function update(type: string, id: string, olds: Props, news: Props) {

@@ -20,6 +20,7 @@ import {
   updateWith,
   scrubbed,
   toCheckFailures,
+  withoutKeys,
 } from "./common";
 
 const IN_PLACE = [
@@ -81,6 +82,7 @@ const RULES: DiffRules = {
 };
 
 export const natRuleHandler: Handler = {
+  inputsOf: (props) => withoutKeys(props, ["live", "forwarding", "hostKeyFingerprint"]),
   check,
   diff: (_id, olds, news) => diffWith(RULES, olds, news),
   create: (inputs) =>

@@ -18,6 +18,7 @@ import {
   updateWith,
   scrubbed,
   toCheckFailures,
+  withoutKeys,
 } from "./common";
 
 function check(_olds: Props, news: Props): CheckResult {
@@ -87,6 +88,14 @@ const RULES: DiffRules = {
 };
 
 export const nmUnmanagedHandler: Handler = {
+  inputsOf: (props) =>
+    withoutKeys(props, [
+      "present",
+      "networkManagerRunning",
+      "reloaded",
+      "unmanagedDevices",
+      "hostKeyFingerprint",
+    ]),
   check,
   diff: (_id, olds, news) => diffWith(RULES, olds, news),
   create: (inputs) =>

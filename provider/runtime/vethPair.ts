@@ -30,6 +30,7 @@ import {
   updateWith,
   scrubbed,
   toCheckFailures,
+  withoutKeys,
 } from "./common";
 
 function validate(news: Props): Failure[] {
@@ -134,6 +135,7 @@ const RULES: DiffRules = {
 };
 
 export const vethPairHandler: Handler = {
+  inputsOf: (props) => withoutKeys(props, ["present", "hostKeyFingerprint"]),
   check,
   diff: (_id, olds, news) => diffWith(RULES, olds, news),
   create: (inputs) =>

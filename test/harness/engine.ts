@@ -126,6 +126,8 @@ export class MiniEngine {
     const result = await this.host.read(entry.urn, entry.id, entry.outs, entry.inputs);
     if (!result.id) return false;
     entry.outs = revealMap(result.props as PropertyMap);
+    // The inputs the provider handed back (or the old ones, when it gave none), as the engine stores them.
+    entry.inputs = revealMap(result.inputs);
     return true;
   }
 

@@ -120,7 +120,7 @@ export interface ProviderHost {
     id: string,
     props: Record<string, unknown>,
     inputs?: Record<string, unknown>,
-  ): Promise<{ id: string; props: PropertyMap; inputs: PropertyMap }>;
+  ): Promise<{ id: string; props: PropertyMap; inputs: PropertyMap; returnedInputs: boolean }>;
   update(
     urn: string,
     id: string,
@@ -396,6 +396,8 @@ class HostImpl implements ProviderHost {
       id: res.getId(),
       props: this.incoming(res.getProperties(), propsTyped),
       inputs: resInputs ? this.incoming(resInputs, inputsTyped) : inputsTyped,
+      /** Whether the provider handed inputs back (else the engine keeps the old ones). */
+      returnedInputs: resInputs !== undefined && resInputs !== null,
     };
   }
 
