@@ -122,7 +122,7 @@ export class Fleet extends pulumi.ComponentResource {
           pool: { ...d.pool, ...h.pool },
           networkManager: h.networkManager ?? d.networkManager,
         },
-        { parent: this },
+        { parent: this, deletedWith: opts?.deletedWith },
       );
     }
     const plans = Object.entries(this.hosts).map(([n, host]) => host.plan.apply((p) => [n, p] as const));

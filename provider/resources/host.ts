@@ -219,7 +219,9 @@ export class Host extends pulumi.ComponentResource {
     validateHostContainers(name, args.containers);
     validateForwardPorts(name, args.containers, args.nat?.forwardPorts ?? []);
     super("nixos-containers:index:Host", name, {}, opts);
-    const child = { parent: this };
+    // The engine does not pass deletedWith from a component to its children: hand it on, so deleting the
+    // machine skips every delete on it (no SSH to a host that is gone).
+    const child = { parent: this, deletedWith: opts?.deletedWith };
 
     const statics: Record<string, AddressPair> = {};
     for (const c of args.containers) if (c.addresses) statics[c.name] = c.addresses;

@@ -228,3 +228,38 @@ describe("Fleet under mocks", () => {
     ).toEqual(["a-db", "a-web", "b-web"]);
   });
 });
+
+describe("deletedWith", () => {
+  it("is handed on by Fleet and Host to every resource they make", async () => {
+    const seen: [string, pulumi.Resource | undefined][] = [];
+    let machine: pulumi.Resource | undefined;
+    await runUnderMocks(
+      () => {
+        machine = new pulumi.ComponentResource("test:index:Machine", "vm", {});
+        return new Fleet(
+          "f",
+          {
+            defaults: { externalInterface: "eth0", driver: "netns" },
+            hosts: [{ name: "a", address: "192.0.2.1", containers: [{ name: "web" }] }],
+          },
+          {
+            deletedWith: machine,
+            // Legacy transformations run in the SDK for a component's whole subtree: they see each child's options.
+            transformations: [
+              (args) => {
+                seen.push([args.type, args.opts.deletedWith]);
+                return undefined;
+              },
+            ],
+          },
+        );
+      },
+      { wait: (f) => f.plan },
+    );
+    const dynamic = seen.filter(([type]) => type.startsWith(DYNAMIC_PREFIX));
+    expect(dynamic.map(([type]) => type.replace(DYNAMIC_PREFIX, "")).sort()).toEqual(
+      ["AddressPool", "Container", "NatRule", "NmUnmanaged"].sort(),
+    );
+    for (const [type, deletedWith] of dynamic) expect(deletedWith, type).toBe(machine);
+  });
+});
