@@ -448,7 +448,7 @@ export function formatFailures(failures: readonly Failure[]): string {
  * A resource id that names objects we own on a host (an nftables table, iptables chains, a drop-in file):
  * `[a-z][a-z0-9-]*`, at most `maxLength` characters. `why` explains where the length limit comes from.
  */
-export function validateResourceId(
+export function validateResourceName(
   value: unknown,
   property: string,
   maxLength: number,

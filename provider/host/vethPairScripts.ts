@@ -1,120 +1,139 @@
-// Host scripts for an extra veth between the host and a container (NixOS `extraVeths`): addresses as /32 with
-// routes both ways, or the host end enslaved to a bridge. One script per operation, one round trip.
-import { IN_CONTAINER } from "./driver";
-import { LOCKS, PRELUDE, USED_ADDRESSES, assignments, parseResults } from "./script";
+// Host scripts of VethPair, an extra veth between the host and a container (NixOS `extraVeths`): addresses as
+// /32 with routes both ways, or the host end enslaved to a bridge. Create, update and read end with one report.
+import { VethPairSpec } from "../core/vethPairSpec";
+import { IN_CONTAINER } from "./containerScripts";
+import { EXIT, MARK } from "./protocol";
+import { ADDRESSES, LOCKS, PRELUDE, REFUSE_IF_TAKEN, assignments, need, result, script } from "./shell";
 
-export interface VethSpec {
-  readonly container: string;
-  readonly hostInterface: string;
-  readonly containerInterface: string;
-  readonly hostAddress?: string;
-  /** An address, or with a bridge an address with prefix (e.g. 192.168.50.5/24). */
-  readonly localAddress?: string;
-  readonly hostBridge?: string;
-}
-
-function vars(spec: VethSpec, own: boolean): string {
+/**
+ * The script variables: CONTAINER_NAME, HOST_INTERFACE, CONTAINER_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS,
+ * HOST_BRIDGE, and OWN_CONTAINER / OWN_HOST_INTERFACE for the address scan (the veth itself, when `own`).
+ */
+function vars(spec: VethPairSpec, own: boolean): string {
   return assignments({
-    NAME: spec.container,
-    HIF: spec.hostInterface,
-    CIF: spec.containerInterface,
-    HA: spec.hostAddress ?? "",
-    LA: spec.localAddress ?? "",
-    BR: spec.hostBridge ?? "",
-    OWN_NAME: "",
-    OWN_IF: own ? spec.hostInterface : "",
+    CONTAINER_NAME: spec.container,
+    HOST_INTERFACE: spec.hostInterface,
+    CONTAINER_INTERFACE: spec.containerInterface,
+    HOST_ADDRESS: spec.hostAddress ?? "",
+    LOCAL_ADDRESS: spec.localAddress ?? "",
+    HOST_BRIDGE: spec.hostBridge ?? "",
+    OWN_CONTAINER: "",
+    OWN_HOST_INTERFACE: own ? spec.hostInterface : "",
   });
 }
 
-/** Where the container's network namespace is: its name (netns driver, stand-in) or its leader's PID. */
-const TARGET = String.raw`if [ -e "/run/netns/$NAME" ]; then TARGET="$NAME"; else
-  TARGET=$(machinectl show "$NAME" -p Leader --value 2>/dev/null || true)
-  [ -n "$TARGET" ] || { echo "PNC-CLASH container $NAME is not running on the host (no network namespace found)" >&2; exit 3; }
+/**
+ * Reads CONTAINER_NAME. Sets NAMESPACE_TARGET to where the container's network namespace is: its name
+ * (netns driver, the lab's stand-in) or its leader's PID; refuses when the container is not running.
+ */
+const FIND_NAMESPACE = String.raw`if [ -e "/run/netns/$CONTAINER_NAME" ]; then NAMESPACE_TARGET="$CONTAINER_NAME"; else
+  NAMESPACE_TARGET=$(machinectl show "$CONTAINER_NAME" -p Leader --value 2>/dev/null || true)
+  [ -n "$NAMESPACE_TARGET" ] || { echo "${MARK.clash} container $CONTAINER_NAME is not running on the host (no network namespace found)" >&2; exit ${EXIT.refused}; }
 fi
 `;
 
+/**
+ * Reads every variable of `vars` and NAMESPACE_TARGET. Makes the veth when missing (removed again if the
+ * script then fails), puts the host end on the bridge or gives it its address, addresses the container end,
+ * and routes both ways. Idempotent.
+ */
 const ENSURE = String.raw`MADE=0
-rollback() { rc=$?; if [ $rc -ne 0 ] && [ "$MADE" = 1 ]; then ip link del "$HIF" 2>/dev/null; echo PNC-ROLLEDBACK >&2; fi; exit $rc; }
+rollback() { exit_code=$?; if [ $exit_code -ne 0 ] && [ "$MADE" = 1 ]; then ip link del "$HOST_INTERFACE" 2>/dev/null; echo ${MARK.rolledBack} >&2; fi; exit $exit_code; }
 trap rollback EXIT
-if ! ip link show dev "$HIF" >/dev/null 2>&1; then
-  cip link del "$CIF" 2>/dev/null || true
-  ip link add "$HIF" type veth peer name "$CIF" netns "$TARGET"
+if ! ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then
+  in_container_ip link del "$CONTAINER_INTERFACE" 2>/dev/null || true
+  ip link add "$HOST_INTERFACE" type veth peer name "$CONTAINER_INTERFACE" netns "$NAMESPACE_TARGET"
   MADE=1
 fi
-if [ -n "$BR" ]; then
-  ip link show dev "$BR" >/dev/null 2>&1 || { echo "PNC-CLASH bridge $BR does not exist on the host" >&2; exit 3; }
-  ip addr flush dev "$HIF"
-  ip link set "$HIF" master "$BR"
+if [ -n "$HOST_BRIDGE" ]; then
+  ip link show dev "$HOST_BRIDGE" >/dev/null 2>&1 || { echo "${MARK.clash} bridge $HOST_BRIDGE does not exist on the host" >&2; exit ${EXIT.refused}; }
+  ip addr flush dev "$HOST_INTERFACE"
+  ip link set "$HOST_INTERFACE" master "$HOST_BRIDGE"
 else
-  ip link set "$HIF" nomaster 2>/dev/null || true
-  ip addr flush dev "$HIF"
-  [ -z "$HA" ] || ip addr add "$HA/32" dev "$HIF"
+  ip link set "$HOST_INTERFACE" nomaster 2>/dev/null || true
+  ip addr flush dev "$HOST_INTERFACE"
+  [ -z "$HOST_ADDRESS" ] || ip addr add "$HOST_ADDRESS/32" dev "$HOST_INTERFACE"
 fi
-ip link set "$HIF" up
-cip link set "$CIF" up
-cip addr flush dev "$CIF"
-if [ -n "$LA" ]; then
-  case "$LA" in */*) cip addr add "$LA" dev "$CIF" ;; *) cip addr add "$LA/32" dev "$CIF" ;; esac
+ip link set "$HOST_INTERFACE" up
+in_container_ip link set "$CONTAINER_INTERFACE" up
+in_container_ip addr flush dev "$CONTAINER_INTERFACE"
+if [ -n "$LOCAL_ADDRESS" ]; then
+  case "$LOCAL_ADDRESS" in */*) in_container_ip addr add "$LOCAL_ADDRESS" dev "$CONTAINER_INTERFACE" ;; *) in_container_ip addr add "$LOCAL_ADDRESS/32" dev "$CONTAINER_INTERFACE" ;; esac
 fi
-if [ -z "$BR" ] && [ -n "$HA" ] && [ -n "$LA" ]; then
-  ip route replace "$LA/32" dev "$HIF"
-  cip route replace "$HA/32" dev "$CIF"
+if [ -z "$HOST_BRIDGE" ] && [ -n "$HOST_ADDRESS" ] && [ -n "$LOCAL_ADDRESS" ]; then
+  ip route replace "$LOCAL_ADDRESS/32" dev "$HOST_INTERFACE"
+  in_container_ip route replace "$HOST_ADDRESS/32" dev "$CONTAINER_INTERFACE"
 fi
 `;
 
-export function vethCreateScript(spec: VethSpec): string {
-  return [
+/**
+ * Reads HOST_INTERFACE, CONTAINER_INTERFACE (and what in_container_ip reads). Prints the observation every
+ * VethPair script ends with: host=1|0, hostAddress, master (the bridge) and localAddress (with prefix).
+ */
+const REPORT = String.raw`if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then ${result("host", "1")}; else ${result("host", "0")}; fi
+${result("hostAddress", `$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`)}
+${result("master", `$(ip -o link show dev "$HOST_INTERFACE" 2>/dev/null | sed -n 's/.* master \\([^ ]*\\) .*/\\1/p')`)}
+${result("localAddress", `$( (in_container_ip -o -4 addr show dev "$CONTAINER_INTERFACE" 2>/dev/null || true) | awk '{ print $4; exit }')`)}`;
+
+/** Checks that both interface names and the addresses are free (under the host locks), then makes the veth. */
+export function vethCreateScript(spec: VethPairSpec): string {
+  return script(
     PRELUDE,
-    "need ip flock",
+    need("ip", "flock"),
     vars(spec, false),
     IN_CONTAINER,
     LOCKS,
-    USED_ADDRESSES,
-    TARGET,
+    ADDRESSES,
+    FIND_NAMESPACE,
     "taken=0",
-    'if ip link show dev "$HIF" >/dev/null 2>&1; then echo "PNC-CLASH interface $HIF already exists on the host" >&2; taken=1; fi',
-    'if cip link show dev "$CIF" >/dev/null 2>&1; then echo "PNC-CLASH interface $CIF already exists in container $NAME" >&2; taken=1; fi',
-    "USED=$(used_addresses)",
-    'for a in $HA $(printf %s "$LA" | cut -d/ -f1); do clash_check "$a" || taken=1; done',
-    '[ "$taken" = 0 ] || { echo "PNC-NOTHING-CHANGED" >&2; exit 3; }',
+    `if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi`,
+    `if in_container_ip link show dev "$CONTAINER_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $CONTAINER_INTERFACE already exists in container $CONTAINER_NAME" >&2; taken=1; fi`,
+    "USED_ADDRESS_LIST=$(used_addresses)",
+    'for address in $HOST_ADDRESS $(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1); do clash_check "$address" || taken=1; done',
+    REFUSE_IF_TAKEN,
     ENSURE,
-  ].join("\n");
+    REPORT,
+  );
 }
 
-export function vethConvergeScript(spec: VethSpec): string {
-  return [PRELUDE, "need ip flock", vars(spec, true), IN_CONTAINER, LOCKS, TARGET, ENSURE].join("\n");
-}
-
-export function vethReadScript(spec: VethSpec): string {
-  return [
+/** Brings the veth back to the spec (addresses or bridge), making it again when it is gone. */
+export function vethUpdateScript(spec: VethPairSpec): string {
+  return script(
     PRELUDE,
+    need("ip", "flock"),
     vars(spec, true),
     IN_CONTAINER,
-    'if ip link show dev "$HIF" >/dev/null 2>&1; then echo "PNC-RESULT host=1"; else echo "PNC-RESULT host=0"; fi',
-    String.raw`echo "PNC-RESULT hostAddr=$(ip -o -4 addr show dev "$HIF" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')"`,
-    String.raw`echo "PNC-RESULT master=$(ip -o link show dev "$HIF" 2>/dev/null | sed -n 's/.* master \([^ ]*\) .*/\1/p')"`,
-    String.raw`echo "PNC-RESULT localAddr=$( (cip -o -4 addr show dev "$CIF" 2>/dev/null || true) | awk '{ print $4; exit }')"`,
-  ].join("\n");
+    LOCKS,
+    FIND_NAMESPACE,
+    ENSURE,
+    REPORT,
+  );
 }
 
+/** Reports both ends of the veth; changes nothing. */
+export function vethReadScript(spec: VethPairSpec): string {
+  return script(PRELUDE, vars(spec, true), IN_CONTAINER, REPORT);
+}
+
+/** Removes the veth (deleting one end deletes both); succeeds when already gone. */
+export function vethDeleteScript(spec: VethPairSpec): string {
+  return script(PRELUDE, vars(spec, true), LOCKS, 'ip link del "$HOST_INTERFACE" 2>/dev/null || true');
+}
+
+/** What a VethPair script reports. */
 export interface ObservedVeth {
   readonly exists: boolean;
   readonly hostAddress?: string;
+  /** With its prefix length, as the container end carries it. */
   readonly localAddress?: string;
   readonly hostBridge?: string;
 }
 
-export function parseVethRead(stdout: string): ObservedVeth {
-  const r = parseResults(stdout);
+export function observeVeth(results: Readonly<Record<string, string>>): ObservedVeth {
   return {
-    exists: r.host === "1",
-    hostAddress: r.hostAddr || undefined,
-    localAddress: r.localAddr || undefined,
-    hostBridge: r.master || undefined,
+    exists: results.host === "1",
+    hostAddress: results.hostAddress || undefined,
+    localAddress: results.localAddress || undefined,
+    hostBridge: results.master || undefined,
   };
-}
-
-export function vethDeleteScript(spec: VethSpec): string {
-  // Deleting one end of a veth deletes both.
-  return [PRELUDE, vars(spec, true), LOCKS, 'ip link del "$HIF" 2>/dev/null || true'].join("\n");
 }

@@ -10,7 +10,7 @@ interface Runtime {
   create(type: string, inputs: unknown): Promise<pulumi.dynamic.CreateResult>;
   read(type: string, id: string, props: unknown): Promise<pulumi.dynamic.ReadResult>;
   update(type: string, id: string, olds: unknown, news: unknown): Promise<pulumi.dynamic.UpdateResult>;
-  remove(type: string, id: string, props: unknown): Promise<void>;
+  delete(type: string, id: string, props: unknown): Promise<void>;
 }
 
 /**
@@ -33,7 +33,7 @@ export function makeProvider(type: string): pulumi.dynamic.ResourceProvider {
     create: async (inputs) => loadRuntime().create(type, inputs),
     read: async (id, props) => loadRuntime().read(type, id, props),
     update: async (id, olds, news) => loadRuntime().update(type, id, olds, news),
-    delete: async (id, props) => loadRuntime().remove(type, id, props),
+    delete: async (id, props) => loadRuntime().delete(type, id, props),
   };
 }
 

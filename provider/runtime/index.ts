@@ -1,20 +1,22 @@
 // The provider runtime: the one module every resource's provider shim `require()`s at call time, so all types
 // in a provider process share the SSH pool, and the code in state stays a few lines long.
+import { ResourceType } from "../core/types";
 import { addressPoolHandler } from "./addressPool";
 import { Handler, Props, ReadResult } from "./common";
-import { containerHandler } from "./container";
-import { natRuleHandler } from "./natRule";
-import { nmUnmanagedHandler } from "./nmUnmanaged";
-import { vethPairHandler } from "./vethPair";
+import { containerDefinition } from "./containerDefinition";
+import { hostResourceHandler } from "./lifecycle";
+import { natRuleDefinition } from "./natRuleDefinition";
+import { nmUnmanagedDefinition } from "./nmUnmanagedDefinition";
+import { vethPairDefinition } from "./vethPairDefinition";
 
-export type ResourceType = "AddressPool" | "Container" | "VethPair" | "NatRule" | "NmUnmanaged";
+export { ResourceType } from "../core/types";
 
 const handlers: Record<ResourceType, Handler> = {
   AddressPool: addressPoolHandler,
-  Container: containerHandler,
-  VethPair: vethPairHandler,
-  NatRule: natRuleHandler,
-  NmUnmanaged: nmUnmanagedHandler,
+  Container: hostResourceHandler(containerDefinition),
+  VethPair: hostResourceHandler(vethPairDefinition),
+  NatRule: hostResourceHandler(natRuleDefinition),
+  NmUnmanaged: hostResourceHandler(nmUnmanagedDefinition),
 };
 
 function handler(type: string): Handler {
@@ -62,6 +64,9 @@ export async function update(type: string, id: string, olds: Props, news: Props)
   return { outs: clean(outs) };
 }
 
-export async function remove(type: string, id: string, props: Props): Promise<void> {
+async function deleteResource(type: string, id: string, props: Props): Promise<void> {
   await handler(type).delete(id, props);
 }
+
+// `remove` is what the shims of release 0.1.0 call; their text is stored in state and runs every later delete.
+export { deleteResource as delete, deleteResource as remove };

@@ -1,86 +1,118 @@
-// Runs the independent scripts that concurrent operations send to one host (reads of a refresh, deletes of
-// a destroy) as one script: one channel and one round trip for the lot. Each script still runs in a shell
-// of its own and fails on its own, with its own output and exit code.
-import { REPORT_ITEM, assignments, batchMark, parseBatch } from "../host/script";
-import { ExecResult, SshError, SshHost, tail } from "../ssh";
+// Runs host scripts and parses each one's outcome where its output arrives. Scripts that concurrent operations
+// send to one host share one round trip: independent scripts are wrapped into one batch script (each still in
+// a shell of its own), and items of a group (netns creates) share one script with one lock and one scan.
+import { Buffer } from "node:buffer";
+import { REPORT_ITEM, ScriptOutcome, ScriptRun, batchMark, parseBatch, parseOutcome } from "../host/protocol";
+import { assignments, script } from "../host/shell";
+import { SshHost } from "../ssh";
 import { Batcher } from "./batcher";
 
-const MAX_BATCHED_SCRIPT = 100_000;
-
-interface Job {
-  readonly script: string;
-  readonly display: string;
+/** Items that share one script on a host: `build` makes that script for a batch of them. */
+export interface ScriptGroup<Item> {
+  readonly name: string;
+  build(items: readonly Item[], mark: string): string;
 }
 
-const BATCH_RUNNER = String.raw`TMPD=$(mktemp -d)
-trap 'rm -rf "$TMPD"' EXIT
+/** One host script to run: on its own (merged with others only as an independent item), or in a group. */
+export type HostJob =
+  | { readonly display: string; readonly script: string }
+  | { readonly display: string; readonly group: ScriptGroup<unknown>; readonly item: unknown };
+
+/** A job that shares one script with the other items of its group sent to the same host at the same time. */
+export function groupJob<Item>(group: ScriptGroup<Item>, item: Item, display: string): HostJob {
+  // The group only ever builds from items submitted through this function, so they are Items.
+  return { display, group: group as ScriptGroup<unknown>, item };
+}
+
+/**
+ * One argument of `sh -c` (and so one batched item) may hold at most 128 KiB of bytes on Linux
+ * (MAX_ARG_STRLEN): a larger script goes alone, over stdin.
+ */
+const MAX_BATCHED_SCRIPT_BYTES = 100_000;
+
+/**
+ * Reads ITEM_OUTPUT_DIR. Defines `run_item INDEX SCRIPT`: runs SCRIPT in a shell of its own with stdin from
+ * /dev/null (so none can swallow the rest of the batch) and reports its output and exit code.
+ */
+const RUN_ITEM = String.raw`ITEM_OUTPUT_DIR=$(mktemp -d)
+trap 'rm -rf "$ITEM_OUTPUT_DIR"' EXIT
 run_item() {
   set +e
-  sh -c "$2" < /dev/null > "$TMPD/out" 2> "$TMPD/err"
-  rc=$?
+  sh -c "$2" < /dev/null > "$ITEM_OUTPUT_DIR/out" 2> "$ITEM_OUTPUT_DIR/err"
+  item_exit_code=$?
   set -e
-  report_item "$1" "$rc"
+  report_item "$1" "$item_exit_code"
 }
 `;
 
 /**
- * One script that runs each of `scripts` in a shell of its own (stdin from /dev/null, so none can swallow the
- * rest of the batch) and reports each one's stdout, stderr and exit code in the form parseBatch reads.
+ * One script that runs each of `scripts` in a shell of its own and reports each one's stdout, stderr and exit
+ * code in the form parseBatch reads.
  */
 export function buildBatchScript(scripts: readonly string[], mark: string): string {
   const body = scripts.map(
-    (script, i) => `${assignments({ [`ITEM_${i}`]: script })}\nrun_item ${i} "$ITEM_${i}"`,
+    (text, i) => `${assignments({ [`ITEM_${i}`]: text })}\nrun_item ${i} "$ITEM_${i}"`,
   );
-  return ["set -eu", assignments({ PNC_MARK: mark }), REPORT_ITEM, BATCH_RUNNER, ...body].join("\n");
+  return script("set -eu", assignments({ PNC_MARK: mark }), REPORT_ITEM, RUN_ITEM, ...body);
 }
 
-const batcher = new Batcher<SshHost, Job, ExecResult>(async (host, jobs) => {
-  if (jobs.length === 1) {
-    // Alone: run it as it is, without the wrapper.
-    return [await host.runScript(jobs[0].script, { display: jobs[0].display, check: false })];
-  }
-  const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
-  const mark = batchMark();
-  const whole = await host.runScript(
-    buildBatchScript(
-      jobs.map((j) => j.script),
+/** Runs one script that reports items, and splits its output; items that never ran share the whole result. */
+async function runItems(host: SshHost, text: string, count: number, mark: string, display: string) {
+  const whole = await host.runScript(text, { display, check: false });
+  return parseBatch(whole.stdout, count, mark).map((item): ScriptRun =>
+    item.code === -1 ? { stdout: whole.stdout, stderr: whole.stderr, code: whole.code ?? -1 } : item,
+  );
+}
+
+const independent = new Batcher<SshHost, { readonly script: string; readonly display: string }, ScriptRun>(
+  async (host, jobs) => {
+    if (jobs.length === 1) {
+      // Alone: run it as it is, without the wrapper.
+      const r = await host.runScript(jobs[0].script, { display: jobs[0].display, check: false });
+      return [{ stdout: r.stdout, stderr: r.stderr, code: r.code ?? -1 }];
+    }
+    const mark = batchMark();
+    const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
+    return runItems(
+      host,
+      buildBatchScript(
+        jobs.map((j) => j.script),
+        mark,
+      ),
+      jobs.length,
       mark,
-    ),
-    {
       display,
-      check: false,
-    },
-  );
-  return parseBatch(whole.stdout, jobs.length, mark).map((item) =>
-    item.code === -1
-      ? { stdout: whole.stdout, stderr: whole.stderr, code: whole.code ?? -1, signal: whole.signal }
-      : {
-          stdout: item.stdout,
-          stderr: item.stderr,
-          code: item.code,
-          signal: null,
-        },
-  );
-});
+    );
+  },
+);
+
+/** One Batcher per group, keyed by host. */
+const groups = new Map<string, Batcher<SshHost, { item: unknown; display: string }, ScriptRun>>();
+
+function groupBatcher(group: ScriptGroup<unknown>) {
+  let batcher = groups.get(group.name);
+  if (!batcher) {
+    batcher = new Batcher(async (host, entries) => {
+      const mark = batchMark();
+      const display = `${group.name} ${entries.map((e) => e.display).join(", ")}`;
+      const items = entries.map((e) => e.item);
+      return runItems(host, group.build(items, mark), entries.length, mark, display);
+    });
+    groups.set(group.name, batcher);
+  }
+  return batcher;
+}
 
 /**
- * Like `host.runScript(script)`, but shares a round trip with the other scripts sent to the same host at the
- * same time. Throws a `command-failed` SshError for a non-zero exit, as runScript does.
+ * Runs a job on a host, sharing the round trip with what else is sent there at the same time, and returns
+ * its outcome. Throws an SshError only when the run itself failed (unreachable, cut off, timed out).
  */
-export async function runBatched(host: SshHost, script: string, display: string): Promise<ExecResult> {
-  // One argument of `sh -c` may hold at most 128 KiB on Linux: a larger script goes alone, over stdin.
-  if (script.length > MAX_BATCHED_SCRIPT) return host.runScript(script, { display });
-  const result = await batcher.submit(host, { script, display });
-  if (result.code !== 0) {
-    throw new SshError("command-failed", "the command failed", {
-      target: host.target,
-      command: display,
-      exitCode: result.code,
-      signal: result.signal,
-      stderrTail: tail(result.stderr),
-      stdout: result.stdout,
-      stderr: result.stderr,
-    });
+export async function runJob(host: SshHost, job: HostJob): Promise<ScriptOutcome> {
+  if ("group" in job)
+    return parseOutcome(await groupBatcher(job.group).submit(host, { item: job.item, display: job.display }));
+  if (Buffer.byteLength(job.script, "utf8") > MAX_BATCHED_SCRIPT_BYTES) {
+    const r = await host.runScript(job.script, { display: job.display, check: false });
+    return parseOutcome({ stdout: r.stdout, stderr: r.stderr, code: r.code ?? -1 });
   }
-  return result;
+  return parseOutcome(await independent.submit(host, job));
 }

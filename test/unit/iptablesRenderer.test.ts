@@ -10,9 +10,9 @@ import {
   iptablesChainNames,
   iptablesJumpArgv,
   renderIptables,
-} from "../../provider/core/iptablesRenderer";
-import { NAT_ID_MAX_LENGTH, NatSpec, parseNatInputs } from "../../provider/core/natModel";
-import { renderRuleset } from "../../provider/core/nftRenderer";
+} from "../../provider/core/natRuleIptables";
+import { NAT_NAME_MAX_LENGTH, NatSpec, parseNatInputs } from "../../provider/core/natRuleSpec";
+import { renderRuleset } from "../../provider/core/natRuleNftables";
 import { quoteArgv } from "../../provider/ssh/quote";
 
 function spec(raw: Record<string, unknown>): NatSpec {
@@ -101,7 +101,7 @@ describe("renderIptables", () => {
   });
 
   it("keeps every chain name within iptables' 28 characters for the longest id", () => {
-    const names = Object.values(iptablesChainNames("a".repeat(NAT_ID_MAX_LENGTH)));
+    const names = Object.values(iptablesChainNames("a".repeat(NAT_NAME_MAX_LENGTH)));
     expect(Math.max(...names.map((n) => n.length))).toBe(28);
   });
 
@@ -131,7 +131,7 @@ describe("renderIptables", () => {
 
 describe("deleteIptables", () => {
   it("removes the jumps, then flushes and deletes our chains, from the id alone", () => {
-    expect(deleteIptables({ id: "x" }).map((argv) => argv.join(" "))).toEqual([
+    expect(deleteIptables({ name: "x" }).map((argv) => argv.join(" "))).toEqual([
       "iptables -w -t nat -D PREROUTING -j pnc-nat-x-pre",
       "iptables -w -t nat -D POSTROUTING -j pnc-nat-x-post",
       "iptables -w -t nat -D OUTPUT -j pnc-nat-x-out",

@@ -1,7 +1,7 @@
 // NatRule inputs: NixOS option names parsed once into the typed model both renderers use.
 import { describe, expect, it } from "vitest";
 import { HOSTILE } from "../fixtures/hostile";
-import { MAX_SHIFTED_PORTS, NatSpec, dnatRules, parseNatInputs } from "../../provider/core/natModel";
+import { MAX_SHIFTED_PORTS, NatSpec, dnatRules, parseNatInputs } from "../../provider/core/natRuleSpec";
 import { Failure, UNKNOWN } from "../../provider/core/validate";
 
 const BASE = { name: "web", externalInterface: "eth0" };
@@ -25,7 +25,7 @@ function failuresOf(raw: Record<string, unknown>): Failure[] {
 describe("parseNatInputs", () => {
   it("applies the NixOS defaults: nftables, ve-+ as a typed wildcard, no ranges, no forwards", () => {
     expect(parsed(BASE)).toEqual({
-      id: "web",
+      name: "web",
       backend: "nftables",
       internalInterfaces: [{ name: "ve-", wildcard: true }],
       internalIPs: [],
@@ -133,7 +133,7 @@ describe("parseNatInputs rejections", () => {
   });
 
   it("accepts the longest name whose chains fit in 28 characters", () => {
-    expect(parsed({ ...BASE, name: "abcdefghijklmno" }).id).toBe("abcdefghijklmno");
+    expect(parsed({ ...BASE, name: "abcdefghijklmno" }).name).toBe("abcdefghijklmno");
   });
 
   it("rejects an unknown backend naming the allowed ones", () => {

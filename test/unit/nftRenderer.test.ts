@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { NatSpec, parseNatInputs } from "../../provider/core/natModel";
-import { nftTableName, renderNft, renderRuleset } from "../../provider/core/nftRenderer";
+import { NatSpec, parseNatInputs } from "../../provider/core/natRuleSpec";
+import { nftTableName, renderNft, renderRuleset } from "../../provider/core/natRuleNftables";
 
 function spec(raw: Record<string, unknown>): NatSpec {
   const { spec: parsed, failures } = parseNatInputs({ name: "x", externalInterface: "eth0", ...raw });

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { HOSTILE } from "../fixtures/hostile";
-import { NmSpec, nmDropInPath, parseNmInputs, renderNmConf } from "../../provider/core/nmConf";
+import { NmSpec, nmDropInPath, parseNmInputs, renderNmConf } from "../../provider/core/nmUnmanagedSpec";
 import { UNKNOWN } from "../../provider/core/validate";
 
 function parsed(raw: Record<string, unknown>): NmSpec {
@@ -20,7 +20,7 @@ function parsed(raw: Record<string, unknown>): NmSpec {
 
 describe("parseNmInputs", () => {
   it("defaults devices to interface-name:ve-*", () => {
-    expect(parsed({ name: "nm" })).toEqual({ id: "nm", devices: ["interface-name:ve-*"] });
+    expect(parsed({ name: "nm" })).toEqual({ name: "nm", devices: ["interface-name:ve-*"] });
   });
 
   it("keeps the given specs in order without duplicates", () => {
@@ -129,8 +129,8 @@ describe.skipIf(!hasNm)("renderNmConf read by the real NetworkManager --print-co
     const a = parsed({ name: "a" });
     const b = parsed({ name: "b", devices: ["interface-name:ve-*", "interface-name:vb-*"] });
     const merged = printConfig("[main]\n[keyfile]\nunmanaged-devices=interface-name:wlan1\n", {
-      [nmDropInPath(a.id).split("/").pop() ?? ""]: renderNmConf(a),
-      [nmDropInPath(b.id).split("/").pop() ?? ""]: renderNmConf(b),
+      [nmDropInPath(a.name).split("/").pop() ?? ""]: renderNmConf(a),
+      [nmDropInPath(b.name).split("/").pop() ?? ""]: renderNmConf(b),
     });
     expect(merged).toContain(
       "unmanaged-devices=interface-name:wlan1,interface-name:ve-*,interface-name:vb-*\n",

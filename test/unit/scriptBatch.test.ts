@@ -2,7 +2,7 @@
 // back as if it had run alone, and no script can read (and so swallow) the rest of the batch.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { batchMark, parseBatch } from "../../provider/host/script";
+import { batchMark, parseBatch } from "../../provider/host/protocol";
 import { buildBatchScript } from "../../provider/runtime/scriptBatch";
 
 function runBatch(scripts: string[]) {

@@ -1,17 +1,23 @@
 // The NetworkManager drop-in of an NmUnmanaged resource: validated inputs, its path and its exact content,
 // computed in `check` so preview shows the file before anything is written.
 
-import { Failure, containsUnknown, validateList, validateNmDeviceSpec, validateResourceId } from "./validate";
+import {
+  Failure,
+  containsUnknown,
+  validateList,
+  validateNmDeviceSpec,
+  validateResourceName,
+} from "./validate";
 
 /** A validated NmUnmanaged. */
 export interface NmSpec {
   /** The resource name; it names the drop-in file. */
-  readonly id: string;
+  readonly name: string;
   /** NetworkManager device specs, in input order without duplicates. */
   readonly devices: string[];
 }
 
-export const NM_ID_MAX_LENGTH = 41;
+export const NM_NAME_MAX_LENGTH = 41;
 const DEFAULT_DEVICES = ["interface-name:ve-*"];
 
 /** Where the drop-in lives; NetworkManager reads /etc/NetworkManager/conf.d/*.conf after its main file. */
@@ -28,10 +34,10 @@ export function parseNmInputs(raw: Readonly<Record<string, unknown>>): {
   failures: Failure[];
 } {
   const failures = [
-    ...validateResourceId(
+    ...validateResourceName(
       raw.name,
       "name",
-      NM_ID_MAX_LENGTH,
+      NM_NAME_MAX_LENGTH,
       "it becomes part of the drop-in's file name; give the resource a shorter name",
     ),
     ...validateList(raw.devices, "devices", (item, property) => validateNmDeviceSpec(item, property), {
@@ -52,7 +58,7 @@ export function parseNmInputs(raw: Readonly<Record<string, unknown>>): {
   // Valid and known: the casts restate what the validators just proved.
   const devices =
     raw.devices === undefined || raw.devices === null ? DEFAULT_DEVICES : (raw.devices as string[]);
-  return { spec: { id: raw.name as string, devices: [...new Set(devices)] }, failures };
+  return { spec: { name: raw.name as string, devices: [...new Set(devices)] }, failures };
 }
 
 /**
@@ -63,7 +69,7 @@ export function parseNmInputs(raw: Readonly<Record<string, unknown>>): {
  */
 export function renderNmConf(spec: NmSpec): string {
   return (
-    `# Managed by pulumi-nixos-containers (resource ${spec.id}): NetworkManager leaves these devices alone.\n` +
+    `# Managed by pulumi-nixos-containers (resource ${spec.name}): NetworkManager leaves these devices alone.\n` +
     "[keyfile]\n" +
     `unmanaged-devices+=${spec.devices.join(";")}\n`
   );

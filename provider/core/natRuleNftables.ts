@@ -1,8 +1,8 @@
 // Renders a NatSpec as the text for `nft -f` that atomically replaces our own table `ip pnc-nat-<id>`
 // and nothing else, so the NixOS firewall, Docker and hand-written rules on the same host are untouched.
 
-import { renderIptablesRuleset } from "./iptablesRenderer";
-import { DnatRule, InterfaceMatch, NAT_NAME_PREFIX, NatSpec, dnatRules, formatSpan } from "./natModel";
+import { renderIptablesRuleset } from "./natRuleIptables";
+import { DnatRule, InterfaceMatch, NAT_NAME_PREFIX, NatSpec, dnatRules, formatSpan } from "./natRuleSpec";
 
 /** The nftables table that holds every rule of the NatRule `id` (family ip). */
 export function nftTableName(id: string): string {
@@ -52,14 +52,14 @@ function postRules(spec: NatSpec): string[] {
  * so the definition that follows replaces it in the same transaction whether it existed or not.
  */
 export function renderNft(spec: NatSpec): string {
-  const table = `table ip ${nftTableName(spec.id)}`;
+  const table = `table ip ${nftTableName(spec.name)}`;
   const dnat = dnatRules(spec);
   const pre = dnat.map((r) => `iifname "${spec.externalInterface}" ${nftDnat(r)}`);
   // The host's own connections to its external address never pass prerouting; DNAT them on output.
   const out =
     spec.externalIP === undefined ? [] : dnat.map((r) => `ip daddr ${spec.externalIP} ${nftDnat(r)}`);
   const lines = [
-    `# Managed by pulumi-nixos-containers (NatRule ${spec.id}): this file replaces ${table} and nothing else.`,
+    `# Managed by pulumi-nixos-containers (NatRule ${spec.name}): this file replaces ${table} and nothing else.`,
     `${table} {}`,
     `delete ${table}`,
     `${table} {`,

@@ -2,6 +2,7 @@
 // inputs in `check`; the nftables and iptables renderers both work from it and never see raw values.
 
 import { display } from "./display";
+import { NAT_BACKENDS, NatBackend } from "./types";
 import { tryParseIPv4 } from "./ipv4";
 import {
   Failure,
@@ -15,7 +16,7 @@ import {
   validateOneOf,
   validatePortRange,
   validateProtocol,
-  validateResourceId,
+  validateResourceName,
 } from "./validate";
 
 /** An inclusive port range; `from === to` for a single port. */
@@ -41,12 +42,10 @@ export interface InterfaceMatch {
   readonly wildcard: boolean;
 }
 
-export type NatBackend = "nftables" | "iptables";
-
 /** A validated NatRule. */
 export interface NatSpec {
   /** The resource name; it names our nftables table and iptables chains. */
-  readonly id: string;
+  readonly name: string;
   readonly backend: NatBackend;
   /** Interfaces whose traffic is masqueraded, in input order without duplicates. */
   readonly internalInterfaces: readonly InterfaceMatch[];
@@ -66,8 +65,6 @@ export interface DnatRule {
   readonly port?: PortSpan;
 }
 
-export const NAT_BACKENDS: readonly NatBackend[] = ["nftables", "iptables"];
-
 /** Our objects are `pnc-nat-<id>` (nftables table) and `pnc-nat-<id>-pre|post|out` (iptables chains). */
 export const NAT_NAME_PREFIX = "pnc-nat-";
 
@@ -76,7 +73,7 @@ export const NAT_NAME_PREFIX = "pnc-nat-";
  * longest of ours is "pnc-nat-<id>-post". The same limit applies to both backends, so switching backend
  * never turns a valid name invalid.
  */
-export const NAT_ID_MAX_LENGTH = 28 - NAT_NAME_PREFIX.length - "-post".length;
+export const NAT_NAME_MAX_LENGTH = 28 - NAT_NAME_PREFIX.length - "-post".length;
 
 /**
  * A forward whose destination range is shifted against its source range ("9000-9010" → ":8000-8010")
@@ -266,11 +263,11 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): {
   spec?: NatSpec;
   failures: Failure[];
 } {
-  const idWhy =
+  const nameWhy =
     `our iptables chains are "${NAT_NAME_PREFIX}<name>-post" and iptables allows 28 characters in a chain name; ` +
     "give the resource a shorter name";
   const failures: Failure[] = [
-    ...validateResourceId(raw.name, "name", NAT_ID_MAX_LENGTH, idWhy),
+    ...validateResourceName(raw.name, "name", NAT_NAME_MAX_LENGTH, nameWhy),
     ...validateOneOf(raw.backend, "backend", NAT_BACKENDS, { optional: true }),
     ...validateList(
       raw.internalInterfaces,
@@ -332,7 +329,7 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): {
   }
 
   const spec: NatSpec = {
-    id: raw.name as string,
+    name: raw.name as string,
     backend: (raw.backend ?? "nftables") as NatBackend,
     internalInterfaces: unique(rawInterfaces.map(parseInterfaceMatch), (m) => `${m.name}\0${m.wildcard}`),
     internalIPs: unique(stringList(raw.internalIPs, []), (s) => s),

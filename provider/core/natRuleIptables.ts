@@ -1,7 +1,7 @@
 // Renders a NatSpec for the iptables backend: `iptables-restore --noflush` input that (re)defines only
 // our chains in table nat, the jumps from the built-in chains into them, and the commands that remove both.
 
-import { DnatRule, InterfaceMatch, NAT_NAME_PREFIX, NatSpec, dnatRules, formatSpan } from "./natModel";
+import { DnatRule, InterfaceMatch, NAT_NAME_PREFIX, NatSpec, dnatRules, formatSpan } from "./natRuleSpec";
 
 /** A jump from a built-in nat chain into one of ours, added once (`-C … || -I …`) by the runtime. */
 export interface IptablesJump {
@@ -18,7 +18,7 @@ export interface IptablesRender {
   readonly chains: string[];
 }
 
-/** Our three chains in table nat; each fits iptables' 28-character limit (see NAT_ID_MAX_LENGTH). */
+/** Our three chains in table nat; each fits iptables' 28-character limit (see NAT_NAME_MAX_LENGTH). */
 export function iptablesChainNames(id: string): { pre: string; post: string; out: string } {
   const base = `${NAT_NAME_PREFIX}${id}`;
   return { pre: `${base}-pre`, post: `${base}-post`, out: `${base}-out` };
@@ -61,7 +61,7 @@ export const NAT_MARK = "0x10000000/0x10000000";
 
 /** The restore text, the jumps and the chain names for `spec`, like NixOS's iptables nat. */
 export function renderIptables(spec: NatSpec): IptablesRender {
-  const c = iptablesChainNames(spec.id);
+  const c = iptablesChainNames(spec.name);
   const chains = [c.pre, c.post, c.out];
   const ext = spec.externalInterface;
   const action = spec.externalIP === undefined ? "-j MASQUERADE" : `-j SNAT --to-source ${spec.externalIP}`;
@@ -80,14 +80,14 @@ export function renderIptables(spec: NatSpec): IptablesRender {
       : dnat.map((r) => `-A ${c.out} -d ${spec.externalIP} ${iptDnat(r)}`)),
   ];
   const lines = [
-    `# Managed by pulumi-nixos-containers (NatRule ${spec.id}): defines and flushes only the chains below.`,
+    `# Managed by pulumi-nixos-containers (NatRule ${spec.name}): defines and flushes only the chains below.`,
     "*nat",
     ...chains.map((name) => `:${name} - [0:0]`),
     ...chains.map((name) => `-F ${name}`),
     ...rules,
     "COMMIT",
   ];
-  return { restore: `${lines.join("\n")}\n`, jumps: iptablesJumps(spec.id), chains };
+  return { restore: `${lines.join("\n")}\n`, jumps: iptablesJumps(spec.name), chains };
 }
 
 /**
@@ -96,10 +96,10 @@ export function renderIptables(spec: NatSpec): IptablesRender {
  * already gone, which the runtime treats as success; a jump inserted twice needs `-D` repeated until it
  * fails.
  */
-export function deleteIptables(spec: Pick<NatSpec, "id">): string[][] {
-  const chains = Object.values(iptablesChainNames(spec.id));
+export function deleteIptables(spec: Pick<NatSpec, "name">): string[][] {
+  const chains = Object.values(iptablesChainNames(spec.name));
   return [
-    ...iptablesJumps(spec.id).map((j) => iptablesJumpArgv(j, "-D")),
+    ...iptablesJumps(spec.name).map((j) => iptablesJumpArgv(j, "-D")),
     ...chains.map((name) => ["iptables", "-w", "-t", "nat", "-F", name]),
     ...chains.map((name) => ["iptables", "-w", "-t", "nat", "-X", name]),
   ];

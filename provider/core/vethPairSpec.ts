@@ -1,0 +1,104 @@
+// The typed, validated VethPair (an extra veth like NixOS `extraVeths`), parsed once from raw inputs.
+import { display } from "./display";
+import {
+  Failure,
+  containsUnknown,
+  isUnknown,
+  validateContainerName,
+  validateInterfaceAddress,
+  validateInterfaceName,
+} from "./validate";
+
+/** A validated veth between the host and a running container. */
+export interface VethPairSpec {
+  readonly container: string;
+  readonly hostInterface: string;
+  readonly containerInterface: string;
+  readonly hostAddress?: string;
+  /** An address, or with a bridge an address with prefix (e.g. 192.168.50.5/24). */
+  readonly localAddress?: string;
+  readonly hostBridge?: string;
+}
+
+function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
+  const failures: Failure[] = [...validateContainerName(raw.container, "container")];
+  failures.push(...validateInterfaceName(raw.hostInterface, "hostInterface"));
+  failures.push(...validateInterfaceName(raw.containerInterface, "containerInterface"));
+  if (typeof raw.container === "string" && raw.hostInterface === `ve-${raw.container}`) {
+    failures.push({
+      property: "hostInterface",
+      message: `hostInterface ${display(raw.hostInterface)} is the container's own main veth: pick another name`,
+    });
+  }
+  if (raw.containerInterface === "eth0" || raw.containerInterface === "lo") {
+    failures.push({
+      property: "containerInterface",
+      message: `containerInterface ${display(raw.containerInterface)} is taken inside every container: pick another name, e.g. "eth1"`,
+    });
+  }
+  failures.push(...validateInterfaceAddress(raw.hostAddress, "hostAddress", { optional: true }));
+  if (raw.hostBridge !== undefined) {
+    failures.push(...validateInterfaceName(raw.hostBridge, "hostBridge"));
+    if (raw.hostAddress !== undefined) {
+      failures.push({
+        property: "hostAddress",
+        message:
+          "hostAddress and hostBridge are both set: a bridged veth has no host address (the bridge has it); set one or the other",
+      });
+    }
+    if (raw.localAddress !== undefined && !isUnknown(raw.localAddress)) {
+      const [address, prefix, ...rest] = String(raw.localAddress).split("/");
+      failures.push(...validateInterfaceAddress(address, "localAddress"));
+      if (
+        typeof raw.localAddress !== "string" ||
+        rest.length > 0 ||
+        (prefix !== undefined && !/^(?:[0-9]|[12][0-9]|3[0-2])$/.test(prefix))
+      ) {
+        failures.push({
+          property: "localAddress",
+          message: `localAddress ${display(raw.localAddress)} is invalid: use an IPv4 address, optionally with a prefix length 0-32 (e.g. "192.168.50.5/24")`,
+        });
+      }
+    }
+  } else {
+    failures.push(...validateInterfaceAddress(raw.localAddress, "localAddress", { optional: true }));
+    if ((raw.hostAddress === undefined) !== (raw.localAddress === undefined)) {
+      failures.push({
+        property: raw.hostAddress === undefined ? "hostAddress" : "localAddress",
+        message: "set hostAddress and localAddress together, or hostBridge (with an optional localAddress)",
+      });
+    }
+  }
+  return failures;
+}
+
+/** Validates raw VethPair inputs; `spec` is undefined while any input is unknown or invalid. */
+export function parseVethPairInputs(raw: Readonly<Record<string, unknown>>): {
+  spec?: VethPairSpec;
+  failures: Failure[];
+} {
+  const failures = validate(raw);
+  const keys = [
+    "container",
+    "hostInterface",
+    "containerInterface",
+    "hostAddress",
+    "localAddress",
+    "hostBridge",
+  ];
+  if (failures.length > 0 || keys.some((k) => containsUnknown(raw[k]))) return { failures };
+  // Valid and known: the casts restate what validate just proved.
+  const text = (key: string): string | undefined =>
+    typeof raw[key] === "string" && raw[key] !== "" ? (raw[key] as string) : undefined;
+  return {
+    spec: {
+      container: raw.container as string,
+      hostInterface: raw.hostInterface as string,
+      containerInterface: raw.containerInterface as string,
+      hostAddress: text("hostAddress"),
+      localAddress: text("localAddress"),
+      hostBridge: text("hostBridge"),
+    },
+    failures,
+  };
+}

@@ -1,0 +1,205 @@
+// Host scripts of the `netns` driver: a container is a plain Linux network namespace named after it, linked
+// to the host by `ve-<name>` ↔ `eth0` with /32 addresses and routes exactly as a NixOS container's unit sets
+// them up. Creates and deletes of one host that arrive together share one script (one lock, one scan).
+import { ContainerSpec } from "../core/containerSpec";
+import { IN_CONTAINER, PreviousAddresses, REPORT_LIVE, containerVariables } from "./containerScripts";
+import { EXIT, REPORT_ITEM } from "./protocol";
+import { ADDRESSES, LOCKS, PRELUDE, REFUSE_IF_TAKEN, assignments, need, result, script } from "./shell";
+
+/** Where we record the namespaces we made, so the address scan need not enter them. */
+const OURS = "/run/pulumi-nixos-containers/netns";
+
+/**
+ * Reads CONTAINER_NAME, HOST_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS. Defines `ensure_container`: creates
+ * what is missing, sets addresses and routes to the spec, and records in MADE_NAMESPACE / MADE_LINK what it
+ * made (for `rollback`). Idempotent.
+ */
+const ENSURE = String.raw`ensure_container() {
+  if [ ! -e "/run/netns/$CONTAINER_NAME" ]; then ip netns add "$CONTAINER_NAME"; MADE_NAMESPACE=1; fi
+  mkdir -p ${OURS}
+  : > "${OURS}/$CONTAINER_NAME"
+  if ! ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then
+    [ "$MADE_NAMESPACE" = 1 ] || ip -n "$CONTAINER_NAME" link del eth0 2>/dev/null || true
+    ip link add "$HOST_INTERFACE" type veth peer name eth0 netns "$CONTAINER_NAME"
+    MADE_LINK=1
+  fi
+  ip -batch - <<PNC_HOST
+link set $HOST_INTERFACE up
+addr flush dev $HOST_INTERFACE
+addr add $HOST_ADDRESS/32 dev $HOST_INTERFACE
+route replace $LOCAL_ADDRESS/32 dev $HOST_INTERFACE
+PNC_HOST
+  ip -n "$CONTAINER_NAME" -batch - <<PNC_INSIDE
+link set lo up
+link set eth0 up
+addr flush dev eth0
+addr add $LOCAL_ADDRESS/32 dev eth0
+route replace $HOST_ADDRESS/32 dev eth0
+route replace default via $HOST_ADDRESS dev eth0
+PNC_INSIDE
+}
+`;
+
+/**
+ * Reads CONTAINER_NAME, HOST_INTERFACE, MADE_NAMESPACE, MADE_LINK. Installs an EXIT trap that, when the
+ * script fails, removes only what this run made, so a failed create leaves nothing behind.
+ */
+const ROLLBACK = String.raw`MADE_NAMESPACE=0
+MADE_LINK=0
+rollback() {
+  exit_code=$?
+  if [ $exit_code -ne 0 ]; then
+    [ "$MADE_LINK" = 1 ] && ip link del "$HOST_INTERFACE" 2>/dev/null
+    [ "$MADE_NAMESPACE" = 1 ] && { ip netns del "$CONTAINER_NAME" 2>/dev/null; rm -f "${OURS}/$CONTAINER_NAME"; }
+    echo "PNC-ROLLEDBACK" >&2
+  fi
+  exit $exit_code
+}
+trap rollback EXIT
+`;
+
+/** Reads CONTAINER_NAME (and what report_live reads). Prints the driver's observation of the container. */
+const REPORT = String.raw`if [ -e "/run/netns/$CONTAINER_NAME" ]; then ${result("namespace", "1")}; else ${result("namespace", "0")}; fi
+report_live`;
+
+/**
+ * Reads CONTAINER_NAME, HOST_INTERFACE. Removes one container; succeeds when already gone. The veth goes
+ * first: deleting one end removes both at once, while a deleted namespace is torn down by the kernel in the
+ * background, its veth a moment later.
+ */
+const DELETE_ONE = String.raw`ip link del "$HOST_INTERFACE" 2>/dev/null || true
+ip netns del "$CONTAINER_NAME" 2>/dev/null || true
+rm -f "${OURS}/$CONTAINER_NAME"
+if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "could not remove network namespace $CONTAINER_NAME (is a process still using it?)" >&2; exit 1; fi
+if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "could not remove interface $HOST_INTERFACE" >&2; exit 1; fi
+`;
+
+/** Reads and sets HOST_ADDRESS / LOCAL_ADDRESS: when empty, the host picks a free 10.233.N.0/24 block. */
+const ALLOCATE_IF_NEEDED = String.raw`if [ -z "$HOST_ADDRESS" ]; then
+  block=$(allocate_block)
+  HOST_ADDRESS="10.233.$block.1"
+  LOCAL_ADDRESS="10.233.$block.2"
+fi
+`;
+
+/** Reads CONTAINER_NAME, HOST_INTERFACE. Sets taken=1 (printing why) when the name is held on the host. */
+const NAME_FREE = String.raw`taken=0
+if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "PNC-CLASH name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi
+if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "PNC-CLASH interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi
+for conf in "/etc/nixos-containers/$CONTAINER_NAME.conf" "/etc/containers/$CONTAINER_NAME.conf"; do
+  if [ -f "$conf" ] && grep -q '^HOST_ADDRESS=\|^LOCAL_ADDRESS=' "$conf"; then echo "PNC-CLASH name $CONTAINER_NAME: a nixos container of that name exists ($conf)" >&2; taken=1; fi
+done
+`;
+
+/**
+ * One script for several containers of one host: the header runs once under the host locks, then each
+ * container's `body` runs in a subshell of its own (its own exit code and output, reported between
+ * `PNC-ITEM-<mark>-…` markers, see parseBatch); `after` runs in the batch's shell after an item succeeded.
+ */
+function itemBatch(
+  specs: readonly ContainerSpec[],
+  mark: string,
+  own: boolean,
+  header: readonly string[],
+  body: readonly string[],
+  after: readonly string[] = [],
+): string {
+  const items = specs.map((spec, i) => script(containerVariables(spec, own, spec), `item ${i}`));
+  return script(
+    PRELUDE,
+    need("ip", "flock"),
+    assignments({ PNC_MARK: mark }),
+    LOCKS,
+    ...header,
+    REPORT_ITEM,
+    "ITEM_OUTPUT_DIR=$(mktemp -d)",
+    `trap 'rm -rf "$ITEM_OUTPUT_DIR"' EXIT`,
+    "item() {",
+    "  set +e",
+    "  (",
+    "    set -e",
+    ...body,
+    '  ) < /dev/null > "$ITEM_OUTPUT_DIR/out" 2> "$ITEM_OUTPUT_DIR/err"',
+    "  item_exit_code=$?",
+    "  set -e",
+    '  report_item "$1" "$item_exit_code"',
+    ...(after.length > 0 ? ['  if [ "$item_exit_code" = 0 ]; then', ...after, "  fi"] : []),
+    "}",
+    ...items,
+  );
+}
+
+/**
+ * Creates several containers in one script: the locks are taken and the host's addresses scanned once; each
+ * container is then checked against that scan (plus what earlier ones in the batch took) and made in a
+ * subshell of its own, which rolls back only itself. Each item reports like `netnsReadScript`.
+ */
+export function netnsCreateScript(specs: readonly ContainerSpec[], mark: string): string {
+  return itemBatch(
+    specs,
+    mark,
+    false,
+    [
+      assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "" }),
+      ADDRESSES,
+      IN_CONTAINER,
+      REPORT_LIVE,
+      ENSURE,
+      "USED_ADDRESS_LIST=$(used_addresses)",
+    ],
+    [
+      NAME_FREE,
+      ALLOCATE_IF_NEEDED,
+      '    clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
+      `    ${REFUSE_IF_TAKEN}`,
+      ROLLBACK,
+      "    ensure_container",
+      REPORT,
+      '    echo "$HOST_ADDRESS $LOCAL_ADDRESS" > "$ITEM_OUTPUT_DIR/addresses"',
+    ],
+    [
+      '    read -r made_host_address made_local_address < "$ITEM_OUTPUT_DIR/addresses"',
+      // Builtins only: the next containers of the batch must see these addresses as taken.
+      '    USED_ADDRESS_LIST="$USED_ADDRESS_LIST\n$made_host_address\tcontainer \\"$CONTAINER_NAME\\" (created just before)\n$made_local_address\tcontainer \\"$CONTAINER_NAME\\" (created just before)"',
+    ],
+  );
+}
+
+/** Removes several containers under one take of the host locks; each succeeds when already gone. */
+export function netnsDeleteScript(specs: readonly ContainerSpec[], mark: string): string {
+  return itemBatch(specs, mark, true, [], [DELETE_ONE]);
+}
+
+/**
+ * Brings an existing container back to the spec (addresses, links, routes), checking that new addresses are
+ * free; addresses the host picked at create (`previous`) are kept while the spec sets none.
+ */
+export function netnsUpdateScript(spec: ContainerSpec, previous: PreviousAddresses): string {
+  return script(
+    PRELUDE,
+    need("ip", "flock"),
+    containerVariables(spec, true, {
+      hostAddress: spec.hostAddress ?? previous.hostAddress,
+      localAddress: spec.localAddress ?? previous.localAddress,
+    }),
+    LOCKS,
+    ADDRESSES,
+    IN_CONTAINER,
+    REPORT_LIVE,
+    ENSURE,
+    'if [ -z "$HOST_ADDRESS" ] || [ -z "$LOCAL_ADDRESS" ]; then',
+    '  echo "PNC-CLASH container $CONTAINER_NAME has no addresses to keep: set hostAddress and localAddress" >&2',
+    `  exit ${EXIT.refused}`,
+    "fi",
+    "USED_ADDRESS_LIST=$(used_addresses)",
+    `clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || exit ${EXIT.refused}`,
+    ROLLBACK,
+    "ensure_container",
+    REPORT,
+  );
+}
+
+/** Reports what the host has for the container (namespace, veth, live addresses); changes nothing. */
+export function netnsReadScript(spec: Pick<ContainerSpec, "name" | "hostInterface">): string {
+  return script(PRELUDE, containerVariables(spec, true), IN_CONTAINER, REPORT_LIVE, REPORT);
+}

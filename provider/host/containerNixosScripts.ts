@@ -1,0 +1,166 @@
+// Host scripts of the `nixos` driver: the host's own `nixos-container` command creates, starts, reads and
+// destroys the container; we pass both addresses (allocated and kept by us) and do the collision check it
+// does not do. Every create, update and read script ends with the same report.
+import { ContainerSpec } from "../core/containerSpec";
+import { IN_CONTAINER, PreviousAddresses, REPORT_LIVE, containerVariables } from "./containerScripts";
+import { EXIT } from "./protocol";
+import { ADDRESSES, LOCKS, PRELUDE, REFUSE_IF_TAKEN, assignments, need, result, script } from "./shell";
+
+/** Reads CONTAINER_NAME. Defines `find_conf`: prints NAME's conf in whichever layout this host uses. */
+const FIND_CONF = String.raw`find_conf() {
+  for conf in "/etc/nixos-containers/$CONTAINER_NAME.conf" "/etc/containers/$CONTAINER_NAME.conf"; do
+    if [ -f "$conf" ] && grep -q '^PRIVATE_NETWORK=\|^HOST_ADDRESS=' "$conf"; then echo "$conf"; return 0; fi
+  done
+  return 0
+}
+`;
+
+/**
+ * `nixos-container create` takes /run/lock/nixos-container itself, so we hold it only while checking and
+ * release it before calling create; our own lock stays held throughout, so our operations never interleave.
+ */
+const RELEASE_NIXOS_LOCK = "exec 9>&-";
+
+/** CONFIG, CONFIG_FILE, FLAKE and AUTO_START of the spec. */
+function configVariables(spec: ContainerSpec): string {
+  return assignments({
+    CONFIG: spec.config ?? "",
+    CONFIG_FILE: spec.configFile ?? "",
+    FLAKE: spec.flake ?? "",
+    AUTO_START: spec.autoStart,
+  });
+}
+
+/**
+ * Reads CONTAINER_NAME, HOST_ADDRESS, LOCAL_ADDRESS, CONFIG, CONFIG_FILE, FLAKE, AUTO_START. Sets the
+ * positional parameters to `nixos-container create`'s arguments, so each value stays one argument.
+ */
+const CREATE_ARGUMENTS = String.raw`set -- create "$CONTAINER_NAME" --host-address "$HOST_ADDRESS" --local-address "$LOCAL_ADDRESS"
+[ -n "$CONFIG" ] && set -- "$@" --config "$CONFIG"
+[ -n "$CONFIG_FILE" ] && set -- "$@" --config-file "$CONFIG_FILE"
+[ -n "$FLAKE" ] && set -- "$@" --flake "$FLAKE"
+[ "$AUTO_START" = 1 ] && set -- "$@" --auto-start
+`;
+
+/** Reads CONTAINER_NAME, HOST_INTERFACE, MADE. Installs an EXIT trap that destroys what this run created. */
+const ROLLBACK = String.raw`MADE=0
+rollback() {
+  exit_code=$?
+  if [ $exit_code -ne 0 ] && [ "$MADE" = 1 ]; then
+    nixos-container destroy "$CONTAINER_NAME" >/dev/null 2>&1 || true
+    ip link del "$HOST_INTERFACE" 2>/dev/null || true
+    echo "PNC-ROLLEDBACK" >&2
+  fi
+  exit $exit_code
+}
+trap rollback EXIT
+`;
+
+/**
+ * Reads CONTAINER_NAME (and what find_conf and report_live read). Prints the driver's observation: the conf,
+ * its addresses and AUTO_START, nixos-container's status and the live veth.
+ */
+const REPORT = String.raw`conf=$(find_conf)
+${result("conf", "$conf")}
+if [ -n "$conf" ]; then
+  sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p; s/^AUTO_START=\(.*\)$/PNC-RESULT confAutoStart=\1/p' "$conf"
+  ${result("status", '$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)')}
+  report_live
+fi`;
+
+/** Checks name and addresses (under the host locks), then creates and starts; rolls back on failure. */
+export function nixosCreateScript(spec: ContainerSpec): string {
+  return script(
+    PRELUDE,
+    need("ip", "flock", "nixos-container"),
+    containerVariables(spec, false, spec),
+    configVariables(spec),
+    LOCKS,
+    ADDRESSES,
+    FIND_CONF,
+    IN_CONTAINER,
+    REPORT_LIVE,
+    "taken=0",
+    'if [ -n "$(find_conf)" ]; then echo "PNC-CLASH name $CONTAINER_NAME: a nixos container of that name exists ($(find_conf))" >&2; taken=1; fi',
+    'if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "PNC-CLASH name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi',
+    'if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "PNC-CLASH interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi',
+    "USED_ADDRESS_LIST=$(used_addresses)",
+    'if [ -z "$HOST_ADDRESS" ]; then block=$(allocate_block); HOST_ADDRESS="10.233.$block.1"; LOCAL_ADDRESS="10.233.$block.2"; fi',
+    'clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
+    REFUSE_IF_TAKEN,
+    RELEASE_NIXOS_LOCK,
+    ROLLBACK,
+    CREATE_ARGUMENTS,
+    'nixos-container "$@" >&2',
+    "MADE=1",
+    'nixos-container start "$CONTAINER_NAME" >&2',
+    REPORT,
+  );
+}
+
+/**
+ * Brings an existing container to the spec: creates its conf when it has none (adopting by hand), rewrites
+ * addresses and AUTO_START, runs `nixos-container update` for a config, and restarts when the conf changed.
+ */
+export function nixosUpdateScript(spec: ContainerSpec, previous: PreviousAddresses): string {
+  return script(
+    PRELUDE,
+    need("ip", "flock", "nixos-container"),
+    containerVariables(spec, true, {
+      hostAddress: spec.hostAddress ?? previous.hostAddress,
+      localAddress: spec.localAddress ?? previous.localAddress,
+    }),
+    configVariables(spec),
+    LOCKS,
+    ADDRESSES,
+    FIND_CONF,
+    IN_CONTAINER,
+    REPORT_LIVE,
+    'if [ -z "$HOST_ADDRESS" ] || [ -z "$LOCAL_ADDRESS" ]; then',
+    '  echo "PNC-CLASH container $CONTAINER_NAME has no addresses to keep: set hostAddress and localAddress" >&2',
+    `  exit ${EXIT.refused}`,
+    "fi",
+    "USED_ADDRESS_LIST=$(used_addresses)",
+    `clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || exit ${EXIT.refused}`,
+    RELEASE_NIXOS_LOCK,
+    "conf=$(find_conf)",
+    'if [ -z "$conf" ]; then',
+    CREATE_ARGUMENTS,
+    '  nixos-container "$@" >&2',
+    "  conf=$(find_conf)",
+    "fi",
+    // The conf is read only at start: rewrite it, then restart if anything the unit reads changed.
+    'before=$(cat "$conf")',
+    String.raw`sed -i -e "s|^HOST_ADDRESS=.*|HOST_ADDRESS=$HOST_ADDRESS|" -e "s|^LOCAL_ADDRESS=.*|LOCAL_ADDRESS=$LOCAL_ADDRESS|" -e "s|^AUTO_START=.*|AUTO_START=$AUTO_START|" "$conf"`,
+    'if [ -n "$CONFIG$CONFIG_FILE$FLAKE" ]; then',
+    '  set -- update "$CONTAINER_NAME"',
+    '  [ -n "$CONFIG" ] && set -- "$@" --config "$CONFIG"',
+    '  [ -n "$CONFIG_FILE" ] && set -- "$@" --config-file "$CONFIG_FILE"',
+    '  [ -n "$FLAKE" ] && set -- "$@" --flake "$FLAKE"',
+    '  nixos-container "$@" >&2',
+    "fi",
+    'state=$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)',
+    'if [ "$before" != "$(cat "$conf")" ] && [ "$state" = up ]; then nixos-container stop "$CONTAINER_NAME" >&2; state=down; fi',
+    'if [ "$state" != up ]; then nixos-container start "$CONTAINER_NAME" >&2; fi',
+    REPORT,
+  );
+}
+
+/** Reports the conf, status and live veth of the container; changes nothing. */
+export function nixosReadScript(spec: Pick<ContainerSpec, "name" | "hostInterface">): string {
+  return script(PRELUDE, containerVariables(spec, true), FIND_CONF, IN_CONTAINER, REPORT_LIVE, REPORT);
+}
+
+/** Destroys the container and its stale veth; succeeds when already gone. */
+export function nixosDeleteScript(spec: Pick<ContainerSpec, "name" | "hostInterface">): string {
+  return script(
+    PRELUDE,
+    need("ip", "flock"),
+    containerVariables(spec, true),
+    LOCKS,
+    RELEASE_NIXOS_LOCK,
+    'if command -v nixos-container >/dev/null 2>&1; then nixos-container destroy "$CONTAINER_NAME" >&2; fi',
+    // Stale ve-* links outlive containers (nixpkgs #16330) and block address reuse: remove ours.
+    'ip link del "$HOST_INTERFACE" 2>/dev/null || true',
+  );
+}

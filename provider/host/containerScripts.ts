@@ -1,0 +1,111 @@
+// What the two container drivers' host scripts share: the script variables of one container, how to reach
+// its network namespace, and the report of its live veth that create, update and read all end with.
+import { ContainerSpec } from "../core/containerSpec";
+import { ContainerDriverName } from "../core/types";
+import { assignments, result } from "./shell";
+
+/** What is really on the host for one container, as its driver's scripts report it. */
+export interface ObservedContainer {
+  readonly exists: boolean;
+  readonly running: boolean;
+  readonly hostAddress?: string;
+  readonly localAddress?: string;
+  /** nixos driver: the conf file (its layout is detected per host). */
+  readonly confPath?: string;
+  /** nixos driver: the conf's AUTO_START. */
+  readonly autoStart?: boolean;
+}
+
+/** The addresses a container had before an update (what the host picked at create, when it did). */
+export interface PreviousAddresses {
+  readonly hostAddress?: string;
+  readonly localAddress?: string;
+}
+
+/**
+ * One container's script variables: CONTAINER_NAME, HOST_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS, and
+ * OWN_CONTAINER / OWN_HOST_INTERFACE (the resource itself, left out of the address scan) when `own`.
+ */
+export function containerVariables(
+  spec: Pick<ContainerSpec, "name" | "hostInterface">,
+  own: boolean,
+  addresses: PreviousAddresses = {},
+): string {
+  return assignments({
+    CONTAINER_NAME: spec.name,
+    HOST_INTERFACE: spec.hostInterface,
+    HOST_ADDRESS: addresses.hostAddress ?? "",
+    LOCAL_ADDRESS: addresses.localAddress ?? "",
+    OWN_CONTAINER: own ? spec.name : "",
+    OWN_HOST_INTERFACE: own ? spec.hostInterface : "",
+  });
+}
+
+/**
+ * Reads CONTAINER_NAME. Defines `in_container_ip ARGS...`: runs `ip` in the container's network namespace,
+ * a named one (netns driver, the lab's stand-in) or, for a NixOS container run by systemd-nspawn, the
+ * namespace of its leader process.
+ */
+export const IN_CONTAINER = String.raw`in_container_ip() {
+  if [ -e "/run/netns/$CONTAINER_NAME" ]; then
+    ip -n "$CONTAINER_NAME" "$@"
+  else
+    leader=$(machinectl show "$CONTAINER_NAME" -p Leader --value 2>/dev/null || true)
+    [ -n "$leader" ] || { echo "container $CONTAINER_NAME has no network namespace (is it running?)" >&2; return 1; }
+    nsenter -t "$leader" -n ip "$@"
+  fi
+}
+`;
+
+/**
+ * Reads HOST_INTERFACE (and what in_container_ip reads). Defines `report_live`: prints whether the host end
+ * exists (hostLink=1|0) and the first IPv4 address on each end (liveHostAddress, liveLocalAddress).
+ */
+export const REPORT_LIVE = String.raw`report_live() {
+  if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then
+    ${result("hostLink", "1")}
+    ${result("liveHostAddress", `$(ip -o -4 addr show dev "$HOST_INTERFACE" | awk '{ split($4, a, "/"); print a[1]; exit }')`)}
+  else
+    ${result("hostLink", "0")}
+  fi
+  live_local=$( (in_container_ip -o -4 addr show dev eth0 2>/dev/null || true) | awk '{ split($4, a, "/"); print a[1]; exit }')
+  ${result("liveLocalAddress", "$live_local")}
+}
+`;
+
+/** The netns driver's report: namespace=1|0 plus report_live. */
+function observeNetns(results: Readonly<Record<string, string>>): ObservedContainer {
+  const exists = results.namespace === "1" || results.hostLink === "1";
+  return {
+    exists,
+    running:
+      results.namespace === "1" &&
+      results.hostLink === "1" &&
+      !!results.liveHostAddress &&
+      !!results.liveLocalAddress,
+    hostAddress: results.liveHostAddress || undefined,
+    localAddress: results.liveLocalAddress || undefined,
+  };
+}
+
+/** The nixos driver's report: the conf and its values, nixos-container's status, plus report_live. */
+function observeNixos(results: Readonly<Record<string, string>>): ObservedContainer {
+  if (!results.conf) return { exists: false, running: false };
+  const strip = (a: string | undefined): string | undefined => (a ? a.replace(/\/\d+$/, "") : undefined);
+  return {
+    exists: true,
+    running: results.status === "up" && results.hostLink === "1",
+    hostAddress: strip(results.confHostAddress),
+    localAddress: strip(results.confLocalAddress),
+    confPath: results.conf,
+    autoStart: results.confAutoStart === "1",
+  };
+}
+
+/** One parser per driver, for the report every create, update and read script of that driver ends with. */
+export function observeContainer(
+  driver: ContainerDriverName,
+  results: Readonly<Record<string, string>>,
+): ObservedContainer {
+  return driver === "netns" ? observeNetns(results) : observeNixos(results);
+}

@@ -1,0 +1,129 @@
+// The shell fragments every host script shares, and the one way user values enter a script: as variable
+// assignments quoted by the one quoting function. Each fragment says which variables it reads and which
+// functions it defines; the bodies are fixed text. Markers and exit codes come from protocol.ts.
+import { quoteArg } from "../ssh/quote";
+import { EXIT, MARK } from "./protocol";
+
+/** `NAME='value'` lines for a script's inputs. Names are ours (fixed identifiers), values are quoted. */
+export function assignments(vars: Readonly<Record<string, string | number | boolean | undefined>>): string {
+  return Object.entries(vars)
+    .map(([key, value]) => {
+      if (!/^[A-Z_][A-Z0-9_]*$/.test(key)) throw new Error(`internal: bad script variable name ${key}`);
+      const text =
+        value === undefined ? "" : typeof value === "boolean" ? (value ? "1" : "0") : String(value);
+      return `${key}=${quoteArg(text)}`;
+    })
+    .join("\n");
+}
+
+/** One script from its fragments, one per line block (empty fragments are left out). */
+export function script(...fragments: readonly string[]): string {
+  return fragments.filter((f) => f !== "").join("\n");
+}
+
+/**
+ * Strict mode and a PATH that finds tools on NixOS and Debian alike.
+ * Defines `need TOOL...`: exits MISSING_TOOL naming the first tool the host lacks.
+ */
+export const PRELUDE = String.raw`set -eu
+PATH=/run/wrappers/bin:/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+need() {
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "${MARK.missing} $tool" >&2; exit ${EXIT.missingTool}; }
+  done
+}
+`;
+
+/** `need TOOL...` as a script line. */
+export function need(...tools: readonly string[]): string {
+  return `need ${tools.join(" ")}`;
+}
+
+/**
+ * Takes the host locks (file descriptors 8 and 9), waiting at most 120 s for each. Our own lock serialises
+ * every change this package makes on a host (across stacks and processes); the nixos-container lock is the
+ * one `nixos-container create` takes, so hand-run creates wait for us too. Reads and defines nothing.
+ */
+export const LOCKS = String.raw`mkdir -p /run/lock
+exec 8>>/run/lock/pulumi-nixos-containers
+flock -w 120 8 || { echo "${MARK.lock} timed out after 120 s waiting for /run/lock/pulumi-nixos-containers" >&2; exit ${EXIT.lockTimeout}; }
+exec 9>>/run/lock/nixos-container
+flock -w 120 9 || { echo "${MARK.lock} timed out after 120 s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
+`;
+
+/** `refuse REASON`: prints the reason as a clash and exits REFUSED (nothing was changed). */
+export const REFUSE = String.raw`refuse() {
+  echo "${MARK.clash} $*" >&2
+  exit ${EXIT.refused}
+}
+`;
+
+/** The script line that exits REFUSED when an earlier check set `taken=1` (each check printed its reason). */
+export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
+
+/**
+ * Address bookkeeping under the lock. Reads OWN_CONTAINER and OWN_HOST_INTERFACE (holders that are the
+ * resource itself, for updates; empty for creates). Defines:
+ * - `used_addresses`: every IPv4 address in use on the host, one "ADDRESS<TAB>HOLDER" line each:
+ *   nixos-container confs (both layouts), the host's addresses, addresses inside every named network
+ *   namespace we did not make, and host routes to single addresses (how a running container shows);
+ * - `clash_check ADDRESS...`: prints a clash for each address held in $USED_ADDRESS_LIST (set it once with
+ *   `USED_ADDRESS_LIST=$(used_addresses)`; a batch appends what it makes); returns 1 if any is held;
+ * - `allocate_block`: the lowest N in 1..254 with 10.233.N.1 and 10.233.N.2 both free (nixos-container's
+ *   layout); refuses when none is.
+ */
+export const ADDRESSES = String.raw`used_addresses() {
+  set --
+  for conf in /etc/nixos-containers/*.conf /etc/containers/*.conf; do
+    [ -f "$conf" ] && set -- "$@" "$conf"
+  done
+  # One awk for every conf (podman's files in /etc/containers have no such lines and yield nothing).
+  [ $# -eq 0 ] || awk -v own="$OWN_CONTAINER" '
+    FNR == 1 { name = FILENAME; sub(/.*\//, "", name); sub(/\.conf$/, "", name) }
+    /^(HOST|LOCAL)_ADDRESS=/ && name != own {
+      v = $0; sub(/^[A-Z_]*=/, "", v); sub(/\/.*/, "", v)
+      if (v ~ /^[0-9.]+$/) printf "%s\tnixos container \"%s\" (%s)\n", v, name, FILENAME
+    }' "$@"
+  ip -o -4 addr show | awk -v own="$OWN_HOST_INTERFACE" '{ split($4, a, "/"); sub(/@.*/, "", $2); if ($2 != own) printf "%s\thost interface %s\n", a[1], $2 }'
+  if [ -d /run/netns ]; then
+    cd /run/netns
+    for namespace in *; do
+      [ -e "$namespace" ] || continue
+      [ "$namespace" = "$OWN_CONTAINER" ] && continue
+      # Namespaces we made hold exactly the addresses their ve- link and host route show above: no need to
+      # enter each one (that scan grew with every container on the host).
+      [ -e "/run/pulumi-nixos-containers/netns/$namespace" ] && continue
+      ip -n "$namespace" -o -4 addr show 2>/dev/null |
+        awk -v ns="$namespace" '{ split($4, a, "/"); sub(/@.*/, "", $2); printf "%s\tinterface %s in network namespace \"%s\"\n", a[1], $2, ns }'
+    done
+    cd /
+  fi
+  ip -4 route show scope link 2>/dev/null |
+    awk -v own="$OWN_HOST_INTERFACE" '$1 !~ /\// && $1 != "default" && $2 == "dev" && $3 != own { printf "%s\thost route to it via %s\n", $1, $3 }'
+}
+clash_check() {
+  awk -F '\t' -v want=" $* " 'index(want, " " $1 " ") && !seen[$0]++ { printf "${MARK.clash} address %s is already held by %s\n", $1, $2; found = 1 } END { exit found }' >&2 <<PNC_USED
+$USED_ADDRESS_LIST
+PNC_USED
+}
+allocate_block() {
+  used=$(printf '%s\n' "$USED_ADDRESS_LIST" | cut -f1)
+  n=1
+  while [ $n -le 254 ]; do
+    if ! printf '%s\n' "$used" | grep -qx "10\.233\.$n\.[12]"; then
+      echo "$n"
+      return 0
+    fi
+    n=$((n + 1))
+  done
+  echo "${MARK.clash} no free 10.233.N.0/24 block is left on the host (out of IP addresses)" >&2
+  return 1
+}
+`;
+
+/** Prints one observed value as `PNC-RESULT key=value` (the shell expression is expanded by the script). */
+export function result(key: string, shellValue: string): string {
+  if (!/^[A-Za-z_]+$/.test(key)) throw new Error(`internal: bad result key ${key}`);
+  return `echo "${MARK.result} ${key}=${shellValue}"`;
+}

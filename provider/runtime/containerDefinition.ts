@@ -1,0 +1,118 @@
+// Container: a container with its own network namespace, linked to the host by `ve-<name>` ↔ `eth0`, made by
+// the host's `nixos-container` (driver "nixos") or as a plain network namespace (driver "netns").
+import { ContainerSpec, containerInterfaces, parseContainerInputs } from "../core/containerSpec";
+import { ObservedContainer, observeContainer } from "../host/containerScripts";
+import {
+  netnsCreateScript,
+  netnsDeleteScript,
+  netnsReadScript,
+  netnsUpdateScript,
+} from "../host/containerNetnsScripts";
+import {
+  nixosCreateScript,
+  nixosDeleteScript,
+  nixosReadScript,
+  nixosUpdateScript,
+} from "../host/containerNixosScripts";
+import { Props, hasUnknown, machineOf, withoutKeys } from "./common";
+import { HOST_KEY_BOOKKEEPING, HostResourceDefinition } from "./lifecycle";
+import { HostJob, ScriptGroup, groupJob } from "./scriptBatch";
+
+/** netns creates (and deletes) the engine runs together on one host share one script: one lock, one scan. */
+const NETNS_CREATES: ScriptGroup<ContainerSpec> = { name: "create containers", build: netnsCreateScript };
+const NETNS_DELETES: ScriptGroup<ContainerSpec> = { name: "delete containers", build: netnsDeleteScript };
+
+function grouped(group: ScriptGroup<ContainerSpec>, spec: ContainerSpec): HostJob {
+  return groupJob(group, spec, spec.name);
+}
+
+function alone(verb: string, spec: ContainerSpec, script: string): HostJob {
+  return { display: `${verb} container ${spec.name}`, script };
+}
+
+/** The addresses to keep: what the host picked at create, while the program sets none. */
+function previousAddresses(previous: Props): { hostAddress?: string; localAddress?: string } {
+  const text = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+  return { hostAddress: text(previous.hostAddress), localAddress: text(previous.localAddress) };
+}
+
+export const containerDefinition: HostResourceDefinition<ContainerSpec, ObservedContainer> = {
+  type: "Container",
+
+  check(news) {
+    const { failures } = parseContainerInputs(news);
+    const inputs: Props = { ...news, driver: news.driver ?? "nixos", autoStart: news.autoStart ?? false };
+    // What preview must show: the interface names follow from the name.
+    if (typeof news.name === "string" && failures.every((f) => f.property !== "name")) {
+      Object.assign(inputs, containerInterfaces(news.name));
+    }
+    return { inputs, failures };
+  },
+  parse: parseContainerInputs,
+
+  rules: {
+    replace: ["name", "driver"],
+    update: ["hostAddress", "localAddress", "config", "configFile", "flake", "autoStart"],
+    // Same machine and a shared name or address (or addresses the host will pick): the old one goes first.
+    deleteBeforeReplace: (o, n) => {
+      if (machineOf(o.connection) !== machineOf(n.connection)) return false;
+      if (n.hostAddress === undefined || o.name === n.name) return true;
+      const old = new Set([o.hostAddress, o.localAddress]);
+      return old.has(n.hostAddress) || old.has(n.localAddress) || hasUnknown([n.hostAddress, n.localAddress]);
+    },
+    // A refresh found the container not running, or an address missing.
+    healthy: (olds) => olds.running !== false,
+  },
+  observed: ["running"],
+  bookkeeping: [HOST_KEY_BOOKKEEPING, "allocatedOnHost", "confPath"],
+  // Addresses the host picked were no input either.
+  inputsOf: (props) =>
+    withoutKeys(props, [
+      "running",
+      HOST_KEY_BOOKKEEPING,
+      "allocatedOnHost",
+      "confPath",
+      ...(props.allocatedOnHost === true ? ["hostAddress", "localAddress"] : []),
+    ]),
+  // Addresses allocated on the host at create stay while the program sets none.
+  withKept: (olds, news) =>
+    olds.allocatedOnHost === true && news.hostAddress === undefined && news.localAddress === undefined
+      ? { ...news, hostAddress: olds.hostAddress, localAddress: olds.localAddress }
+      : news,
+  adopts: (spec) => spec.adopt,
+
+  id: (spec, machine) => `${machine}/${spec.name}`,
+  subject: (spec) => `container "${spec.name}"`,
+  refusalFix: "Pick other addresses (or another name), or remove what holds them.",
+
+  scripts: {
+    create: (spec) =>
+      spec.driver === "netns" ? grouped(NETNS_CREATES, spec) : alone("create", spec, nixosCreateScript(spec)),
+    update: (spec, previous) =>
+      alone(
+        "update",
+        spec,
+        spec.driver === "netns"
+          ? netnsUpdateScript(spec, previousAddresses(previous))
+          : nixosUpdateScript(spec, previousAddresses(previous)),
+      ),
+    read: (spec) =>
+      alone("read", spec, spec.driver === "netns" ? netnsReadScript(spec) : nixosReadScript(spec)),
+    delete: (spec) =>
+      spec.driver === "netns" ? grouped(NETNS_DELETES, spec) : alone("delete", spec, nixosDeleteScript(spec)),
+  },
+  observe: (spec, report) => observeContainer(spec.driver, report.results),
+  exists: (seen) => seen.exists,
+  outputs: (spec, seen, previous) => ({
+    ...containerInterfaces(spec.name),
+    // A changed address shows as its new value; a missing one keeps the recorded value, with running false.
+    hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress,
+    localAddress: seen.localAddress ?? previous?.localAddress ?? spec.localAddress,
+    running: seen.running,
+    autoStart: seen.autoStart ?? spec.autoStart,
+    allocatedOnHost: previous?.allocatedOnHost === true || spec.hostAddress === undefined,
+    confPath: seen.confPath ?? previous?.confPath,
+  }),
+
+  failure: { cutOff: { running: false } },
+};

@@ -1,0 +1,77 @@
+// NatRule: what networking.nat does on NixOS, live and in a table (or chains) of our own. `check` renders the
+// exact ruleset (preview shows it); create and update apply it atomically in one round trip; read notices a
+// flush (e.g. a firewall reload); delete restores forwarding when our last rule on the host goes.
+import { NatSpec, parseNatInputs } from "../core/natRuleSpec";
+import { renderRuleset } from "../core/natRuleNftables";
+import { UNKNOWN } from "../core/validate";
+import {
+  ObservedNat,
+  natCreateScript,
+  natDeleteScript,
+  natReadScript,
+  natUpdateScript,
+  observeNat,
+} from "../host/natRuleScripts";
+import { Props, machineOf } from "./common";
+import { HOST_KEY_BOOKKEEPING, HostResourceDefinition } from "./lifecycle";
+
+const job = (verb: string, spec: NatSpec, script: string) => ({
+  display: `${verb} NatRule ${spec.name} (${spec.backend})`,
+  script,
+});
+
+export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
+  type: "NatRule",
+
+  check(news) {
+    const inputs: Props = {
+      ...news,
+      backend: news.backend ?? "nftables",
+      internalInterfaces: news.internalInterfaces ?? ["ve-+"],
+      internalIPs: news.internalIPs ?? [],
+      forwardPorts: news.forwardPorts ?? [],
+    };
+    const { spec, failures } = parseNatInputs(inputs);
+    inputs.ruleset = spec ? renderRuleset(spec) : UNKNOWN;
+    return { inputs, failures };
+  },
+  parse: parseNatInputs,
+
+  rules: {
+    replace: ["name", "backend"],
+    update: [
+      "internalInterfaces",
+      "internalIPs",
+      "externalInterface",
+      "externalIP",
+      "forwardPorts",
+      "ruleset",
+    ],
+    // Same name on the same host: same table or chains, so the old one must go first.
+    deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
+    // A refresh found our rules flushed or changed, or forwarding turned off.
+    healthy: (olds) => olds.live === "applied" && olds.forwarding !== false,
+  },
+  observed: ["live", "forwarding"],
+  bookkeeping: [HOST_KEY_BOOKKEEPING],
+
+  id: (spec, machine) => `${machine}/nat/${spec.name}`,
+  subject: (spec) => `NatRule "${spec.name}"`,
+
+  scripts: {
+    create: (spec) => job("create", spec, natCreateScript(spec)),
+    update: (spec) => job("update", spec, natUpdateScript(spec)),
+    read: (spec) => job("read", spec, natReadScript(spec)),
+    delete: (spec) => job("delete", spec, natDeleteScript(spec)),
+  },
+  observe: (_spec, report) => observeNat(report.results),
+  // Gone: no rules of ours and no record of this NatRule on the host.
+  exists: (seen) => seen.live !== "missing" || seen.recorded,
+  outputs: (_spec, seen) => ({ live: seen.live, forwarding: seen.forwarding }),
+
+  failure: {
+    cutOff: { live: "missing" },
+    // iptables: the restore went through and a jump did not. The name check passed, so these are ours.
+    cleanup: (spec) => job("clean up", spec, natDeleteScript(spec)),
+  },
+};

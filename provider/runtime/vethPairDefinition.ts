@@ -1,0 +1,67 @@
+// VethPair: an extra veth between the host and a running container (NixOS `extraVeths`), on both drivers (the
+// container's network namespace is found by name or through its leader process).
+import { VethPairSpec, parseVethPairInputs } from "../core/vethPairSpec";
+import {
+  ObservedVeth,
+  observeVeth,
+  vethCreateScript,
+  vethDeleteScript,
+  vethReadScript,
+  vethUpdateScript,
+} from "../host/vethPairScripts";
+import { machineOf } from "./common";
+import { HOST_KEY_BOOKKEEPING, HostResourceDefinition } from "./lifecycle";
+
+const job = (verb: string, spec: VethPairSpec, script: string) => ({
+  display: `${verb} veth ${spec.hostInterface}`,
+  script,
+});
+
+/** Whether both ends are as the spec says (bridge or host address, and the container end's address). */
+function asSpecified(spec: VethPairSpec, seen: ObservedVeth): boolean {
+  const localMatches =
+    spec.localAddress === undefined
+      ? seen.localAddress === undefined
+      : (seen.localAddress ?? "").split("/")[0] === spec.localAddress.split("/")[0];
+  return (
+    localMatches &&
+    (spec.hostBridge ? seen.hostBridge === spec.hostBridge : seen.hostAddress === spec.hostAddress)
+  );
+}
+
+export const vethPairDefinition: HostResourceDefinition<VethPairSpec, ObservedVeth> = {
+  type: "VethPair",
+
+  check: (news) => ({ inputs: { ...news }, failures: parseVethPairInputs(news).failures }),
+  parse: parseVethPairInputs,
+
+  rules: {
+    replace: ["container", "hostInterface", "containerInterface"],
+    update: ["hostAddress", "localAddress", "hostBridge"],
+    deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
+    // A refresh found an end missing or an address changed.
+    healthy: (olds) => olds.present !== false,
+  },
+  observed: ["present"],
+  bookkeeping: [HOST_KEY_BOOKKEEPING],
+
+  id: (spec, machine) => `${machine}/${spec.container}/${spec.hostInterface}`,
+  subject: (spec) => `veth ${spec.hostInterface} ↔ ${spec.container}:${spec.containerInterface}`,
+
+  scripts: {
+    create: (spec) => job("create", spec, vethCreateScript(spec)),
+    update: (spec) => job("update", spec, vethUpdateScript(spec)),
+    read: (spec) => job("read", spec, vethReadScript(spec)),
+    delete: (spec) => job("delete", spec, vethDeleteScript(spec)),
+  },
+  observe: (_spec, report) => observeVeth(report.results),
+  exists: (seen) => seen.exists,
+  outputs: (spec, seen, previous) => ({
+    ...(spec.hostBridge
+      ? { hostBridge: seen.hostBridge ?? "" }
+      : { hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress }),
+    present: seen.exists && asSpecified(spec, seen),
+  }),
+
+  failure: { cutOff: { present: false } },
+};
