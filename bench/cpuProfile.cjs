@@ -1,7 +1,8 @@
 // Preloaded (NODE_OPTIONS=--require) into the provider host by `npm run bench -- --cpu-prof`: records a V8 CPU
 // profile of the whole process and writes it to $PNC_BENCH_CPU_PROF_DIR/provider-<pid>.cpuprofile when the
 // process is told to stop (SIGTERM, as the harness does) or its stdin closes. (--cpu-prof itself is not
-// allowed in NODE_OPTIONS.) Open the file in Chrome DevTools, or summarise it with bench/profileSummary.js.
+// allowed in NODE_OPTIONS.) Open the file in Chrome DevTools, or summarise it with bench/profileSummary.ts
+// (node bench/.build/bench/profileSummary.js FILE).
 "use strict";
 const inspector = require("node:inspector");
 const fs = require("node:fs");

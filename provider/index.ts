@@ -3,6 +3,7 @@ export { AddressPool, AddressPair, AddressPoolArgs } from "./resources/addressPo
 export { Container, ContainerArgs } from "./resources/container";
 export { VethPair, VethPairArgs } from "./resources/vethPair";
 export { ConnectionArgs, ConnectionInput, ProxyConnectionArgs } from "./resources/connectionArgs";
+export { ContainerDriverName, NatBackend, ResourceType } from "./core/types";
 export { NatRule, NatRuleArgs, ForwardPortArgs } from "./resources/natRule";
 export { NmUnmanaged, NmUnmanagedArgs } from "./resources/nmUnmanaged";
 export {

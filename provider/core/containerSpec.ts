@@ -4,9 +4,11 @@ import { display } from "./display";
 import { CONTAINER_DRIVERS, ContainerDriverName } from "./types";
 import {
   Failure,
+  Parsed,
   bothOrNeither,
-  containsUnknown,
   isUnknown,
+  optionalTexts,
+  specWhenKnown,
   validateContainerName,
   validateFlakeRef,
   validateInterfaceAddress,
@@ -108,11 +110,7 @@ function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
  * Validates raw Container inputs and returns the typed spec. Every offender is listed. With an input still
  * unknown (preview before a dependency exists) the known parts are validated and `spec` is undefined.
  */
-export function parseContainerInputs(raw: Readonly<Record<string, unknown>>): {
-  spec?: ContainerSpec;
-  failures: Failure[];
-} {
-  const failures = validate(raw);
+export function parseContainerInputs(raw: Readonly<Record<string, unknown>>): Parsed<ContainerSpec> {
   const keys = [
     "name",
     "driver",
@@ -124,22 +122,13 @@ export function parseContainerInputs(raw: Readonly<Record<string, unknown>>): {
     "autoStart",
     "adopt",
   ];
-  if (failures.length > 0 || keys.some((k) => containsUnknown(raw[k]))) return { failures };
   // Valid and known: the casts below restate what validate just proved.
-  const text = (key: string): string | undefined =>
-    typeof raw[key] === "string" && raw[key] !== "" ? (raw[key] as string) : undefined;
-  const name = raw.name as string;
-  const spec: ContainerSpec = {
-    name,
+  return specWhenKnown(raw, keys, validate(raw), () => ({
+    name: raw.name as string,
     driver: (raw.driver ?? "nixos") as ContainerDriverName,
-    hostAddress: text("hostAddress"),
-    localAddress: text("localAddress"),
-    config: text("config"),
-    configFile: text("configFile"),
-    flake: text("flake"),
+    ...optionalTexts(raw, ["hostAddress", "localAddress", "config", "configFile", "flake"]),
     autoStart: raw.autoStart === true,
     adopt: raw.adopt === true,
-    ...containerInterfaces(name),
-  };
-  return { spec, failures };
+    ...containerInterfaces(raw.name as string),
+  }));
 }

@@ -6,6 +6,7 @@ import { NAT_BACKENDS, NatBackend } from "./types";
 import { tryParseIPv4 } from "./ipv4";
 import {
   Failure,
+  Parsed,
   containsUnknown,
   isUnknown,
   parsePortRange,
@@ -259,10 +260,7 @@ function stringList(value: unknown, fallback: readonly string[]): readonly strin
  * spec. Every offender is listed. When any input is still unknown (preview before a dependency exists)
  * the known parts are validated and `spec` is undefined: the caller shows the ruleset as unknown.
  */
-export function parseNatInputs(raw: Readonly<Record<string, unknown>>): {
-  spec?: NatSpec;
-  failures: Failure[];
-} {
+export function parseNatInputs(raw: Readonly<Record<string, unknown>>): Parsed<NatSpec> {
   const nameWhy =
     `our iptables chains are "${NAT_NAME_PREFIX}<name>-post" and iptables allows 28 characters in a chain name; ` +
     "give the resource a shorter name";

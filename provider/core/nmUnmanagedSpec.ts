@@ -2,7 +2,7 @@
 // computed in `check` so preview shows the file before anything is written.
 
 import {
-  Failure,
+  Parsed,
   containsUnknown,
   validateList,
   validateNmDeviceSpec,
@@ -29,10 +29,7 @@ export function nmDropInPath(id: string): string {
  * Validates raw NmUnmanaged inputs (`name` is the resource name). With an unknown input the known parts
  * are still validated and `spec` is undefined: the caller shows the content as unknown.
  */
-export function parseNmInputs(raw: Readonly<Record<string, unknown>>): {
-  spec?: NmSpec;
-  failures: Failure[];
-} {
+export function parseNmInputs(raw: Readonly<Record<string, unknown>>): Parsed<NmSpec> {
   const failures = [
     ...validateResourceName(
       raw.name,

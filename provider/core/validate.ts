@@ -6,6 +6,12 @@ import { display } from "./display";
 import { cidrProblem, ipv4Problem, tryParseIPv4 } from "./ipv4";
 
 /** One invalid input, in the shape Pulumi's `check` returns. */
+/** What parsing raw inputs gives: the typed spec when every input is valid and known, and the failures. */
+export interface Parsed<Spec> {
+  readonly spec?: Spec;
+  readonly failures: Failure[];
+}
+
 export interface Failure {
   readonly property: string;
   readonly message: string;
@@ -179,22 +185,30 @@ function portNumber(value: unknown): number | undefined {
   return undefined;
 }
 
-/** A TCP/UDP port 1-65535, as a number or a decimal string. */
-export function validatePort(value: unknown, property: string, options: ValueOptions = {}): Failure[] {
+/** A value that must be present (unless optional or unknown) and pass `valid`; else `problem` says why. */
+function validatePresent(
+  value: unknown,
+  property: string,
+  options: ValueOptions,
+  valid: (value: unknown) => boolean,
+  problem: string,
+): Failure[] {
   if (isUnknown(value) || ((value === undefined || value === null) && options.optional)) {
     return [];
   }
   if (value === undefined || value === null) {
     return [{ property, message: `${property} is required` }];
   }
-  return portNumber(value) === undefined
-    ? [
-        {
-          property,
-          message: `${property} ${display(value)} is not a valid port: use a whole number from 1 to 65535`,
-        },
-      ]
-    : [];
+  return valid(value) ? [] : [{ property, message: `${property} ${display(value)} ${problem}` }];
+}
+
+const PORT_PROBLEM = "is not a valid port: use a whole number from 1 to 65535";
+const PORT_RANGE_PROBLEM =
+  'is not a valid port or port range: use a port 1-65535 or "LOW:HIGH" / "LOW-HIGH" with LOW ≤ HIGH, e.g. "8000:8010"';
+
+/** A TCP/UDP port 1-65535, as a number or a decimal string. */
+export function validatePort(value: unknown, property: string, options: ValueOptions = {}): Failure[] {
+  return validatePresent(value, property, options, (v) => portNumber(v) !== undefined, PORT_PROBLEM);
 }
 
 /** An inclusive port range. */
@@ -223,22 +237,13 @@ export function parsePortRange(value: unknown): PortRange | undefined {
 
 /** A port or port range: 8080, "8080", "8000:8010" or "8000-8010", with low ≤ high. */
 export function validatePortRange(value: unknown, property: string, options: ValueOptions = {}): Failure[] {
-  if (isUnknown(value) || ((value === undefined || value === null) && options.optional)) {
-    return [];
-  }
-  if (value === undefined || value === null) {
-    return [{ property, message: `${property} is required` }];
-  }
-  return parsePortRange(value) === undefined
-    ? [
-        {
-          property,
-          message:
-            `${property} ${display(value)} is not a valid port or port range: use a port 1-65535 ` +
-            'or "LOW:HIGH" / "LOW-HIGH" with LOW ≤ HIGH, e.g. "8000:8010"',
-        },
-      ]
-    : [];
+  return validatePresent(
+    value,
+    property,
+    options,
+    (v) => parsePortRange(v) !== undefined,
+    PORT_RANGE_PROBLEM,
+  );
 }
 
 /** One of a fixed set of words, e.g. a protocol, driver or backend. */
@@ -437,6 +442,33 @@ export function validateList(
     return [{ property, message: `${property} must be a list, got ${display(value)}` }];
   }
   return value.flatMap((item: unknown, i) => each(item, `${property}[${i}]`));
+}
+
+/**
+ * The typed spec `build` makes, once `failures` is empty and none of `keys` is still unknown (preview before
+ * a dependency exists); otherwise only the failures, and the caller shows what depends on the spec as unknown.
+ */
+export function specWhenKnown<Spec>(
+  raw: Readonly<Record<string, unknown>>,
+  keys: readonly string[],
+  failures: Failure[],
+  build: () => Spec,
+): Parsed<Spec> {
+  if (failures.length > 0 || keys.some((key) => containsUnknown(raw[key]))) return { failures };
+  return { spec: build(), failures };
+}
+
+/** Optional text inputs: each key's string value, or undefined when it is absent or empty. */
+export function optionalTexts<Key extends string>(
+  raw: Readonly<Record<string, unknown>>,
+  keys: readonly Key[],
+): { [key in Key]?: string } {
+  const texts: { [key in Key]?: string } = {};
+  for (const key of keys) {
+    const value = raw[key];
+    if (typeof value === "string" && value !== "") texts[key] = value;
+  }
+  return texts;
 }
 
 /** Joins failures into one error message, one per line, for places that must throw (create, allocate). */

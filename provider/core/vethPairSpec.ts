@@ -2,8 +2,10 @@
 import { display } from "./display";
 import {
   Failure,
-  containsUnknown,
+  Parsed,
   isUnknown,
+  optionalTexts,
+  specWhenKnown,
   validateContainerName,
   validateInterfaceAddress,
   validateInterfaceName,
@@ -73,11 +75,7 @@ function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
 }
 
 /** Validates raw VethPair inputs; `spec` is undefined while any input is unknown or invalid. */
-export function parseVethPairInputs(raw: Readonly<Record<string, unknown>>): {
-  spec?: VethPairSpec;
-  failures: Failure[];
-} {
-  const failures = validate(raw);
+export function parseVethPairInputs(raw: Readonly<Record<string, unknown>>): Parsed<VethPairSpec> {
   const keys = [
     "container",
     "hostInterface",
@@ -86,19 +84,11 @@ export function parseVethPairInputs(raw: Readonly<Record<string, unknown>>): {
     "localAddress",
     "hostBridge",
   ];
-  if (failures.length > 0 || keys.some((k) => containsUnknown(raw[k]))) return { failures };
   // Valid and known: the casts restate what validate just proved.
-  const text = (key: string): string | undefined =>
-    typeof raw[key] === "string" && raw[key] !== "" ? (raw[key] as string) : undefined;
-  return {
-    spec: {
-      container: raw.container as string,
-      hostInterface: raw.hostInterface as string,
-      containerInterface: raw.containerInterface as string,
-      hostAddress: text("hostAddress"),
-      localAddress: text("localAddress"),
-      hostBridge: text("hostBridge"),
-    },
-    failures,
-  };
+  return specWhenKnown(raw, keys, validate(raw), () => ({
+    container: raw.container as string,
+    hostInterface: raw.hostInterface as string,
+    containerInterface: raw.containerInterface as string,
+    ...optionalTexts(raw, ["hostAddress", "localAddress", "hostBridge"]),
+  }));
 }

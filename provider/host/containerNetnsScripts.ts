@@ -2,8 +2,8 @@
 // to the host by `ve-<name>` ↔ `eth0` with /32 addresses and routes exactly as a NixOS container's unit sets
 // them up. Creates and deletes of one host that arrive together share one script (one lock, one scan).
 import { ContainerSpec } from "../core/containerSpec";
-import { IN_CONTAINER, PreviousAddresses, REPORT_LIVE, containerVariables } from "./containerScripts";
-import { EXIT, REPORT_ITEM } from "./protocol";
+import * as shared from "./containerScripts";
+import { MARK, REPORT_ITEM } from "./protocol";
 import { ADDRESSES, LOCKS, PRELUDE, REFUSE_IF_TAKEN, assignments, need, result, script } from "./shell";
 
 /** Where we record the namespaces we made, so the address scan need not enter them. */
@@ -51,7 +51,7 @@ rollback() {
   if [ $exit_code -ne 0 ]; then
     [ "$MADE_LINK" = 1 ] && ip link del "$HOST_INTERFACE" 2>/dev/null
     [ "$MADE_NAMESPACE" = 1 ] && { ip netns del "$CONTAINER_NAME" 2>/dev/null; rm -f "${OURS}/$CONTAINER_NAME"; }
-    echo "PNC-ROLLEDBACK" >&2
+    echo "${MARK.rolledBack}" >&2
   fi
   exit $exit_code
 }
@@ -84,10 +84,10 @@ fi
 
 /** Reads CONTAINER_NAME, HOST_INTERFACE. Sets taken=1 (printing why) when the name is held on the host. */
 const NAME_FREE = String.raw`taken=0
-if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "PNC-CLASH name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi
-if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "PNC-CLASH interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi
+if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi
+if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi
 for conf in "/etc/nixos-containers/$CONTAINER_NAME.conf" "/etc/containers/$CONTAINER_NAME.conf"; do
-  if [ -f "$conf" ] && grep -q '^HOST_ADDRESS=\|^LOCAL_ADDRESS=' "$conf"; then echo "PNC-CLASH name $CONTAINER_NAME: a nixos container of that name exists ($conf)" >&2; taken=1; fi
+  if [ -f "$conf" ] && grep -q '^HOST_ADDRESS=\|^LOCAL_ADDRESS=' "$conf"; then echo "${MARK.clash} name $CONTAINER_NAME: a nixos container of that name exists ($conf)" >&2; taken=1; fi
 done
 `;
 
@@ -104,7 +104,7 @@ function itemBatch(
   body: readonly string[],
   after: readonly string[] = [],
 ): string {
-  const items = specs.map((spec, i) => script(containerVariables(spec, own, spec), `item ${i}`));
+  const items = specs.map((spec, i) => script(shared.containerVariables(spec, own, spec), `item ${i}`));
   return script(
     PRELUDE,
     need("ip", "flock"),
@@ -142,8 +142,7 @@ export function netnsCreateScript(specs: readonly ContainerSpec[], mark: string)
     [
       assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "" }),
       ADDRESSES,
-      IN_CONTAINER,
-      REPORT_LIVE,
+      shared.REPORT_LIVE,
       ENSURE,
       "USED_ADDRESS_LIST=$(used_addresses)",
     ],
@@ -174,25 +173,16 @@ export function netnsDeleteScript(specs: readonly ContainerSpec[], mark: string)
  * Brings an existing container back to the spec (addresses, links, routes), checking that new addresses are
  * free; addresses the host picked at create (`previous`) are kept while the spec sets none.
  */
-export function netnsUpdateScript(spec: ContainerSpec, previous: PreviousAddresses): string {
+export function netnsUpdateScript(spec: ContainerSpec, previous: shared.PreviousAddresses): string {
   return script(
     PRELUDE,
     need("ip", "flock"),
-    containerVariables(spec, true, {
-      hostAddress: spec.hostAddress ?? previous.hostAddress,
-      localAddress: spec.localAddress ?? previous.localAddress,
-    }),
+    shared.containerVariables(spec, true, shared.updateAddresses(spec, previous)),
     LOCKS,
     ADDRESSES,
-    IN_CONTAINER,
-    REPORT_LIVE,
+    shared.REPORT_LIVE,
     ENSURE,
-    'if [ -z "$HOST_ADDRESS" ] || [ -z "$LOCAL_ADDRESS" ]; then',
-    '  echo "PNC-CLASH container $CONTAINER_NAME has no addresses to keep: set hostAddress and localAddress" >&2',
-    `  exit ${EXIT.refused}`,
-    "fi",
-    "USED_ADDRESS_LIST=$(used_addresses)",
-    `clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || exit ${EXIT.refused}`,
+    shared.UPDATE_ADDRESSES_FREE,
     ROLLBACK,
     "ensure_container",
     REPORT,
@@ -201,5 +191,5 @@ export function netnsUpdateScript(spec: ContainerSpec, previous: PreviousAddress
 
 /** Reports what the host has for the container (namespace, veth, live addresses); changes nothing. */
 export function netnsReadScript(spec: Pick<ContainerSpec, "name" | "hostInterface">): string {
-  return script(PRELUDE, containerVariables(spec, true), IN_CONTAINER, REPORT_LIVE, REPORT);
+  return script(PRELUDE, shared.containerVariables(spec, true), shared.REPORT_LIVE, REPORT);
 }

@@ -2,8 +2,8 @@
 // destroys the container; we pass both addresses (allocated and kept by us) and do the collision check it
 // does not do. Every create, update and read script ends with the same report.
 import { ContainerSpec } from "../core/containerSpec";
-import { IN_CONTAINER, PreviousAddresses, REPORT_LIVE, containerVariables } from "./containerScripts";
-import { EXIT } from "./protocol";
+import * as shared from "./containerScripts";
+import { MARK } from "./protocol";
 import { ADDRESSES, LOCKS, PRELUDE, REFUSE_IF_TAKEN, assignments, need, result, script } from "./shell";
 
 /** Reads CONTAINER_NAME. Defines `find_conf`: prints NAME's conf in whichever layout this host uses. */
@@ -49,7 +49,7 @@ rollback() {
   if [ $exit_code -ne 0 ] && [ "$MADE" = 1 ]; then
     nixos-container destroy "$CONTAINER_NAME" >/dev/null 2>&1 || true
     ip link del "$HOST_INTERFACE" 2>/dev/null || true
-    echo "PNC-ROLLEDBACK" >&2
+    echo "${MARK.rolledBack}" >&2
   fi
   exit $exit_code
 }
@@ -68,22 +68,28 @@ if [ -n "$conf" ]; then
   report_live
 fi`;
 
-/** Checks name and addresses (under the host locks), then creates and starts; rolls back on failure. */
-export function nixosCreateScript(spec: ContainerSpec): string {
+/** What create and update start with: the spec's variables, the host locks, and the functions they use. */
+function header(spec: ContainerSpec, own: boolean, addresses: shared.PreviousAddresses): string {
   return script(
     PRELUDE,
     need("ip", "flock", "nixos-container"),
-    containerVariables(spec, false, spec),
+    shared.containerVariables(spec, own, addresses),
     configVariables(spec),
     LOCKS,
     ADDRESSES,
     FIND_CONF,
-    IN_CONTAINER,
-    REPORT_LIVE,
+    shared.REPORT_LIVE,
+  );
+}
+
+/** Checks name and addresses (under the host locks), then creates and starts; rolls back on failure. */
+export function nixosCreateScript(spec: ContainerSpec): string {
+  return script(
+    header(spec, false, spec),
     "taken=0",
-    'if [ -n "$(find_conf)" ]; then echo "PNC-CLASH name $CONTAINER_NAME: a nixos container of that name exists ($(find_conf))" >&2; taken=1; fi',
-    'if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "PNC-CLASH name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi',
-    'if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "PNC-CLASH interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi',
+    `if [ -n "$(find_conf)" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a nixos container of that name exists ($(find_conf))" >&2; taken=1; fi`,
+    `if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi`,
+    `if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi`,
     "USED_ADDRESS_LIST=$(used_addresses)",
     'if [ -z "$HOST_ADDRESS" ]; then block=$(allocate_block); HOST_ADDRESS="10.233.$block.1"; LOCAL_ADDRESS="10.233.$block.2"; fi',
     'clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
@@ -102,26 +108,10 @@ export function nixosCreateScript(spec: ContainerSpec): string {
  * Brings an existing container to the spec: creates its conf when it has none (adopting by hand), rewrites
  * addresses and AUTO_START, runs `nixos-container update` for a config, and restarts when the conf changed.
  */
-export function nixosUpdateScript(spec: ContainerSpec, previous: PreviousAddresses): string {
+export function nixosUpdateScript(spec: ContainerSpec, previous: shared.PreviousAddresses): string {
   return script(
-    PRELUDE,
-    need("ip", "flock", "nixos-container"),
-    containerVariables(spec, true, {
-      hostAddress: spec.hostAddress ?? previous.hostAddress,
-      localAddress: spec.localAddress ?? previous.localAddress,
-    }),
-    configVariables(spec),
-    LOCKS,
-    ADDRESSES,
-    FIND_CONF,
-    IN_CONTAINER,
-    REPORT_LIVE,
-    'if [ -z "$HOST_ADDRESS" ] || [ -z "$LOCAL_ADDRESS" ]; then',
-    '  echo "PNC-CLASH container $CONTAINER_NAME has no addresses to keep: set hostAddress and localAddress" >&2',
-    `  exit ${EXIT.refused}`,
-    "fi",
-    "USED_ADDRESS_LIST=$(used_addresses)",
-    `clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || exit ${EXIT.refused}`,
+    header(spec, true, shared.updateAddresses(spec, previous)),
+    shared.UPDATE_ADDRESSES_FREE,
     RELEASE_NIXOS_LOCK,
     "conf=$(find_conf)",
     'if [ -z "$conf" ]; then',
@@ -148,7 +138,7 @@ export function nixosUpdateScript(spec: ContainerSpec, previous: PreviousAddress
 
 /** Reports the conf, status and live veth of the container; changes nothing. */
 export function nixosReadScript(spec: Pick<ContainerSpec, "name" | "hostInterface">): string {
-  return script(PRELUDE, containerVariables(spec, true), FIND_CONF, IN_CONTAINER, REPORT_LIVE, REPORT);
+  return script(PRELUDE, shared.containerVariables(spec, true), FIND_CONF, shared.REPORT_LIVE, REPORT);
 }
 
 /** Destroys the container and its stale veth; succeeds when already gone. */
@@ -156,7 +146,7 @@ export function nixosDeleteScript(spec: Pick<ContainerSpec, "name" | "hostInterf
   return script(
     PRELUDE,
     need("ip", "flock"),
-    containerVariables(spec, true),
+    shared.containerVariables(spec, true),
     LOCKS,
     RELEASE_NIXOS_LOCK,
     'if command -v nixos-container >/dev/null 2>&1; then nixos-container destroy "$CONTAINER_NAME" >&2; fi',

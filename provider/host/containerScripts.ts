@@ -2,6 +2,7 @@
 // its network namespace, and the report of its live veth that create, update and read all end with.
 import { ContainerSpec } from "../core/containerSpec";
 import { ContainerDriverName } from "../core/types";
+import { EXIT, MARK } from "./protocol";
 import { assignments, result } from "./shell";
 
 /** What is really on the host for one container, as its driver's scripts report it. */
@@ -42,6 +43,30 @@ export function containerVariables(
 }
 
 /**
+ * Reads CONTAINER_NAME, HOST_ADDRESS, LOCAL_ADDRESS (what an update keeps or sets) and what `used_addresses`
+ * reads. Refuses an update that would leave the container without addresses (a cut-off create that never
+ * learned the host's choice), or move it onto an address someone else holds.
+ */
+export const UPDATE_ADDRESSES_FREE = String.raw`if [ -z "$HOST_ADDRESS" ] || [ -z "$LOCAL_ADDRESS" ]; then
+  echo "${MARK.clash} container $CONTAINER_NAME has no addresses to keep: set hostAddress and localAddress" >&2
+  exit ${EXIT.refused}
+fi
+USED_ADDRESS_LIST=$(used_addresses)
+clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || exit ${EXIT.refused}
+`;
+
+/** The addresses an update works with: the spec's, or else the ones kept from before. */
+export function updateAddresses(
+  spec: Pick<ContainerSpec, "hostAddress" | "localAddress">,
+  previous: PreviousAddresses,
+): PreviousAddresses {
+  return {
+    hostAddress: spec.hostAddress ?? previous.hostAddress,
+    localAddress: spec.localAddress ?? previous.localAddress,
+  };
+}
+
+/**
  * Reads CONTAINER_NAME. Defines `in_container_ip ARGS...`: runs `ip` in the container's network namespace,
  * a named one (netns driver, the lab's stand-in) or, for a NixOS container run by systemd-nspawn, the
  * namespace of its leader process.
@@ -58,10 +83,11 @@ export const IN_CONTAINER = String.raw`in_container_ip() {
 `;
 
 /**
- * Reads HOST_INTERFACE (and what in_container_ip reads). Defines `report_live`: prints whether the host end
- * exists (hostLink=1|0) and the first IPv4 address on each end (liveHostAddress, liveLocalAddress).
+ * Reads HOST_INTERFACE and CONTAINER_NAME. Defines `in_container_ip` (see IN_CONTAINER) and `report_live`:
+ * prints whether the host end exists (hostLink=1|0) and the first IPv4 address on each end
+ * (liveHostAddress, liveLocalAddress).
  */
-export const REPORT_LIVE = String.raw`report_live() {
+export const REPORT_LIVE = String.raw`${IN_CONTAINER}report_live() {
   if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then
     ${result("hostLink", "1")}
     ${result("liveHostAddress", `$(ip -o -4 addr show dev "$HOST_INTERFACE" | awk '{ split($4, a, "/"); print a[1]; exit }')`)}

@@ -10,7 +10,7 @@ import {
 import { NatSpec } from "../core/natRuleSpec";
 import { nftTableName, renderNft } from "../core/natRuleNftables";
 import { quoteArgv } from "../ssh/quote";
-import { EXIT } from "./protocol";
+import { EXIT, MARK } from "./protocol";
 import { LOCKS, PRELUDE, assignments, need, result, script } from "./shell";
 
 /** Host-side records of our NatRules (one file each), and the forwarding setting found before the first. */
@@ -90,7 +90,7 @@ fi
 
 /** Reads EXTERNAL_INTERFACE. Refuses when the host has no such interface, listing the ones it has. */
 const EXTERNAL_EXISTS = String.raw`if ! ip link show dev "$EXTERNAL_INTERFACE" >/dev/null 2>&1; then
-  echo "PNC-CLASH external interface $EXTERNAL_INTERFACE does not exist on the host (it has: $(ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); printf "%s ", $2 }'))" >&2
+  echo "${MARK.clash} external interface $EXTERNAL_INTERFACE does not exist on the host (it has: $(ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); printf "%s ", $2 }'))" >&2
   exit ${EXIT.refused}
 fi
 `;
@@ -109,7 +109,7 @@ ${result("forwarding", "$(cat /proc/sys/net/ipv4/conf/all/forwarding)")}`;
 
 /** Reads RULE_NAME, STATE_DIR. Refuses when a NatRule of this name is already recorded on the host. */
 const NAME_FREE = String.raw`if [ -f "$STATE_DIR/$RULE_NAME.rule" ]; then
-  echo "PNC-CLASH a NatRule named $RULE_NAME is already on the host (recorded in $STATE_DIR/$RULE_NAME.rule): give this one another name, or delete the other" >&2
+  echo "${MARK.clash} a NatRule named $RULE_NAME is already on the host (recorded in $STATE_DIR/$RULE_NAME.rule): give this one another name, or delete the other" >&2
   exit ${EXIT.refused}
 fi
 `;

@@ -1,7 +1,8 @@
 // `Container`: a container on a remote host with its own network namespace, linked by `ve-<name>` ↔ `eth0`.
 import * as pulumi from "@pulumi/pulumi";
 import { ConnectionInput } from "./connectionArgs";
-import { makeProvider, withSecretConnection } from "./shim";
+import { ContainerDriverName } from "../core/types";
+import { HostResource } from "./shim";
 
 export interface ContainerArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
@@ -9,7 +10,7 @@ export interface ContainerArgs {
   /** Container name: 1-11 characters a-z, 0-9, "-", starting with a letter. @default the resource name */
   readonly name?: pulumi.Input<string>;
   /** "nixos" runs the host's nixos-container; "netns" makes a plain network namespace (any Linux host). @default "nixos" */
-  readonly driver?: pulumi.Input<"nixos" | "netns">;
+  readonly driver?: pulumi.Input<ContainerDriverName>;
   /** Host end of the veth (set together with localAddress). @default allocated on the host at create (10.233.N.1, nixos-container's layout), then kept in state */
   readonly hostAddress?: pulumi.Input<string>;
   /** Container end of the veth (set together with hostAddress). @default allocated with hostAddress (10.233.N.2) */
@@ -30,11 +31,9 @@ export interface ContainerArgs {
   readonly adopt?: pulumi.Input<boolean>;
 }
 
-const provider = makeProvider("Container");
-
-export class Container extends pulumi.dynamic.Resource {
+export class Container extends HostResource {
   declare readonly name: pulumi.Output<string>;
-  declare readonly driver: pulumi.Output<"nixos" | "netns">;
+  declare readonly driver: pulumi.Output<ContainerDriverName>;
   /** `ve-<name>`, known at preview. */
   declare readonly hostInterface: pulumi.Output<string>;
   /** `eth0`. */
@@ -43,20 +42,26 @@ export class Container extends pulumi.dynamic.Resource {
   declare readonly localAddress: pulumi.Output<string>;
   /** Whether the container was up with its addresses at the last create, update or refresh. */
   declare readonly running: pulumi.Output<boolean>;
-  /** The host key fingerprint seen at create; a host presenting another key is refused. */
-  declare readonly hostKeyFingerprint: pulumi.Output<string>;
+  /** Bookkeeping: whether the host picked the addresses at create (they are kept while none are set). */
+  declare readonly allocatedOnHost: pulumi.Output<boolean>;
+  /** Bookkeeping (nixos driver): the container's conf file on the host. */
+  declare readonly confPath: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: ContainerArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = {
-      ...args,
-      name: args.name ?? name,
-      hostInterface: undefined,
-      containerInterface: undefined,
-      hostAddress: args.hostAddress,
-      localAddress: args.localAddress,
-      running: undefined,
-      hostKeyFingerprint: undefined,
-    };
-    super(provider, name, props, withSecretConnection(opts), "nixos", "Container");
+    super(
+      "Container",
+      name,
+      { ...args, name: args.name ?? name },
+      [
+        "hostInterface",
+        "containerInterface",
+        "hostAddress",
+        "localAddress",
+        "running",
+        "allocatedOnHost",
+        "confPath",
+      ],
+      opts,
+    );
   }
 }

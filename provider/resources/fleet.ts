@@ -1,37 +1,19 @@
 // `Fleet`: many `Host`s from one description (typically a stack's config), with the settings every host shares
 // (SSH user, key, port, NAT backend...) given once. Hosts are independent, so the engine works on them in parallel.
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionArgs, ProxyConnectionArgs } from "./connectionArgs";
+import { ContainerDriverName } from "../core/types";
+import { ConnectionArgs } from "./connectionArgs";
 import { Host, HostContainerArgs, HostNatArgs, HostPlan, HostPoolArgs, validateHostName } from "./host";
 
-/** SSH settings of @pulumi/command's remote.ConnectionArgs, except `host` (each host's `address`). */
-export interface FleetConnectionArgs {
-  /** @default 22 */
-  readonly port?: pulumi.Input<number>;
-  /** @default "root" */
-  readonly user?: pulumi.Input<string>;
-  /** @default none */
-  readonly password?: pulumi.Input<string>;
-  /** The private key's text (read it from a secret, e.g. `config.requireSecret("privateKey")`). @default none */
-  readonly privateKey?: pulumi.Input<string>;
-  /** @default none */
-  readonly privateKeyPassword?: pulumi.Input<string>;
-  /** Use this ssh-agent socket (e.g. the value of SSH_AUTH_SOCK) instead of a key. @default none */
-  readonly agentSocketPath?: pulumi.Input<string>;
-  /** A jump host, as @pulumi/command's ProxyConnectionArgs. @default none: direct */
-  readonly proxy?: pulumi.Input<ProxyConnectionArgs>;
-  /** @default 10 */
-  readonly dialErrorLimit?: pulumi.Input<number>;
-  /** Seconds. @default 15 */
-  readonly perDialTimeout?: pulumi.Input<number>;
-}
+/** SSH settings of a connection, except `host` (each host's `address`) and `hostKey` (each host's own). */
+export type FleetConnectionArgs = Omit<ConnectionArgs, "host" | "hostKey">;
 
 /** Settings every host gets unless it sets its own. */
 export interface FleetDefaults extends FleetConnectionArgs {
   /** @default none: each host must name its own */
   readonly externalInterface?: pulumi.Input<string>;
   /** Driver of containers that name none. @default "nixos" */
-  readonly driver?: pulumi.Input<"nixos" | "netns">;
+  readonly driver?: pulumi.Input<ContainerDriverName>;
   /** NAT settings, merged field by field under each host's own. @default masquerade with nftables */
   readonly nat?: HostNatArgs;
   /** Pool settings, merged field by field under each host's own. @default 10.233.0.0/16 in /24 blocks */

@@ -3,12 +3,13 @@
 // naming rules are small pure functions exported for tests.
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { ContainerDriverName, NatBackend } from "../core/types";
 import { isContainerName } from "../core/validate";
 import { AddressPair, AddressPool } from "./addressPool";
-import { Container } from "./container";
 import { NatRule } from "./natRule";
 import { NmUnmanaged } from "./nmUnmanaged";
 import { ConnectionInput } from "./connectionArgs";
+import { Container, ContainerArgs } from "./container";
 import { VethPair } from "./vethPair";
 
 /** An extra veth between the host and one container (like NixOS `extraVeths`). */
@@ -25,22 +26,13 @@ export interface HostVethArgs {
   readonly hostBridge?: pulumi.Input<string>;
 }
 
-/** One container of a host. */
-export interface HostContainerArgs {
+/** One container of a host: `driver`, `config`, `configFile`, `flake`, `autoStart` and `adopt` as on Container. */
+export interface HostContainerArgs extends Pick<
+  ContainerArgs,
+  "driver" | "config" | "configFile" | "flake" | "autoStart" | "adopt"
+> {
   /** Container name: 1-11 characters a-z, 0-9, "-", starting with a letter; unique on the host. */
   readonly name: string;
-  /** "nixos" (the host's nixos-container) or "netns" (a plain network namespace). @default the host's `driver` */
-  readonly driver?: pulumi.Input<"nixos" | "netns">;
-  /** NixOS configuration text (nixos driver). @default nixos-container's minimal configuration */
-  readonly config?: pulumi.Input<string>;
-  /** Path of a NixOS configuration file on the host (nixos driver). @default none */
-  readonly configFile?: pulumi.Input<string>;
-  /** Flake reference of the container's system (nixos driver). @default none */
-  readonly flake?: pulumi.Input<string>;
-  /** Start the container at boot (nixos driver). @default false */
-  readonly autoStart?: pulumi.Input<boolean>;
-  /** Take over a container of this name already on the host (see Container's `adopt`). @default false */
-  readonly adopt?: pulumi.Input<boolean>;
   /** Fixed addresses instead of allocated ones (both ends; the pool never hands them to others). @default allocated from the host's pool */
   readonly addresses?: AddressPair;
   /** Extra veths. @default none */
@@ -68,7 +60,7 @@ export interface HostNatArgs {
   /** Names our nftables table / iptables chains (1-15 characters). @default derived from the host's name */
   readonly name?: string;
   /** "nftables" or "iptables". @default "nftables" */
-  readonly backend?: pulumi.Input<"nftables" | "iptables">;
+  readonly backend?: pulumi.Input<NatBackend>;
   /** SNAT to this address instead of masquerading. @default masquerade */
   readonly externalIP?: pulumi.Input<string>;
   /** Interfaces whose traffic is translated. @default ["ve-+"] */
@@ -97,7 +89,7 @@ export interface HostArgs {
   /** The host's containers. */
   readonly containers: readonly HostContainerArgs[];
   /** Driver of containers that name none. @default "nixos" */
-  readonly driver?: pulumi.Input<"nixos" | "netns">;
+  readonly driver?: pulumi.Input<ContainerDriverName>;
   /** NAT settings. @default masquerade with nftables, no forwarded ports */
   readonly nat?: HostNatArgs;
   /** Address pool settings. @default 10.233.0.0/16 in /24 blocks */

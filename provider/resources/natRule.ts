@@ -2,7 +2,8 @@
 // chosen ports to containers, in an nftables table or iptables chains of its own.
 import * as pulumi from "@pulumi/pulumi";
 import { ConnectionInput } from "./connectionArgs";
-import { makeProvider, withSecretConnection } from "./shim";
+import { NatBackend } from "../core/types";
+import { HostResource } from "./shim";
 
 /** A host port (or range) forwarded to a container, as in NixOS `networking.nat.forwardPorts`. */
 export interface ForwardPortArgs {
@@ -28,31 +29,21 @@ export interface NatRuleArgs {
   /** SNAT to this address instead of masquerading. @default masquerade (the interface's current address) */
   readonly externalIP?: pulumi.Input<string>;
   /** "nftables" (a table of our own) or "iptables" (chains of our own in table nat). @default "nftables" */
-  readonly backend?: pulumi.Input<"nftables" | "iptables">;
+  readonly backend?: pulumi.Input<NatBackend>;
   /** Ports forwarded from the external interface to containers. @default none */
   readonly forwardPorts?: pulumi.Input<pulumi.Input<ForwardPortArgs>[]>;
 }
 
-const provider = makeProvider("NatRule");
-
-export class NatRule extends pulumi.dynamic.Resource {
+export class NatRule extends HostResource {
   /** The exact rules installed (nft text, or iptables-restore input plus jumps); known at preview. */
   declare readonly ruleset: pulumi.Output<string>;
-  declare readonly backend: pulumi.Output<"nftables" | "iptables">;
+  declare readonly backend: pulumi.Output<NatBackend>;
   /** "applied", or after a refresh "altered"/"missing" when someone flushed or changed our rules. */
   declare readonly live: pulumi.Output<"applied" | "altered" | "missing">;
   /** Whether IPv4 forwarding was on at the last create, update or refresh. */
   declare readonly forwarding: pulumi.Output<boolean>;
 
   constructor(name: string, args: NatRuleArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = {
-      ...args,
-      name: args.name ?? name,
-      ruleset: undefined,
-      live: undefined,
-      forwarding: undefined,
-      hostKeyFingerprint: undefined,
-    };
-    super(provider, name, props, withSecretConnection(opts), "nixos", "NatRule");
+    super("NatRule", name, { ...args, name: args.name ?? name }, ["ruleset", "live", "forwarding"], opts);
   }
 }

@@ -1,7 +1,7 @@
 // `NmUnmanaged`: a NetworkManager drop-in that keeps NetworkManager's hands off container veths.
 import * as pulumi from "@pulumi/pulumi";
 import { ConnectionInput } from "./connectionArgs";
-import { makeProvider, withSecretConnection } from "./shim";
+import { HostResource } from "./shim";
 
 export interface NmUnmanagedArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
@@ -12,9 +12,7 @@ export interface NmUnmanagedArgs {
   readonly devices?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
-const provider = makeProvider("NmUnmanaged");
-
-export class NmUnmanaged extends pulumi.dynamic.Resource {
+export class NmUnmanaged extends HostResource {
   /** `/etc/NetworkManager/conf.d/pulumi-nixos-containers-<name>.conf`; known at preview. */
   declare readonly path: pulumi.Output<string>;
   /** The drop-in's exact text; known at preview. */
@@ -24,18 +22,11 @@ export class NmUnmanaged extends pulumi.dynamic.Resource {
   declare readonly reloaded: pulumi.Output<boolean>;
   /** Present devices matching `interface-name:` specs that NetworkManager reports as unmanaged. */
   declare readonly unmanagedDevices: pulumi.Output<string[]>;
+  /** Whether the drop-in was there as rendered, with no matching device managed, at the last create, update or refresh. */
+  declare readonly present: pulumi.Output<boolean>;
 
   constructor(name: string, args: NmUnmanagedArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = {
-      ...args,
-      name: args.name ?? name,
-      path: undefined,
-      content: undefined,
-      networkManagerRunning: undefined,
-      reloaded: undefined,
-      unmanagedDevices: undefined,
-      hostKeyFingerprint: undefined,
-    };
-    super(provider, name, props, withSecretConnection(opts), "nixos", "NmUnmanaged");
+    const outputs = ["path", "content", "networkManagerRunning", "reloaded", "unmanagedDevices", "present"];
+    super("NmUnmanaged", name, { ...args, name: args.name ?? name }, outputs, opts);
   }
 }

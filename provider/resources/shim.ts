@@ -2,6 +2,8 @@
 // text Pulumi stores is therefore tiny and stable, every resource type in the provider process shares one
 // runtime (and one SSH pool), and deletes always run the installed code (see the dynamic-provider reference).
 import * as pulumi from "@pulumi/pulumi";
+import { HostResourceType, ResourceType } from "../core/types";
+import { ConnectionInput } from "./connectionArgs";
 
 /** The runtime's methods, as the shims call them. */
 interface Runtime {
@@ -26,7 +28,7 @@ function loadRuntime(): Runtime {
   return from(override || "pulumi-nixos-containers/runtime");
 }
 
-export function makeProvider(type: string): pulumi.dynamic.ResourceProvider {
+export function makeProvider(type: ResourceType): pulumi.dynamic.ResourceProvider {
   return {
     check: async (olds, news) => loadRuntime().check(type, olds, news),
     diff: async (id, olds, news) => loadRuntime().diff(type, id, olds, news),
@@ -37,9 +39,34 @@ export function makeProvider(type: string): pulumi.dynamic.ResourceProvider {
   };
 }
 
-/** Options every resource of this package gets: the connection (credentials) is a secret output. */
-export function withSecretConnection(
-  opts: pulumi.CustomResourceOptions | undefined,
-): pulumi.CustomResourceOptions {
+/**
+ * What every resource that works on a host shares: its provider shim, the connection as a secret output, and
+ * the bookkeeping it keeps in state (declared here, so every class that stores it says so).
+ */
+export abstract class HostResource extends pulumi.dynamic.Resource {
+  /** Bookkeeping: the host key fingerprint seen at create; a host presenting another key is refused. */
+  declare readonly hostKeyFingerprint: pulumi.Output<string>;
+
+  /**
+   * @param args the resource's inputs (a copy is registered: the engine writes `__provider` into it)
+   * @param outputs output keys that are no inputs: registered as undefined, for the engine to fill
+   */
+  protected constructor(
+    type: HostResourceType,
+    name: string,
+    args: { readonly connection: ConnectionInput; readonly name?: pulumi.Input<string> },
+    outputs: readonly string[],
+    opts: pulumi.CustomResourceOptions | undefined,
+  ) {
+    const props = {
+      ...Object.fromEntries([...outputs, "hostKeyFingerprint"].map((key) => [key, undefined])),
+      ...args,
+    };
+    super(makeProvider(type), name, props, withSecretConnection(opts), "nixos", type);
+  }
+}
+
+/** Options every host resource gets: the connection (credentials) is a secret output. */
+function withSecretConnection(opts: pulumi.CustomResourceOptions | undefined): pulumi.CustomResourceOptions {
   return { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "connection"] };
 }

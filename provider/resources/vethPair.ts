@@ -1,7 +1,7 @@
 // `VethPair`: an extra veth between the host and a container (like NixOS `extraVeths`).
 import * as pulumi from "@pulumi/pulumi";
 import { ConnectionInput } from "./connectionArgs";
-import { makeProvider, withSecretConnection } from "./shim";
+import { HostResource } from "./shim";
 
 export interface VethPairArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
@@ -20,9 +20,7 @@ export interface VethPairArgs {
   readonly hostBridge?: pulumi.Input<string>;
 }
 
-const provider = makeProvider("VethPair");
-
-export class VethPair extends pulumi.dynamic.Resource {
+export class VethPair extends HostResource {
   declare readonly container: pulumi.Output<string>;
   declare readonly hostInterface: pulumi.Output<string>;
   declare readonly containerInterface: pulumi.Output<string>;
@@ -33,13 +31,6 @@ export class VethPair extends pulumi.dynamic.Resource {
   declare readonly present: pulumi.Output<boolean>;
 
   constructor(name: string, args: VethPairArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      provider,
-      name,
-      { ...args, present: undefined, hostKeyFingerprint: undefined },
-      withSecretConnection(opts),
-      "nixos",
-      "VethPair",
-    );
+    super("VethPair", name, args, ["present"], opts);
   }
 }

@@ -11,6 +11,14 @@ import { vethPairDefinition } from "./vethPairDefinition";
 
 export { ResourceType } from "../core/types";
 
+/** Every host resource's definition (the benchmark builds its host scripts from these too). */
+export const HOST_RESOURCE_DEFINITIONS = {
+  Container: containerDefinition,
+  VethPair: vethPairDefinition,
+  NatRule: natRuleDefinition,
+  NmUnmanaged: nmUnmanagedDefinition,
+} as const;
+
 const handlers: Record<ResourceType, Handler> = {
   AddressPool: addressPoolHandler,
   Container: hostResourceHandler(containerDefinition),

@@ -102,6 +102,31 @@ export interface HostResourceDefinition<Spec, Observation> {
   adopts?(spec: Spec): boolean;
 }
 
+/** The script builders of a resource whose every operation is one script of its own. */
+export interface ScriptBuilders<Spec> {
+  create(spec: Spec): string;
+  update(spec: Spec, previous: Props): string;
+  read(spec: Spec): string;
+  delete(spec: Spec): string;
+}
+
+/** Jobs from script builders: each runs alone, or merged with the other independent scripts sent at once. */
+export function independentScripts<Spec>(
+  display: (verb: string, spec: Spec) => string,
+  builders: ScriptBuilders<Spec>,
+): HostResourceDefinition<Spec, unknown>["scripts"] {
+  const job = (verb: string, spec: Spec, script: string): HostJob => ({
+    display: display(verb, spec),
+    script,
+  });
+  return {
+    create: (spec) => job("create", spec, builders.create(spec)),
+    update: (spec, previous) => job("update", spec, builders.update(spec, previous)),
+    read: (spec) => job("read", spec, builders.read(spec)),
+    delete: (spec) => job("delete", spec, builders.delete(spec)),
+  };
+}
+
 function parsed<Spec>(definition: HostResourceDefinition<Spec, unknown>, inputs: Props): Spec {
   const { spec, failures } = definition.parse(inputs);
   if (!spec) {

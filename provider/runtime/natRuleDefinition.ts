@@ -13,12 +13,7 @@ import {
   observeNat,
 } from "../host/natRuleScripts";
 import { Props, machineOf } from "./common";
-import { HOST_KEY_BOOKKEEPING, HostResourceDefinition } from "./lifecycle";
-
-const job = (verb: string, spec: NatSpec, script: string) => ({
-  display: `${verb} NatRule ${spec.name} (${spec.backend})`,
-  script,
-});
+import { HOST_KEY_BOOKKEEPING, HostResourceDefinition, independentScripts } from "./lifecycle";
 
 export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
   type: "NatRule",
@@ -58,12 +53,12 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
   id: (spec, machine) => `${machine}/nat/${spec.name}`,
   subject: (spec) => `NatRule "${spec.name}"`,
 
-  scripts: {
-    create: (spec) => job("create", spec, natCreateScript(spec)),
-    update: (spec) => job("update", spec, natUpdateScript(spec)),
-    read: (spec) => job("read", spec, natReadScript(spec)),
-    delete: (spec) => job("delete", spec, natDeleteScript(spec)),
-  },
+  scripts: independentScripts((verb, spec) => `${verb} NatRule ${spec.name} (${spec.backend})`, {
+    create: natCreateScript,
+    update: natUpdateScript,
+    read: natReadScript,
+    delete: natDeleteScript,
+  }),
   observe: (_spec, report) => observeNat(report.results),
   // Gone: no rules of ours and no record of this NatRule on the host.
   exists: (seen) => seen.live !== "missing" || seen.recorded,
@@ -72,6 +67,6 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
   failure: {
     cutOff: { live: "missing" },
     // iptables: the restore went through and a jump did not. The name check passed, so these are ours.
-    cleanup: (spec) => job("clean up", spec, natDeleteScript(spec)),
+    cleanup: (spec) => ({ display: `clean up NatRule ${spec.name}`, script: natDeleteScript(spec) }),
   },
 };

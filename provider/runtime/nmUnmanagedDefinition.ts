@@ -11,12 +11,7 @@ import {
   observeNm,
 } from "../host/nmUnmanagedScripts";
 import { Props, machineOf } from "./common";
-import { HOST_KEY_BOOKKEEPING, HostResourceDefinition } from "./lifecycle";
-
-const job = (verb: string, spec: NmSpec, script: string) => ({
-  display: `${verb} ${nmDropInPath(spec.name)}`,
-  script,
-});
+import { HOST_KEY_BOOKKEEPING, HostResourceDefinition, independentScripts } from "./lifecycle";
 
 /** Matching devices NetworkManager still manages (none, when it does not run). */
 function stillManaged(seen: ObservedNm): [string, string][] {
@@ -49,12 +44,12 @@ export const nmUnmanagedDefinition: HostResourceDefinition<NmSpec, ObservedNm> =
   subject: (spec) => `NmUnmanaged "${spec.name}"`,
   refusalFix: "The previous file was kept.",
 
-  scripts: {
-    create: (spec) => job("create", spec, nmCreateScript(spec)),
-    update: (spec) => job("update", spec, nmUpdateScript(spec)),
-    read: (spec) => job("read", spec, nmReadScript(spec)),
-    delete: (spec) => job("delete", spec, nmDeleteScript(spec)),
-  },
+  scripts: independentScripts((verb, spec) => `${verb} ${nmDropInPath(spec.name)}`, {
+    create: nmCreateScript,
+    update: nmUpdateScript,
+    read: nmReadScript,
+    delete: nmDeleteScript,
+  }),
   observe: (_spec, report) => observeNm(report.results, report.stdout),
   exists: (seen) => seen.exists,
   // present: the file is ours as rendered and no matching device is still managed.

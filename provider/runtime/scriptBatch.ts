@@ -103,6 +103,11 @@ function groupBatcher(group: ScriptGroup<unknown>) {
   return batcher;
 }
 
+/** The script a job runs when nothing else shares its round trip (a group job: a group of one). */
+export function scriptOf(job: HostJob, mark: string): string {
+  return "group" in job ? job.group.build([job.item], mark) : job.script;
+}
+
 /**
  * Runs a job on a host, sharing the round trip with what else is sent there at the same time, and returns
  * its outcome. Throws an SshError only when the run itself failed (unreachable, cut off, timed out).

@@ -10,12 +10,7 @@ import {
   vethUpdateScript,
 } from "../host/vethPairScripts";
 import { machineOf } from "./common";
-import { HOST_KEY_BOOKKEEPING, HostResourceDefinition } from "./lifecycle";
-
-const job = (verb: string, spec: VethPairSpec, script: string) => ({
-  display: `${verb} veth ${spec.hostInterface}`,
-  script,
-});
+import { HOST_KEY_BOOKKEEPING, HostResourceDefinition, independentScripts } from "./lifecycle";
 
 /** Whether both ends are as the spec says (bridge or host address, and the container end's address). */
 function asSpecified(spec: VethPairSpec, seen: ObservedVeth): boolean {
@@ -48,12 +43,12 @@ export const vethPairDefinition: HostResourceDefinition<VethPairSpec, ObservedVe
   id: (spec, machine) => `${machine}/${spec.container}/${spec.hostInterface}`,
   subject: (spec) => `veth ${spec.hostInterface} ↔ ${spec.container}:${spec.containerInterface}`,
 
-  scripts: {
-    create: (spec) => job("create", spec, vethCreateScript(spec)),
-    update: (spec) => job("update", spec, vethUpdateScript(spec)),
-    read: (spec) => job("read", spec, vethReadScript(spec)),
-    delete: (spec) => job("delete", spec, vethDeleteScript(spec)),
-  },
+  scripts: independentScripts((verb, spec) => `${verb} veth ${spec.hostInterface}`, {
+    create: vethCreateScript,
+    update: vethUpdateScript,
+    read: vethReadScript,
+    delete: vethDeleteScript,
+  }),
   observe: (_spec, report) => observeVeth(report.results),
   exists: (seen) => seen.exists,
   outputs: (spec, seen, previous) => ({

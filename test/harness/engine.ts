@@ -1,6 +1,7 @@
 // A small stand-in for the Pulumi engine's resource steps (check → diff → create/update/replace/delete, and
 // read for refresh), driving the real dynamic-provider host with this package's serialized provider shims.
 import * as path from "node:path";
+import { RESOURCE_TYPES, ResourceType } from "../../provider/core/types";
 import {
   PropertyMap,
   ProviderHost,
@@ -12,7 +13,7 @@ import {
 
 export const REPO_ROOT = path.resolve(__dirname, "../..");
 
-export type ResourceType = "AddressPool" | "Container" | "VethPair" | "NatRule" | "NmUnmanaged";
+export { ResourceType };
 
 /** One resource as the engine keeps it in state. */
 export interface StateEntry {
@@ -40,12 +41,11 @@ export async function serializedProviders(): Promise<Record<ResourceType, string
   // The compiled shims (bin/), as a user's program would load them from the installed package.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const shim = require(path.join(REPO_ROOT, "bin/resources/shim.js")) as {
-    makeProvider(type: string): object;
+    makeProvider(type: ResourceType): object;
   };
   const { serializeProvider } = await import("./providerHost");
-  const types: ResourceType[] = ["AddressPool", "Container", "VethPair", "NatRule", "NmUnmanaged"];
   const entries = await Promise.all(
-    types.map(async (t) => [t, await serializeProvider(shim.makeProvider(t))] as const),
+    RESOURCE_TYPES.map(async (t) => [t, await serializeProvider(shim.makeProvider(t))] as const),
   );
   return Object.fromEntries(entries) as Record<ResourceType, string>;
 }

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Host, HostArgs } from "../../provider";
+import { Host, HostArgs, NatBackend } from "../../provider";
 import { ForwardingEngine, Step } from "../harness/forwardingEngine";
 import { runUnderMocks } from "../harness/mockRun";
 import { MiniEngine } from "../harness/engine";
@@ -21,11 +21,7 @@ const HOST = "fp-h1";
 const statsDir = fs.mkdtempSync(path.join(os.tmpdir(), "pnc-preview-stats-"));
 const STATS = path.join(statsDir, "ssh");
 
-function description(
-  containers: string[],
-  externalInterface: string,
-  backend: "nftables" | "iptables",
-): HostArgs {
+function description(containers: string[], externalInterface: string, backend: NatBackend): HostArgs {
   return {
     connection: { host: h1.address, port: h1.port, user: h1.user, privateKey: key },
     externalInterface,

@@ -4,8 +4,9 @@ import { describe, expect, it } from "vitest";
 import { check, diff } from "../../provider/runtime";
 import { PROVIDER_KEY, Props } from "../../provider/runtime/common";
 import { UNKNOWN } from "../../provider/core/validate";
+import { ResourceType } from "../../provider/core/types";
 
-type Type = "AddressPool" | "Container" | "VethPair" | "NatRule" | "NmUnmanaged";
+type Type = ResourceType;
 
 const CONNECTION = { host: "10.0.0.1", port: 22, user: "root", privateKey: "KEY-A" };
 const OTHER_HOST = { ...CONNECTION, host: "10.0.0.2" };

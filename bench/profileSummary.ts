@@ -1,21 +1,33 @@
-// Summarises a .cpuprofile: self time per function (top 25) and per file. Usage: node bench/profileSummary.js FILE
-"use strict";
-const fs = require("node:fs");
-const prof = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+// Summarises a .cpuprofile (as `npm run bench -- --cpu-prof` writes them): self time per function (top 25),
+// per file and per call chain. Usage: node bench/.build/bench/profileSummary.js FILE (after npm run bench)
+import * as fs from "node:fs";
+import type { Profiler } from "node:inspector";
+
+type ProfileNode = Profiler.ProfileNode;
+
+const file = process.argv[2];
+if (file === undefined) {
+  console.error("usage: node bench/.build/bench/profileSummary.js FILE.cpuprofile");
+  process.exit(2);
+}
+const prof = JSON.parse(fs.readFileSync(file, "utf8")) as Profiler.Profile;
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
-const self = new Map();
-const dt = prof.timeDeltas;
-for (let i = 0; i < prof.samples.length; i++) {
-  const n = byId.get(prof.samples[i]);
+const self = new Map<ProfileNode, number>();
+const samples = prof.samples ?? [];
+const dt = prof.timeDeltas ?? [];
+for (let i = 0; i < samples.length; i++) {
+  const n = byId.get(samples[i]);
+  if (n === undefined) continue; // not in the profile's node list: nothing to attribute it to
   self.set(n, (self.get(n) ?? 0) + (dt[i] ?? 0));
 }
 const total = [...self.values()].reduce((a, b) => a + b, 0);
-const agg = (key) => {
-  const m = new Map();
+const agg = (key: (n: ProfileNode) => string): [string, number][] => {
+  const m = new Map<string, number>();
   for (const [n, t] of self) m.set(key(n), (m.get(key(n)) ?? 0) + t);
   return [...m].sort((a, b) => b[1] - a[1]);
 };
-const short = (u) => u.replace(/^.*node_modules\//, "").replace(/^.*\/bench\/\.build\//, "") || "(native)";
+const short = (u: string): string =>
+  u.replace(/^.*node_modules\//, "").replace(/^.*\/bench\/\.build\//, "") || "(native)";
 console.log(`total sampled ${(total / 1e6).toFixed(2)} s`);
 console.log("\nself time by function:");
 for (const [k, t] of agg(
@@ -29,11 +41,11 @@ for (const [k, t] of agg((n) => short(n.callFrame.url).split("/").slice(0, 2).jo
 }
 
 // Who calls the busiest non-idle functions (self time by caller chain, 4 frames).
-const parent = new Map();
+const parent = new Map<number, ProfileNode>();
 for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n);
-const chain = (n) => {
-  const out = [];
-  for (let p = n; p && out.length < 5; p = parent.get(p.id)) {
+const chain = (n: ProfileNode): string => {
+  const out: string[] = [];
+  for (let p: ProfileNode | undefined = n; p && out.length < 5; p = parent.get(p.id)) {
     if (p.callFrame.functionName)
       out.push(
         `${p.callFrame.functionName}(${short(p.callFrame.url).split("/").pop()}:${p.callFrame.lineNumber + 1})`,

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // Fleet deployment benchmark (issue 6): our provider (one process, one SSH connection per host) against the
 // @pulumi/command baseline (a fresh SSH connection per resource operation) and the floor (the same host
 // scripts run locally on each host in one batch, no SSH), on a private lab with H hosts, N containers per host
@@ -6,17 +5,33 @@
 //
 //   npm run bench -- [--hosts 4] [--containers 50] [--delays 0,10] [--parallel 16] [--quick]
 //                    [--skip-baseline] [--skip-floor] [--cpu-prof] [--keep-lab] [--out FILE]
-"use strict";
+//
+// (The lines above are what --help prints.) bench/launch compiles this file together with a private snapshot
+// of provider/ and the test harness into bench/.build, then runs bench/.build/bench/run.js: every module
+// imported here, provider code included, is loaded from that snapshot, so other engineers rebuilding bin/ (or
+// editing provider/) during a run cannot change what is measured.
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { allocate } from "../provider/core/allocator";
+import { SshPool, parseConnection, type PoolStats } from "../provider/ssh";
+import { MiniEngine, type StateEntry } from "../test/harness/engine";
+import { readLab, type Lab, type LabHost } from "../test/lab/labHosts";
+import {
+  RUNTIME_MODULE,
+  poolAllocations,
+  scriptsFor,
+  type HostOperation,
+  type ScriptItem,
+} from "./hostScripts";
 
-const { spawn, spawnSync } = require("node:child_process");
-const fs = require("node:fs");
-const os = require("node:os");
-const path = require("node:path");
-
-const REPO = path.resolve(__dirname, "..");
-const BUILD = path.join(__dirname, ".build");
+// Where this file runs from: bench/.build/bench/run.js. The snapshot is one level up, the repository three.
+const BUILD = path.resolve(__dirname, "..");
+const REPO = path.resolve(BUILD, "../..");
+const BENCH = path.join(REPO, "bench");
 const LAB_SCRIPT = path.join(REPO, "test/lab/lab");
-const RESULTS = path.join(__dirname, "results");
+const RESULTS = path.join(BENCH, "results");
 
 // A lab of our own, never the shared default one (/tmp/pnc-lab). Overridable from the environment.
 const LAB_ENV = {
@@ -30,8 +45,26 @@ const LAB_ENV = {
 // ---------------------------------------------------------------------------------------------------------
 // options
 
-function parseArgs(argv) {
-  const o = {
+export interface Options {
+  hosts: number;
+  containers: number;
+  delays: number[];
+  parallel: number;
+  baseline: boolean;
+  floor: boolean;
+  cpuProf: boolean;
+  keepLab: boolean;
+  out: string;
+  allocSizes: number[];
+}
+
+/** The usage lines at the top of this file's source. */
+export function usage(): string {
+  return fs.readFileSync(path.join(BENCH, "run.ts"), "utf8").split("\n").slice(0, 7).join("\n");
+}
+
+export function parseArgs(argv: readonly string[]): Options {
+  const o: Options = {
     hosts: 4,
     containers: 50,
     delays: [0, 10],
@@ -43,15 +76,15 @@ function parseArgs(argv) {
     out: path.join(RESULTS, "latest.json"),
     allocSizes: [1000, 16000],
   };
-  const num = (name, v) => {
+  const num = (name: string, v: string | undefined): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0)
       throw new Error(`${name} needs a whole number, got ${JSON.stringify(v)}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
-    const value = () => (inline !== undefined ? inline : argv[++i]);
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2) as [string, string | undefined];
+    const value = (): string | undefined => (inline !== undefined ? inline : argv[++i]);
     switch (flag) {
       case "--hosts":
         o.hosts = num(flag, value());
@@ -85,12 +118,15 @@ function parseArgs(argv) {
       case "--keep-lab":
         o.keepLab = true;
         break;
-      case "--out":
-        o.out = path.resolve(value());
+      case "--out": {
+        const v = value();
+        if (v === undefined) throw new Error("--out needs a file name");
+        o.out = path.resolve(v);
         break;
+      }
       case "--help":
       case "-h":
-        console.log(fs.readFileSync(__filename, "utf8").split("\n").slice(1, 8).join("\n"));
+        console.log(usage());
         process.exit(0);
         break;
       default:
@@ -105,21 +141,10 @@ function parseArgs(argv) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// build: a private compiled snapshot of provider/ and the test harness, so other engineers rebuilding bin/
-// during a run cannot change what is measured
+// build: bench/launch compiled the snapshot (provider/, the test harness and this bench) into bench/.build;
+// what tsc does not make is added here
 
-function build() {
-  const t = performance.now();
-  const tsc = path.join(REPO, "node_modules/typescript/bin/tsc");
-  const r = spawnSync(process.execPath, [tsc, "-p", path.join(__dirname, "tsconfig.json")], {
-    cwd: REPO,
-    encoding: "utf8",
-  });
-  if (r.status !== 0) {
-    // Type errors still emit (noEmitOnError false); only a missing output is fatal.
-    console.error(`bench: tsc reported problems (continuing with what it emitted):\n${r.stdout}${r.stderr}`);
-  }
-  if (!fs.existsSync(path.join(BUILD, "provider/runtime/index.js"))) throw new Error("bench: build failed");
+function completeSnapshot(): void {
   // engine.ts loads the shims from <root>/bin/resources/shim.js; parentWatch.cjs is not compiled.
   const bin = path.join(BUILD, "bin");
   if (!fs.existsSync(bin)) fs.symlinkSync("provider", bin);
@@ -127,45 +152,60 @@ function build() {
     path.join(REPO, "test/harness/parentWatch.cjs"),
     path.join(BUILD, "test/harness/parentWatch.cjs"),
   );
-  log(`built provider snapshot in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+}
+
+/** Stops before anything is touched unless we are root: the lab is made of namespaces, veths and routes. */
+function requireRoot(): void {
+  if (process.getuid?.() === 0) return;
+  process.stderr.write(
+    "bench: must run as root (the lab it brings up is network namespaces, veths and routes on this " +
+      "machine): try sudo npm run bench\n",
+  );
+  process.exit(1);
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // small helpers
 
-function log(msg) {
+function log(msg: string): void {
   process.stderr.write(`bench: ${msg}\n`);
 }
 
-const now = () => performance.now();
+const now = (): number => performance.now();
 
 /** Runs tasks with at most `p` in flight, in list order (like the engine's --parallel); first error wins. */
-async function runLimited(tasks, p) {
+async function runLimited(tasks: readonly (() => Promise<void>)[], p: number): Promise<void> {
   let next = 0;
-  let failed;
-  const worker = async () => {
+  let failed: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
     while (next < tasks.length && !failed) {
       const task = tasks[next++];
       try {
         await task();
-      } catch (err) {
-        failed ??= err;
+      } catch (error) {
+        failed ??= { error };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(p, tasks.length) }, worker));
-  if (failed) throw failed;
+  if (failed) throw failed.error;
 }
 
 /** Interleaves per-host lists (h1[0], h2[0], ..., h1[1], ...): independent resources of a fleet, in parallel. */
-function interleave(lists) {
-  const out = [];
+function interleave<T>(lists: readonly (readonly T[])[]): T[] {
+  const out: T[] = [];
   const max = Math.max(0, ...lists.map((l) => l.length));
   for (let i = 0; i < max; i++) for (const l of lists) if (i < l.length) out.push(l[i]);
   return out;
 }
 
-function labRun(args, opts = {}) {
+interface LabRunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function labRun(args: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): LabRunResult {
   const r = spawnSync("bash", [LAB_SCRIPT, ...args], {
     encoding: "utf8",
     env: { ...process.env, ...LAB_ENV },
@@ -178,17 +218,20 @@ function labRun(args, opts = {}) {
 }
 
 /** `lab exec HOST -- sh -s` with `script` on stdin, asynchronously (hosts run in parallel); resolves timing. */
-function labExecScript(host, script) {
+function labExecScript(
+  host: string,
+  script: string,
+): Promise<{ ms: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t = now();
     const child = spawn("bash", [LAB_SCRIPT, "exec", host, "--", "sh", "-s"], {
       env: { ...process.env, ...LAB_ENV },
       stdio: ["pipe", "pipe", "pipe"],
     });
-    const out = [];
-    const err = [];
-    child.stdout.on("data", (d) => out.push(d));
-    child.stderr.on("data", (d) => err.push(d));
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
     child.on("error", reject);
     child.on("close", (code) => {
       const ms = now() - t;
@@ -201,7 +244,7 @@ function labExecScript(host, script) {
 }
 
 /** One shell script per operation, run one after the other in a fresh `sh` each (as sshd would start it). */
-function batchOf(scripts) {
+function batchOf(scripts: readonly string[]): string {
   return scripts
     .map((s, i) => {
       const eof = `PNC_BENCH_EOF_${i}`;
@@ -211,30 +254,32 @@ function batchOf(scripts) {
     .join("");
 }
 
-function readStats(file) {
+/** The provider process's SSH counters, as the pool writes them to PNC_SSH_STATS_FILE.PID. */
+function readStats(file: string): PoolStats {
   for (let i = 0; i < 20; i++) {
     try {
-      return JSON.parse(fs.readFileSync(file, "utf8"));
+      return JSON.parse(fs.readFileSync(file, "utf8")) as PoolStats;
     } catch (err) {
-      if (err.code === "ENOENT") return { handshakes: {}, dials: {}, commands: {} };
-      // Written with writeFileSync on every command: a read can meet a half-written file; try again.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        return { handshakes: {}, dials: {}, commands: {} };
+      // Rewritten with writeFileSync (at most every 50 ms): a read can meet a half-written file; try again.
     }
   }
   throw new Error(`cannot parse ${file}`);
 }
 
-function sum(obj) {
+function sum(obj: Readonly<Record<string, number>> | undefined): number {
   return Object.values(obj ?? {}).reduce((a, b) => a + b, 0);
 }
 
 /** User + system CPU seconds a process has used so far (from /proc/PID/stat). */
-function cpuSeconds(pid) {
+function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks
 }
 
-function hwmKiB(pid) {
+function hwmKiB(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
 }
@@ -242,25 +287,64 @@ function hwmKiB(pid) {
 // ---------------------------------------------------------------------------------------------------------
 // the fleet: what a program would declare, per host
 
-function fleet(lab, opts, delay) {
+type Connection = { host: string; port: number; user: string; privateKey: string };
+type PoolInputs = { members: string[]; blockPrefixLength: number };
+type ContainerInputs = {
+  connection: Connection;
+  name: string;
+  driver: "netns";
+  hostAddress: string;
+  localAddress: string;
+};
+type NatInputs = { connection: Connection; name: string; externalInterface: string };
+type NmInputs = { connection: Connection; name: string };
+
+/** One resource of a host's declaration: its resource name and its inputs. */
+interface Declared<I> {
+  name: string;
+  inputs: I;
+}
+
+interface FleetHost {
+  host: LabHost;
+  /** host:port as the SSH pool names it (after user@). */
+  target: string;
+  connection: Connection;
+  pool: Declared<PoolInputs>;
+  containers: Declared<ContainerInputs>[];
+  nat: Declared<NatInputs>;
+  nm: Declared<NmInputs>;
+}
+
+/** One resource operation's subject: what scriptsFor needs, plus the host it belongs to and its name. */
+interface Item extends ScriptItem {
+  readonly host: FleetHost;
+  readonly name: string;
+  readonly inputs: Record<string, unknown>;
+}
+
+interface Wave {
+  label: string;
+  items: Item[];
+}
+
+function fleet(lab: Lab, opts: Options, delay: number): FleetHost[] {
   const key = fs.readFileSync(lab.hosts[0].privateKeyPath, "utf8");
-  const { check } = require(path.join(BUILD, "provider/runtime/index.js"));
   const hosts = lab.hosts.filter((h) => /^h\d+$/.test(h.name)).slice(0, opts.hosts);
   const width = String(opts.containers).length;
   const blockPrefixLength = opts.containers <= 254 ? 24 : opts.containers <= 16382 ? 30 : 31;
   return hosts.map((h) => {
-    const connection =
-      delay > 0
-        ? { host: "127.0.0.1", port: h.relayPort, user: h.user, privateKey: key }
+    const relayPort = h.relayPort;
+    if (delay > 0 && !relayPort) throw new Error(`host ${h.name} has no relay`);
+    const connection: Connection =
+      delay > 0 && relayPort
+        ? { host: "127.0.0.1", port: relayPort, user: h.user, privateKey: key }
         : { host: h.address, port: h.port, user: h.user, privateKey: key };
-    if (delay > 0 && !h.relayPort) throw new Error(`host ${h.name} has no relay`);
     const names = Array.from({ length: opts.containers }, (_, i) => `c${String(i + 1).padStart(width, "0")}`);
-    const pool = { members: names, blockPrefixLength };
+    const pool: PoolInputs = { members: names, blockPrefixLength };
     // Allocations as the pool's check computes them (pure): the containers' addresses.
-    const checked = check("AddressPool", {}, pool);
-    if (checked.failures.length) throw new Error(`pool check failed: ${JSON.stringify(checked.failures)}`);
-    const allocations = checked.inputs.allocations;
-    const containers = names.map((name) => ({
+    const allocations = poolAllocations(pool);
+    const containers = names.map((name): Declared<ContainerInputs> => ({
       name: `${h.name}-${name}`,
       inputs: {
         connection,
@@ -282,69 +366,127 @@ function fleet(lab, opts, delay) {
   });
 }
 
+function item(type: Item["type"], host: FleetHost, declared: Declared<Record<string, unknown>>): Item {
+  return { type, host, ...declared };
+}
+
 /** The resources in dependency order: pools, then containers, then NAT and NetworkManager. */
-function waves(hosts) {
+function waves(hosts: readonly FleetHost[]): Wave[] {
   return [
-    { label: "AddressPool", items: hosts.map((h) => ({ type: "AddressPool", host: h, ...h.pool })) },
+    { label: "AddressPool", items: hosts.map((h) => item("AddressPool", h, h.pool)) },
     {
       label: "Container",
-      items: interleave(hosts.map((h) => h.containers.map((c) => ({ type: "Container", host: h, ...c })))),
+      items: interleave(hosts.map((h) => h.containers.map((c) => item("Container", h, c)))),
     },
     {
       label: "NatRule+NmUnmanaged",
-      items: interleave(
-        hosts.map((h) => [
-          { type: "NatRule", host: h, ...h.nat },
-          { type: "NmUnmanaged", host: h, ...h.nm },
-        ]),
-      ),
+      items: interleave(hosts.map((h) => [item("NatRule", h, h.nat), item("NmUnmanaged", h, h.nm)])),
     },
   ];
 }
 
-/** Host scripts of one operation, exactly as the provider builds them (pure; pools have none). */
-function scriptsFor(item, op) {
-  const rt = require(path.join(BUILD, "provider/runtime/index.js"));
-  const inputs = rt.check(item.type, {}, item.inputs).inputs;
-  if (item.type === "Container") {
-    const { containerSpec } = require(path.join(BUILD, "provider/runtime/container.js"));
-    const { netnsDriver } = require(path.join(BUILD, "provider/host/netnsDriver.js"));
-    const spec = containerSpec(inputs);
-    if (op === "create") return netnsDriver.createScript(spec);
-    if (op === "read") return netnsDriver.readScript(spec);
-    if (op === "delete") return netnsDriver.deleteScript(spec);
-  }
-  if (item.type === "NatRule") {
-    const { parseNatInputs } = require(path.join(BUILD, "provider/core/natModel.js"));
-    const nat = require(path.join(BUILD, "provider/host/natScripts.js"));
-    const { spec } = parseNatInputs(inputs);
-    if (op === "create") return nat.natApplyScript(spec);
-    if (op === "read") return nat.natReadScript(spec);
-    if (op === "delete") return nat.natDeleteScript(spec);
-  }
-  if (item.type === "NmUnmanaged") {
-    const { parseNmInputs, nmDropInPath, renderNmConf } = require(
-      path.join(BUILD, "provider/core/nmConf.js"),
-    );
-    const nm = require(path.join(BUILD, "provider/host/nmScripts.js"));
-    const { spec } = parseNmInputs(inputs);
-    const p = nmDropInPath(spec.id);
-    const globs = nm.interfaceGlobs(spec.devices);
-    if (op === "create") return nm.nmApplyScript(p, renderNmConf(spec), globs);
-    if (op === "read") return nm.nmReadScript(p, globs);
-    if (op === "delete") return nm.nmDeleteScript(p);
-  }
-  return undefined;
+/** Host scripts of `op` for the items of `order` that are on host `h`, in order (pools have none). */
+function scriptsOnHost(order: readonly Wave[], h: FleetHost, op: HostOperation): string[] {
+  return order
+    .flatMap((w) => w.items)
+    .filter((i) => i.host === h)
+    .map((i) => scriptsFor(i, op))
+    .filter((s): s is string => s !== undefined);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// result shapes (bench/results/*.json)
+
+interface RoundTrips {
+  operations: number;
+  commands: number;
+  handshakes: number;
+  perOperation: number;
+  ms: number;
+}
+
+interface OursResult {
+  phases: Record<string, { ms: number; outcomes: Record<string, number>; providerCpuS: number }>;
+  /** Per "phase:wave". */
+  roundTrips: Record<string, RoundTrips>;
+  cpu: Record<string, number>;
+  startupMs: number;
+  handshakesPerHost: Record<string, number>;
+  dialsPerHost: Record<string, number>;
+  commandsPerHost: Record<string, number>;
+  peakRssKiB: number;
+  sampledPeakRssKiB: number;
+}
+
+interface TimedPhases<P> {
+  phases: Record<string, P>;
+}
+
+type BaselineResult = TimedPhases<{ ms: number; note?: string }> & { handshakes: number };
+type FloorResult = TimedPhases<{ ms: number; perHostMs?: number[]; note?: string }>;
+type KernelFloorResult = TimedPhases<{ ms: number }>;
+type Leftovers = Record<string, { netns: number; veths: number }>;
+
+interface RunResult {
+  delayMs: number;
+  ours: OursResult;
+  leftoversAfterOurs: Leftovers;
+  baseline?: BaselineResult;
+  floor?: FloorResult;
+  kernelFloor?: KernelFloorResult;
+  leftovers?: Leftovers;
+}
+
+interface AllocationRow {
+  members: number;
+  freshMs: number;
+  stableMs: number;
+  freshUsPerMember: number;
+  stableUsPerMember: number;
+}
+
+export interface AllocationResult {
+  rows: AllocationRow[];
+  growthFresh: number;
+  growthStable: number;
+}
+
+interface Machine {
+  nproc: number;
+  model: string;
+  kernel: string;
+  memMiB: number;
+  node: string;
+}
+
+interface Goal {
+  goal: string;
+  value: string;
+  /** null: not measured in this run. */
+  met: boolean | null;
+}
+
+interface Measured {
+  date: string;
+  commit: string;
+  options: Options;
+  machine: Machine;
+  runs: RunResult[];
+  allocation: AllocationResult;
+}
+
+interface Results extends Measured {
+  goals: Goal[];
+  totalSeconds: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // ours: the real dynamic-provider host, driven like the engine
 
-async function runOurs(hosts, opts, delay) {
-  const { MiniEngine } = require(path.join(BUILD, "test/harness/engine.js"));
+async function runOurs(hosts: readonly FleetHost[], opts: Options, delay: number): Promise<OursResult> {
   const statsBase = path.join(os.tmpdir(), `pnc-bench-stats-${process.pid}-${delay}`);
-  const env = {
-    PULUMI_NIXOS_CONTAINERS_RUNTIME: path.join(BUILD, "provider/runtime/index.js"),
+  const env: Record<string, string> = {
+    PULUMI_NIXOS_CONTAINERS_RUNTIME: RUNTIME_MODULE,
     PNC_SSH_STATS_FILE: statsBase,
   };
   if (opts.cpuProf) {
@@ -352,7 +494,7 @@ async function runOurs(hosts, opts, delay) {
     fs.mkdirSync(dir, { recursive: true });
     env.PNC_BENCH_CPU_PROF_DIR = dir;
     env.NODE_OPTIONS =
-      `${process.env.NODE_OPTIONS ?? ""} --require ${path.join(__dirname, "cpuProfile.cjs")}`.trim();
+      `${process.env.NODE_OPTIONS ?? ""} --require ${path.join(BENCH, "cpuProfile.cjs")}`.trim();
   }
   const engine = await MiniEngine.start({ cwd: BUILD, env });
   const pid = engine.host.pid;
@@ -366,11 +508,21 @@ async function runOurs(hosts, opts, delay) {
     }
   }, 50);
   const ws = waves(hosts);
-  const state = new Map(); // resource name -> StateEntry
-  const result = { phases: {}, roundTrips: {}, cpu: {}, startupMs: engine.host.startupMs };
-  const byHost = (stats, key) =>
+  const state = new Map<string, StateEntry>(); // resource name -> StateEntry
+  const stateOf = (item: Item): StateEntry => {
+    const entry = state.get(item.name);
+    if (!entry) throw new Error(`internal: no state for ${item.name}`);
+    return entry;
+  };
+  const result: Pick<OursResult, "phases" | "roundTrips" | "cpu" | "startupMs"> = {
+    phases: {},
+    roundTrips: {},
+    cpu: {},
+    startupMs: engine.host.startupMs,
+  };
+  const byHost = (stats: PoolStats, key: keyof PoolStats): Record<string, number> =>
     Object.fromEntries(hosts.map((h) => [h.host.name, (stats[key] ?? {})[`root@${h.target}`] ?? 0]));
-  const targetsOk = (stats) => {
+  const targetsOk = (stats: PoolStats): void => {
     // Pool targets are named user@host:port; fail loudly if that ever changes, instead of reporting zeros.
     const keys = Object.keys(stats.commands ?? {});
     if (keys.length && !keys.some((k) => hosts.some((h) => k === `root@${h.target}`))) {
@@ -378,10 +530,15 @@ async function runOurs(hosts, opts, delay) {
     }
   };
 
-  const phase = async (name, order, op, expect) => {
+  const phase = async (
+    name: string,
+    order: readonly Wave[],
+    op: (item: Item) => Promise<string>,
+    expect?: string,
+  ): Promise<void> => {
     const t0 = now();
     const cpuBefore = cpuSeconds(pid);
-    const outcomes = {};
+    const outcomes: Record<string, number> = {};
     for (const wave of order) {
       const before = readStats(statsFile);
       const tw = now();
@@ -416,59 +573,68 @@ async function runOurs(hosts, opts, delay) {
 
   try {
     await phase("create", ws, async (item) => {
-      let inputs = item.inputs;
-      state.set(item.name, await engine.create(item.type, item.name, inputs));
+      state.set(item.name, await engine.create(item.type, item.name, item.inputs));
       return "created";
     });
-    await phase("update (no change)", ws, (item) => engine.up(state.get(item.name), item.inputs), "same");
+    await phase("update (no change)", ws, (item) => engine.up(stateOf(item), item.inputs), "same");
     // Force the update path: new provider code, same inputs (what a package upgrade does to every resource).
-    for (const type of Object.keys(engine.providers)) {
+    for (const type of Object.keys(engine.providers) as (keyof MiniEngine["providers"])[]) {
       engine.providers[type] = `${engine.providers[type]}\n// bench: forced update ${Date.now()}\n`;
     }
-    await phase("update (forced)", ws, (item) => engine.up(state.get(item.name), item.inputs), "updated");
+    await phase("update (forced)", ws, (item) => engine.up(stateOf(item), item.inputs), "updated");
     await phase(
       "refresh",
       ws,
-      async (item) => ((await engine.refresh(state.get(item.name))) ? "found" : "gone"),
+      async (item) => ((await engine.refresh(stateOf(item))) ? "found" : "gone"),
       "found",
     );
     await phase(
       "delete",
       [...ws].reverse(),
       async (item) => {
-        await engine.destroy(state.get(item.name));
+        await engine.destroy(stateOf(item));
         state.delete(item.name);
         return "deleted";
       },
       "deleted",
     );
     const stats = readStats(statsFile);
-    result.handshakesPerHost = byHost(stats, "handshakes");
-    result.dialsPerHost = byHost(stats, "dials");
-    result.commandsPerHost = byHost(stats, "commands");
+    const handshakesPerHost = byHost(stats, "handshakes");
+    const dialsPerHost = byHost(stats, "dials");
+    const commandsPerHost = byHost(stats, "commands");
     peakRss = Math.max(peakRss, engine.host.rssKiB());
-    result.peakRssKiB = Math.max(peakRss, hwmKiB(pid));
-    result.sampledPeakRssKiB = peakRss;
+    return {
+      ...result,
+      handshakesPerHost,
+      dialsPerHost,
+      commandsPerHost,
+      peakRssKiB: Math.max(peakRss, hwmKiB(pid)),
+      sampledPeakRssKiB: peakRss,
+    };
   } catch (err) {
-    const logs = engine.host.logs().slice(-30).join("\n");
-    err.message += `\nprovider host output (last lines):\n${logs}`;
+    if (err instanceof Error) {
+      const logs = engine.host.logs().slice(-30).join("\n");
+      err.message += `\nprovider host output (last lines):\n${logs}`;
+    }
     throw err;
   } finally {
     clearInterval(sampler);
     await engine.close();
     fs.rmSync(statsFile, { force: true });
   }
-  return result;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // baseline: @pulumi/command's remote.Command: a fresh SSH connection for every resource operation
 
-async function runBaseline(hosts, opts, delay) {
-  const { SshPool, parseConnection } = require(path.join(BUILD, "provider/ssh/index.js"));
+async function runBaseline(
+  hosts: readonly FleetHost[],
+  opts: Options,
+  delay: number,
+): Promise<BaselineResult> {
   const ws = waves(hosts);
-  const result = { phases: {}, handshakes: 0 };
-  const once = async (item, op) => {
+  const result: BaselineResult = { phases: {}, handshakes: 0 };
+  const once = async (item: Item, op: HostOperation): Promise<void> => {
     const script = scriptsFor(item, op);
     if (script === undefined) return; // AddressPool: state only, no host work either way
     const pool = new SshPool();
@@ -479,7 +645,7 @@ async function runBaseline(hosts, opts, delay) {
       pool.closeAll();
     }
   };
-  const phase = async (name, order, op) => {
+  const phase = async (name: string, order: readonly Wave[], op: HostOperation): Promise<void> => {
     const t0 = now();
     for (const wave of order)
       await runLimited(
@@ -502,25 +668,18 @@ async function runBaseline(hosts, opts, delay) {
 // ---------------------------------------------------------------------------------------------------------
 // floor: the same scripts, locally on each host in one batch, no SSH (hosts in parallel)
 
-async function runFloor(hosts, delay) {
+async function runFloor(hosts: readonly FleetHost[], delay: number): Promise<FloorResult> {
   const ws = waves(hosts);
-  const result = { phases: {} };
-  const phase = async (name, order, op) => {
-    const batches = hosts.map((h) => {
-      const scripts = order
-        .flatMap((w) => w.items)
-        .filter((i) => i.host === h)
-        .map((i) => scriptsFor(i, op))
-        .filter((s) => s !== undefined);
-      return { h, script: batchOf(scripts) };
-    });
+  const result: FloorResult = { phases: {} };
+  const phase = async (name: string, order: readonly Wave[], op: HostOperation): Promise<void> => {
+    const batches = hosts.map((h) => ({ h, script: batchOf(scriptsOnHost(order, h, op)) }));
     const t0 = now();
     const runs = await Promise.all(batches.map(({ h, script }) => labExecScript(h.host.name, script)));
     const ms = now() - t0;
     result.phases[name] = { ms, perHostMs: runs.map((r) => r.ms) };
     log(`  floor D=${delay} ${name}: ${(ms / 1000).toFixed(2)} s`);
   };
-  await phase("create", waves(hosts), "create");
+  await phase("create", ws, "create");
   result.phases["update (no change)"] = { ms: 0, note: "no host work" };
   result.phases["update (forced)"] = { ms: 0, note: "no host work" };
   await phase("refresh", ws, "read");
@@ -533,11 +692,11 @@ async function runFloor(hosts, delay) {
  * process for the host side, one per namespace inside), no checks, no locks, no shell per operation: what the
  * kernel work itself costs. NAT and NetworkManager (two operations per host) are left out.
  */
-async function runKernelFloor(hosts, delay) {
-  const result = { phases: {} };
-  const createScript = (h) => {
-    const host = [];
-    const inside = [];
+async function runKernelFloor(hosts: readonly FleetHost[], delay: number): Promise<KernelFloorResult> {
+  const result: KernelFloorResult = { phases: {} };
+  const createScript = (h: FleetHost): string => {
+    const host: string[] = [];
+    const inside: string[] = [];
     for (const c of h.containers) {
       const { name, hostAddress: ha, localAddress: la } = c.inputs;
       host.push(
@@ -558,14 +717,15 @@ EOF
 ${inside.join("\n")}
 `;
   };
-  const deleteScript = (h) => `ip -batch - <<'EOF'
+  const deleteScript = (h: FleetHost): string => `ip -batch - <<'EOF'
 ${h.containers.map((c) => `netns del ${c.inputs.name}`).join("\n")}
 EOF
 `;
-  for (const [name, make] of [
+  const steps: [string, (h: FleetHost) => string][] = [
     ["create", createScript],
     ["delete", deleteScript],
-  ]) {
+  ];
+  for (const [name, make] of steps) {
     const t0 = now();
     await Promise.all(hosts.map((h) => labExecScript(h.host.name, make(h))));
     const ms = now() - t0;
@@ -576,23 +736,15 @@ EOF
 }
 
 /** Removes anything a failed run left on the hosts (the delete scripts are idempotent), and checks. */
-async function cleanHosts(hosts) {
-  const ws = waves(hosts);
+async function cleanHosts(hosts: readonly FleetHost[]): Promise<void> {
+  const reversed = [...waves(hosts)].reverse();
   await Promise.all(
-    hosts.map((h) => {
-      const scripts = [...ws]
-        .reverse()
-        .flatMap((w) => w.items)
-        .filter((i) => i.host === h)
-        .map((i) => scriptsFor(i, "delete"))
-        .filter((s) => s !== undefined);
-      return labExecScript(h.host.name, batchOf(scripts));
-    }),
+    hosts.map((h) => labExecScript(h.host.name, batchOf(scriptsOnHost(reversed, h, "delete")))),
   );
 }
 
-function leftovers(hosts) {
-  const out = {};
+function leftovers(hosts: readonly FleetHost[]): Leftovers {
+  const out: Leftovers = {};
   for (const h of hosts) {
     const r = labRun([
       "exec",
@@ -609,14 +761,13 @@ function leftovers(hosts) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// allocation: AddressPool's allocator, pools of 1,000 and 16,000 members
+// allocation: AddressPool's allocator, pools of 1,000 and 16,000 members (pure: no lab, no root)
 
-function benchAllocation(sizes) {
-  const { allocate } = require(path.join(BUILD, "provider/core/allocator.js"));
-  const rows = [];
-  const time = (fn) => {
+export function benchAllocation(sizes: readonly number[]): AllocationResult {
+  const rows: AllocationRow[] = [];
+  const time = (fn: () => void): number => {
     fn(); // warm up
-    const runs = [];
+    const runs: number[] = [];
     let reps = 0;
     const t0 = now();
     while (reps < 5 || (now() - t0 < 1000 && reps < 50)) {
@@ -658,15 +809,15 @@ function benchAllocation(sizes) {
 
 const PHASES = ["create", "update (no change)", "update (forced)", "refresh", "delete"];
 
-function fmtS(ms) {
+function fmtS(ms: number | undefined): string {
   return ms === undefined ? "—" : (ms / 1000).toFixed(2);
 }
-function fmtX(a, b) {
+function fmtX(a: number | undefined, b: number | undefined): string {
   return a === undefined || b === undefined || !b || !a ? "—" : `${(a / b).toFixed(2)}`;
 }
 
-function table(run) {
-  const lines = [];
+function table(run: RunResult): string {
+  const lines: string[] = [];
   lines.push(
     `| phase (D = ${run.delayMs} ms) | ours s | baseline s | floor s | ours/baseline | ours/floor | provider CPU s | kernel floor s |`,
   );
@@ -676,14 +827,15 @@ function table(run) {
     const b = run.baseline?.phases[p]?.ms;
     const f = run.floor?.phases[p]?.ms;
     const cpu = run.ours.phases[p]?.providerCpuS;
+    const k = run.kernelFloor?.phases[p];
     lines.push(
-      `| ${p} | ${fmtS(o)} | ${b ? fmtS(b) : "—"} | ${f ? fmtS(f) : "—"} | ${fmtX(o, b)} | ${fmtX(o, f)} | ${cpu === undefined ? "—" : cpu.toFixed(2)} | ${run.kernelFloor?.phases[p] ? fmtS(run.kernelFloor.phases[p].ms) : "—"} |`,
+      `| ${p} | ${fmtS(o)} | ${b ? fmtS(b) : "—"} | ${f ? fmtS(f) : "—"} | ${fmtX(o, b)} | ${fmtX(o, f)} | ${cpu === undefined ? "—" : cpu.toFixed(2)} | ${k ? fmtS(k.ms) : "—"} |`,
     );
   }
   return lines.join("\n");
 }
 
-function rtTable(run) {
+function rtTable(run: RunResult): string {
   const lines = [
     "| operation | ops | SSH commands | per op | new handshakes | wave s |",
     "|---|---:|---:|---:|---:|---:|",
@@ -697,12 +849,14 @@ function rtTable(run) {
   return lines.join("\n");
 }
 
-function goals(results, opts) {
-  const g = [];
-  const at = (d) => results.runs.find((r) => r.delayMs === d);
+function goals(results: Measured, opts: Options): Goal[] {
+  const g: Goal[] = [];
+  const at = (d: number): RunResult | undefined => results.runs.find((r) => r.delayMs === d);
   const d10 = at(10);
   const d0 = at(0);
-  const add = (goal, value, met) => g.push({ goal, value, met });
+  const add = (goal: string, value: string, met: boolean | null): void => {
+    g.push({ goal, value, met });
+  };
   if (d10?.baseline) {
     const x = d10.baseline.phases.create.ms / d10.ours.phases.create.ms;
     add("create ≥ 10× faster than baseline at D = 10 ms", `${x.toFixed(1)}×`, x >= 10);
@@ -716,9 +870,10 @@ function goals(results, opts) {
   const rt = results.runs.map((r) => r.ours.roundTrips["create:Container"].perOperation);
   add("≤ 2 round trips per Container create", `${Math.max(...rt).toFixed(2)}`, Math.max(...rt) <= 2);
   if (d0?.floor) {
-    const worst = ["create", "refresh", "delete"].map((p) => [
+    const floor = d0.floor;
+    const worst = ["create", "refresh", "delete"].map((p): [string, number] => [
       p,
-      d0.ours.phases[p].ms / d0.floor.phases[p].ms,
+      d0.ours.phases[p].ms / floor.phases[p].ms,
     ]);
     const max = Math.max(...worst.map((w) => w[1]));
     add("ours ≤ 2× floor at D = 0", worst.map(([p, x]) => `${p} ${x.toFixed(2)}×`).join(", "), max <= 2);
@@ -739,8 +894,8 @@ function goals(results, opts) {
   return g;
 }
 
-function report(results, opts) {
-  const out = [];
+function report(results: Results, opts: Options): string {
+  const out: string[] = [];
   out.push(
     `H = ${opts.hosts} hosts × N = ${opts.containers} containers (netns driver), P = ${opts.parallel}; ${results.machine.nproc} cores, ${results.machine.model}, kernel ${results.machine.kernel}`,
     "",
@@ -758,13 +913,14 @@ function report(results, opts) {
     "| allocation (/16, /30 blocks) | fresh ms | µs/member | stable re-check ms | µs/member |",
     "|---:|---:|---:|---:|---:|",
   );
-  for (const r of results.allocation.rows) {
+  const rows = results.allocation.rows;
+  for (const r of rows) {
     out.push(
       `| ${r.members} | ${r.freshMs.toFixed(2)} | ${r.freshUsPerMember.toFixed(2)} | ${r.stableMs.toFixed(2)} | ${r.stableUsPerMember.toFixed(2)} |`,
     );
   }
   out.push(
-    `growth per member ${results.allocation.rows[0].members} → ${results.allocation.rows.at(-1).members}: fresh ${results.allocation.growthFresh.toFixed(2)}×, stable ${results.allocation.growthStable.toFixed(2)}×`,
+    `growth per member ${rows[0].members} → ${rows[rows.length - 1].members}: fresh ${results.allocation.growthFresh.toFixed(2)}×, stable ${results.allocation.growthStable.toFixed(2)}×`,
     "",
     "| goal | value | status |",
     "|---|---|---|",
@@ -775,7 +931,7 @@ function report(results, opts) {
   return out.join("\n");
 }
 
-function machine() {
+function machine(): Machine {
   const cpuinfo = fs.readFileSync("/proc/cpuinfo", "utf8");
   return {
     nproc: os.cpus().length,
@@ -791,18 +947,22 @@ function machine() {
 
 let labIsUp = false;
 
-function labDown() {
+function labDown(): void {
   if (!labIsUp) return;
   labIsUp = false;
   const r = labRun(["down"], { timeoutMs: 120_000 });
   if (r.code !== 0) log(`lab down failed (${r.code}): ${r.stderr}`);
 }
 
-async function main() {
+async function main(): Promise<void> {
+  if (path.basename(BUILD) !== ".build") {
+    throw new Error(`run the compiled bench (npm run bench), not ${__filename}`);
+  }
   const opts = parseArgs(process.argv.slice(2));
+  requireRoot();
   const t0 = now();
-  build();
-  const results = {
+  completeSnapshot();
+  const head: Omit<Measured, "allocation"> = {
     date: new Date().toISOString(),
     commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO, encoding: "utf8" }).stdout.trim(),
     options: opts,
@@ -810,9 +970,9 @@ async function main() {
     runs: [],
   };
   log(`allocation: pools of ${opts.allocSizes.join(" and ")} members`);
-  results.allocation = benchAllocation(opts.allocSizes);
+  const measured: Measured = { ...head, allocation: benchAllocation(opts.allocSizes) };
 
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
       log(`${sig}: taking the lab down`);
       if (!opts.keepLab) labDown();
@@ -827,15 +987,15 @@ async function main() {
     for (const delay of latencies) {
       const up = labRun(["up", String(opts.hosts), ...(delay > 0 ? ["--latency", String(delay)] : [])]);
       if (up.code !== 0) throw new Error(`lab up failed (${up.code}):\n${up.stderr}`);
-      const lab = JSON.parse(fs.readFileSync(path.join(LAB_ENV.PNC_LAB_DIR, "lab.json"), "utf8"));
+      const lab = readLab(LAB_ENV.PNC_LAB_DIR);
       if (delay > 0 && lab.latencyMs !== delay)
         throw new Error(`lab latency is ${lab.latencyMs}, wanted ${delay}`);
       const hosts = fleet(lab, opts, delay);
       log(`D = ${delay} ms: ${hosts.length} hosts × ${opts.containers} containers, P = ${opts.parallel}`);
-      const run = { delayMs: delay };
+      let run: RunResult | undefined;
       try {
-        run.ours = await runOurs(hosts, opts, delay);
-        run.leftoversAfterOurs = leftovers(hosts);
+        const ours = await runOurs(hosts, opts, delay);
+        run = { delayMs: delay, ours, leftoversAfterOurs: leftovers(hosts) };
         if (opts.baseline) run.baseline = await runBaseline(hosts, opts, delay);
         if (opts.floor) {
           run.floor = await runFloor(hosts, delay);
@@ -843,15 +1003,20 @@ async function main() {
         }
         run.leftovers = leftovers(hosts);
       } finally {
-        await cleanHosts(hosts).catch((err) => log(`cleanup failed: ${err.message}`));
+        await cleanHosts(hosts).catch((err: unknown) =>
+          log(`cleanup failed: ${err instanceof Error ? err.message : String(err)}`),
+        );
       }
-      results.runs.push(run);
+      measured.runs.push(run);
     }
   } finally {
     if (!opts.keepLab) labDown();
   }
-  results.goals = goals(results, opts);
-  results.totalSeconds = (now() - t0) / 1000;
+  const results: Results = {
+    ...measured,
+    goals: goals(measured, opts),
+    totalSeconds: (now() - t0) / 1000,
+  };
   const text = report(results, opts);
   console.log(text);
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
@@ -859,8 +1024,10 @@ async function main() {
   log(`done in ${results.totalSeconds.toFixed(0)} s; results in ${path.relative(process.cwd(), opts.out)}`);
 }
 
-main().catch((err) => {
-  console.error(`bench: failed: ${err.stack ?? err}`);
-  labDown();
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    labDown();
+    process.exit(1);
+  });
+}

@@ -1,21 +1,19 @@
 // Measures, on the lab, what a new SSH connection costs against a command on an already open one (the SSH
-// layer's pool), directly and through the lab's latency relay. Usage: node bench/sshCost.js [rounds]
-"use strict";
-const fs = require("node:fs");
-const path = require("node:path");
-const { SshPool, parseConnection } = require("../bin/ssh");
+// layer's pool), directly and through the lab's latency relay. Reads the lab in $PNC_LAB_DIR (default the
+// shared /tmp/pnc-lab: bring it up first). Usage: bash bench/launch sshCost [rounds]
+import * as fs from "node:fs";
+import { SshPool, parseConnection, type ConnectionSpec } from "../provider/ssh";
+import { labHost, readLab } from "../test/lab/labHosts";
 
 const rounds = Number(process.argv[2] ?? 20);
-const labDir = process.env.PNC_LAB_DIR ?? "/tmp/pnc-lab";
-const lab = JSON.parse(fs.readFileSync(path.join(labDir, "lab.json"), "utf8"));
 
-function median(xs) {
+function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
 
-async function measure(label, conn) {
-  const fresh = [];
+async function measure(label: string, conn: ConnectionSpec): Promise<void> {
+  const fresh: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const pool = new SshPool();
     const t = process.hrtime.bigint();
@@ -26,7 +24,7 @@ async function measure(label, conn) {
   const pool = new SshPool();
   const host = pool.host(conn);
   await host.exec(["true"]);
-  const reused = [];
+  const reused: number[] = [];
   for (let i = 0; i < rounds * 5; i++) {
     const t = process.hrtime.bigint();
     await host.exec(["true"]);
@@ -40,8 +38,9 @@ async function measure(label, conn) {
   );
 }
 
-(async () => {
-  const h = lab.hosts.find((x) => x.name === "h1");
+async function main(): Promise<void> {
+  const lab = readLab();
+  const h = labHost("h1", lab);
   const key = fs.readFileSync(h.privateKeyPath, "utf8");
   await measure("h1 direct", parseConnection({ host: h.address, port: h.port, privateKey: key }));
   if (h.relayPort) {
@@ -50,7 +49,9 @@ async function measure(label, conn) {
       parseConnection({ host: "127.0.0.1", port: h.relayPort, privateKey: key }),
     );
   }
-})().catch((err) => {
+}
+
+main().catch((err: unknown) => {
   console.error(err);
   process.exit(1);
 });
