@@ -20,4 +20,29 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
+  // The layers: resources → runtime → core | host | ssh, and host → core | ssh. No import runs back up.
+  ...layer("core", ["runtime", "resources", "host", "ssh"]),
+  ...layer("ssh", ["runtime", "resources", "host", "core"]),
+  ...layer("host", ["runtime", "resources"]),
+  ...layer("runtime", ["resources"]),
 );
+
+/** Forbids provider/<folder> to import from the given sibling folders of provider/. */
+function layer(folder, forbidden) {
+  return [
+    {
+      files: [`provider/${folder}/**/*.ts`],
+      rules: {
+        "no-restricted-imports": [
+          "error",
+          {
+            patterns: forbidden.map((other) => ({
+              group: [`../${other}`, `../${other}/*`],
+              message: `provider/${folder} must not import provider/${other}: the layers are resources → runtime → core | host | ssh`,
+            })),
+          },
+        ],
+      },
+    },
+  ];
+}

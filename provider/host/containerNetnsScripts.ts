@@ -48,12 +48,12 @@ const ROLLBACK = String.raw`MADE_NAMESPACE=0
 MADE_LINK=0
 rollback() {
   exit_code=$?
-  if [ $exit_code -ne 0 ]; then
+  if [ "$exit_code" -ne 0 ]; then
     [ "$MADE_LINK" = 1 ] && ip link del "$HOST_INTERFACE" 2>/dev/null
     [ "$MADE_NAMESPACE" = 1 ] && { ip netns del "$CONTAINER_NAME" 2>/dev/null; rm -f "${OURS}/$CONTAINER_NAME"; }
     echo "${MARK.rolledBack}" >&2
   fi
-  exit $exit_code
+  exit "$exit_code"
 }
 trap rollback EXIT
 `;

@@ -46,12 +46,12 @@ const CREATE_ARGUMENTS = String.raw`set -- create "$CONTAINER_NAME" --host-addre
 const ROLLBACK = String.raw`MADE=0
 rollback() {
   exit_code=$?
-  if [ $exit_code -ne 0 ] && [ "$MADE" = 1 ]; then
+  if [ "$exit_code" -ne 0 ] && [ "$MADE" = 1 ]; then
     nixos-container destroy "$CONTAINER_NAME" >/dev/null 2>&1 || true
     ip link del "$HOST_INTERFACE" 2>/dev/null || true
     echo "${MARK.rolledBack}" >&2
   fi
-  exit $exit_code
+  exit "$exit_code"
 }
 trap rollback EXIT
 `;

@@ -42,6 +42,7 @@ if nm_running; then
   ${result("running", "1")}
   nmcli -t -f DEVICE,STATE device status 2>/dev/null | while IFS=: read -r device state; do
     for glob in $DEVICE_GLOBS; do
+      # shellcheck disable=SC2254 # the glob is a pattern on purpose (interface-name:ve-*)
       case "$device" in $glob) echo "${MARK.device} $device:$state"; break ;; esac
     done
   done

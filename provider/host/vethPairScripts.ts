@@ -38,7 +38,7 @@ fi
  * and routes both ways. Idempotent.
  */
 const ENSURE = String.raw`MADE=0
-rollback() { exit_code=$?; if [ $exit_code -ne 0 ] && [ "$MADE" = 1 ]; then ip link del "$HOST_INTERFACE" 2>/dev/null; echo ${MARK.rolledBack} >&2; fi; exit $exit_code; }
+rollback() { exit_code=$?; if [ "$exit_code" -ne 0 ] && [ "$MADE" = 1 ]; then ip link del "$HOST_INTERFACE" 2>/dev/null; echo ${MARK.rolledBack} >&2; fi; exit "$exit_code"; }
 trap rollback EXIT
 if ! ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then
   in_container_ip link del "$CONTAINER_INTERFACE" 2>/dev/null || true

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lab, h1, h2, h3, connection } from "./fixture";
-import { MiniEngine } from "../harness/engine";
+import { MiniEngine, ResourceType } from "../harness/engine";
 import { ProviderHostError, closeAll, revealMap } from "../harness/providerHost";
 import { labExec, labExecOk, restartSshd } from "../lab/labHosts";
 
@@ -99,6 +99,133 @@ describe("a create cut off by a lost connection", () => {
       holder.kill("SIGKILL"); // by PID; the flock inside the host ends by its own timeout
     }
   });
+});
+
+/** Holds the host lock on `host`, starts a create that waits for it inside its script, and cuts sshd. */
+async function cutOffCreate(
+  host: typeof h1,
+  type: ResourceType,
+  name: string,
+  inputs: Record<string, unknown>,
+) {
+  const holder = spawn(
+    "bash",
+    [
+      lab.script,
+      "exec",
+      host.name,
+      "--",
+      "timeout",
+      "6",
+      "flock",
+      "/run/lock/pulumi-nixos-containers",
+      "sleep",
+      "6",
+    ],
+    { stdio: "ignore", env: { ...process.env, PNC_LAB_DIR: lab.dir } },
+  );
+  try {
+    await until(
+      "the lock is held",
+      () => labExec(host, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
+    );
+    const creating = engine.create(type, name, inputs).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    restartSshd(host, { dropSessions: true });
+    const err = await creating;
+    expect(err).toBeInstanceOf(ProviderHostError);
+    const init = (err as ProviderHostError).initFailure;
+    if (!init) throw new Error(`${type} create failed without an init error: ${String(err)}`);
+    await until("the holder exits", () => holder.exitCode !== null);
+    return { ...init, properties: revealMap(init.properties) };
+  } finally {
+    holder.kill("SIGKILL"); // by PID; the flock inside the host ends by its own timeout
+  }
+}
+
+describe("a create cut off by a lost connection, for every host resource", () => {
+  const cases: [
+    ResourceType,
+    typeof h1,
+    string,
+    Record<string, unknown>,
+    Record<string, unknown>,
+    Record<string, unknown>,
+  ][] = [
+    // type, host, name, inputs, what the recorded state says (unhealthy), what the finishing update observes
+    [
+      "VethPair",
+      h1,
+      "cutv",
+      {
+        connection: connection(h1),
+        container: "cutvc",
+        hostInterface: "vx-cutv",
+        containerInterface: "eth1",
+        hostAddress: "10.234.46.1",
+        localAddress: "10.234.46.2",
+      },
+      { present: false },
+      { present: true },
+    ],
+    [
+      "NatRule",
+      h1,
+      "cutn",
+      { connection: connection(h1), name: "cutn", externalInterface: "eth0" },
+      { live: "missing" },
+      { live: "applied", forwarding: true },
+    ],
+    [
+      "NmUnmanaged",
+      h2,
+      "cutm",
+      { connection: connection(h2), name: "cutm" },
+      { present: false },
+      { present: true, networkManagerRunning: true },
+    ],
+  ];
+
+  it.each(cases)(
+    "%s: recorded with its id and state (init error), finished by the next update, then deleted",
+    async (type, host, name, inputs, recordedAs, finishedAs) => {
+      const container =
+        type === "VethPair"
+          ? await engine.create("Container", "cutvc", {
+              connection: connection(h1),
+              name: "cutvc",
+              driver: "netns",
+              hostAddress: "10.233.46.1",
+              localAddress: "10.233.46.2",
+            })
+          : undefined;
+      try {
+        const init = await cutOffCreate(host, type, name, inputs);
+        expect(init.id).toContain(host.address);
+        expect(init.reasons.join(" ")).toMatch(/next `pulumi up` will finish or repair it/);
+        expect(init.properties).toMatchObject({ ...recordedAs, hostKeyFingerprint: host.hostKeyFingerprint });
+
+        const checked = await engine.check(type, name, inputs, init.properties);
+        const plan = await engine.host.diff(engine.urn(type, name), init.id, init.properties, checked);
+        expect(plan.changes).toBe(true);
+        const { outs } = await engine.host.update(engine.urn(type, name), init.id, init.properties, checked);
+        expect(revealMap(outs)).toMatchObject(finishedAs);
+        await engine.host.delete(engine.urn(type, name), init.id, revealMap(outs));
+      } finally {
+        if (container) await engine.destroy(container);
+      }
+      if (type === "NatRule")
+        expect(labExec(h1, ["nft", "list", "table", "ip", "pnc-nat-cutn"]).code).not.toBe(0);
+      if (type === "VethPair") expect(labExec(h1, ["ip", "link", "show", "vx-cutv"]).code).not.toBe(0);
+      if (type === "NmUnmanaged")
+        expect(
+          labExec(h2, ["test", "-e", "/etc/NetworkManager/conf.d/pulumi-nixos-containers-cutm.conf"]).code,
+        ).not.toBe(0);
+    },
+  );
 });
 
 describe("a create that fails part-way", () => {

@@ -1,0 +1,302 @@
+// The host half without a host: every script every resource definition builds, for representative specs, parses
+// under `sh -n` and passes `shellcheck -s sh` (where installed; CI installs it), and every parser of what the
+// scripts print turns fixtures into the typed outcome and observations the runtime works from.
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { observeContainer } from "../../provider/host/containerScripts";
+import { observeNat } from "../../provider/host/natRuleScripts";
+import { observeNm } from "../../provider/host/nmUnmanagedScripts";
+import { EXIT, parseDevices, parseOutcome, parseResults } from "../../provider/host/protocol";
+import { observeVeth } from "../../provider/host/vethPairScripts";
+import { HOST_RESOURCE_DEFINITIONS, check } from "../../provider/runtime";
+import { HostResourceDefinition } from "../../provider/runtime/lifecycle";
+import { buildBatchScript, scriptOf } from "../../provider/runtime/scriptBatch";
+import { netnsCreateScript } from "../../provider/host/containerNetnsScripts";
+import { HostResourceType } from "../../provider/core/types";
+
+const CONNECTION = { host: "10.0.0.1", privateKey: "KEY" };
+
+/** Representative raw inputs per resource type: each driver, backend and option that changes a script. */
+const SPECS: Record<HostResourceType, Record<string, unknown>[]> = {
+  Container: [
+    {
+      connection: CONNECTION,
+      name: "web",
+      driver: "netns",
+      hostAddress: "10.233.1.1",
+      localAddress: "10.233.1.2",
+    },
+    { connection: CONNECTION, name: "auto", driver: "netns" },
+    {
+      connection: CONNECTION,
+      name: "nx",
+      driver: "nixos",
+      config: "{ services.nginx.enable = true; }",
+      autoStart: true,
+    },
+    { connection: CONNECTION, name: "fl", driver: "nixos", flake: "github:me/repo#web", adopt: true },
+  ],
+  VethPair: [
+    {
+      connection: CONNECTION,
+      container: "web",
+      hostInterface: "vx-web",
+      containerInterface: "eth1",
+      hostAddress: "10.1.0.1",
+      localAddress: "10.1.0.2",
+    },
+    {
+      connection: CONNECTION,
+      container: "web",
+      hostInterface: "vb-web",
+      containerInterface: "eth2",
+      hostBridge: "br0",
+      localAddress: "192.168.50.5/24",
+    },
+  ],
+  NatRule: [
+    {
+      connection: CONNECTION,
+      name: "nat",
+      externalInterface: "eth0",
+      forwardPorts: [{ sourcePort: "8000:8010", destination: "10.233.1.2:9000-9010" }],
+    },
+    {
+      connection: CONNECTION,
+      name: "ipt",
+      externalInterface: "eth0",
+      backend: "iptables",
+      externalIP: "198.18.0.9",
+    },
+  ],
+  NmUnmanaged: [
+    { connection: CONNECTION, name: "nm", devices: ["interface-name:ve-*", "mac:00:11:22:33:44:55"] },
+  ],
+};
+
+const OPERATIONS = ["create", "update", "read", "delete"] as const;
+
+function scriptsOf<Spec>(definition: HostResourceDefinition<Spec, unknown>, raw: Record<string, unknown>) {
+  const inputs = check(definition.type, {}, raw);
+  expect(inputs.failures).toEqual([]);
+  const { spec } = definition.parse(inputs.inputs);
+  if (!spec) throw new Error(`${definition.type} did not parse`);
+  const previous = { ...inputs.inputs, hostAddress: "10.233.9.1", localAddress: "10.233.9.2" };
+  return OPERATIONS.map((op) => {
+    const job = op === "update" ? definition.scripts.update(spec, previous) : definition.scripts[op](spec);
+    return {
+      name: `${definition.type} ${String(raw.name ?? raw.hostInterface)} ${op}`,
+      text: scriptOf(job, "0123abcd"),
+    };
+  });
+}
+
+const ALL = [
+  ...Object.entries(SPECS).flatMap(([type, list]) =>
+    list.flatMap((raw) =>
+      scriptsOf(
+        HOST_RESOURCE_DEFINITIONS[type as HostResourceType] as HostResourceDefinition<unknown, unknown>,
+        raw,
+      ),
+    ),
+  ),
+  {
+    name: "netns creates of three containers in one script",
+    text: netnsCreateScript(
+      ["a", "b", "c"].map((name, i) => {
+        const parsed = HOST_RESOURCE_DEFINITIONS.Container.parse(
+          check(
+            "Container",
+            {},
+            {
+              ...SPECS.Container[0],
+              name,
+              hostAddress: `10.233.${i + 1}.1`,
+              localAddress: `10.233.${i + 1}.2`,
+            },
+          ).inputs,
+        );
+        if (!parsed.spec) throw new Error("no spec");
+        return parsed.spec;
+      }),
+      "0123abcd",
+    ),
+  },
+  { name: "batch of independent scripts", text: buildBatchScript(["echo a", "exit 3"], "0123abcd") },
+];
+
+const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
+
+describe("every host script", () => {
+  it("covers every resource type and operation", () => {
+    expect(ALL.length).toBe((4 + 2 + 2 + 1) * 4 + 2);
+  });
+
+  it.each(ALL)("parses under sh -n: $name", ({ text }) => {
+    const r = spawnSync("sh", ["-n"], { input: text, encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  // SC2034 (assigned but unused): a resource's variable block is shared by all of its scripts, and not every
+  // script reads every variable. SC2317 (unreachable): functions run from traps look unreachable to it.
+  it.runIf(shellcheck).each(ALL)("passes shellcheck -s sh: $name", ({ text }) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pnc-shellcheck-"));
+    try {
+      const file = path.join(dir, "script.sh");
+      fs.writeFileSync(file, text);
+      const r = spawnSync("shellcheck", ["-s", "sh", "-f", "gcc", "-e", "SC2034,SC2317", file], {
+        encoding: "utf8",
+      });
+      expect(r.stdout).toBe("");
+      expect(r.status).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("quotes every user value as one assignment: a hostile config stays data", () => {
+    const hostile = "'; touch /tmp/pwned; echo '$(id)`id`\\";
+    const [create] = scriptsOf(HOST_RESOURCE_DEFINITIONS.Container, {
+      ...SPECS.Container[2],
+      config: hostile,
+    });
+    const assignment = create.text.split("\n").find((line) => line.startsWith("CONFIG="));
+    const r = spawnSync("sh", ["-c", `${assignment ?? "exit 9"}\nprintf %s "$CONFIG"`], { encoding: "utf8" });
+    expect(r.stdout).toBe(hostile);
+  });
+});
+
+describe("parseOutcome", () => {
+  it("reads a success's results", () => {
+    const outcome = parseOutcome({
+      stdout: "noise\nPNC-RESULT live=applied\nPNC-RESULT forwarding=1\n",
+      stderr: "",
+      code: 0,
+    });
+    expect(outcome).toMatchObject({ kind: "done", results: { live: "applied", forwarding: "1" } });
+  });
+
+  it("reads a refusal's reasons, one per clash line", () => {
+    const stderr =
+      "PNC-CLASH address 10.233.1.1 is already held by host interface ve-x\nPNC-CLASH name web: taken\n";
+    expect(parseOutcome({ stdout: "", stderr, code: EXIT.refused })).toEqual({
+      kind: "refused",
+      reasons: ["address 10.233.1.1 is already held by host interface ve-x", "name web: taken"],
+    });
+  });
+
+  it("reads a missing tool and a lock timeout", () => {
+    expect(parseOutcome({ stdout: "", stderr: "PNC-MISSING nft\n", code: EXIT.missingTool })).toEqual({
+      kind: "missing-tool",
+      tool: "nft",
+    });
+    expect(
+      parseOutcome({ stdout: "", stderr: "PNC-LOCK timed out after 120 s\n", code: EXIT.lockTimeout }),
+    ).toEqual({
+      kind: "lock-timeout",
+      message: "timed out after 120 s",
+    });
+  });
+
+  it("treats any other exit as a failure, noting a rollback", () => {
+    expect(parseOutcome({ stdout: "x", stderr: "boom\nPNC-ROLLEDBACK\n", code: 2 })).toMatchObject({
+      kind: "failed",
+      rolledBack: true,
+      exitCode: 2,
+    });
+    expect(parseOutcome({ stdout: "", stderr: "boom\n", code: 1 })).toMatchObject({
+      kind: "failed",
+      rolledBack: false,
+    });
+    // A refusal code without a reason is no refusal: something else exited 3.
+    expect(parseOutcome({ stdout: "", stderr: "", code: EXIT.refused })).toMatchObject({ kind: "failed" });
+  });
+
+  it("keeps the last value of a repeated result and ignores malformed lines", () => {
+    expect(parseResults("PNC-RESULT a=1\nPNC-RESULT a=2\nPNC-RESULTb=3\nPNC-RESULT c=x=y\n")).toEqual({
+      a: "2",
+      c: "x=y",
+    });
+    expect(parseDevices("PNC-DEVICE ve-web:unmanaged\nPNC-DEVICE ve-db:connected (externally)\n")).toEqual({
+      "ve-web": "unmanaged",
+      "ve-db": "connected (externally)",
+    });
+  });
+});
+
+describe("observations", () => {
+  it("netns: running only with the namespace, the host link and both live addresses", () => {
+    const up = {
+      namespace: "1",
+      hostLink: "1",
+      liveHostAddress: "10.233.1.1",
+      liveLocalAddress: "10.233.1.2",
+    };
+    expect(observeContainer("netns", up)).toEqual({
+      exists: true,
+      running: true,
+      hostAddress: "10.233.1.1",
+      localAddress: "10.233.1.2",
+    });
+    expect(observeContainer("netns", { ...up, liveLocalAddress: "" })).toMatchObject({
+      exists: true,
+      running: false,
+      localAddress: undefined,
+    });
+    expect(observeContainer("netns", { namespace: "0", hostLink: "0", liveLocalAddress: "" })).toMatchObject({
+      exists: false,
+      running: false,
+    });
+  });
+
+  it("nixos: addresses from the conf (prefix stripped), running when up with its veth", () => {
+    const seen = observeContainer("nixos", {
+      conf: "/etc/nixos-containers/web.conf",
+      confHostAddress: "10.233.1.1/24",
+      confLocalAddress: "10.233.1.2",
+      confAutoStart: "1",
+      status: "up",
+      hostLink: "1",
+    });
+    expect(seen).toEqual({
+      exists: true,
+      running: true,
+      hostAddress: "10.233.1.1",
+      localAddress: "10.233.1.2",
+      confPath: "/etc/nixos-containers/web.conf",
+      autoStart: true,
+    });
+    expect(observeContainer("nixos", { conf: "" })).toEqual({ exists: false, running: false });
+    expect(
+      observeContainer("nixos", { conf: "/etc/containers/web.conf", status: "down", hostLink: "1" }).running,
+    ).toBe(false);
+  });
+
+  it("NatRule, NmUnmanaged and VethPair reports", () => {
+    expect(observeNat({ live: "altered", recorded: "1", forwarding: "0" })).toEqual({
+      live: "altered",
+      recorded: true,
+      forwarding: false,
+    });
+    expect(observeNat({ live: "garbage" }).live).toBe("missing");
+    const content = "[keyfile]\nunmanaged-devices+=interface-name:ve-*\n";
+    expect(
+      observeNm(
+        { exists: "1", content: Buffer.from(content).toString("base64"), running: "1" },
+        "PNC-DEVICE ve-a:unmanaged\n",
+      ),
+    ).toEqual({ exists: true, content, running: true, devices: { "ve-a": "unmanaged" } });
+    expect(
+      observeVeth({ host: "1", hostAddress: "", master: "br0", localAddress: "192.168.50.5/24" }),
+    ).toEqual({
+      exists: true,
+      hostAddress: undefined,
+      localAddress: "192.168.50.5/24",
+      hostBridge: "br0",
+    });
+  });
+});
