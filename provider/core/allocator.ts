@@ -43,8 +43,8 @@ export interface PoolSpec {
 export const DEFAULT_POOL_CIDR = "10.233.0.0/16";
 /** One /24 per container: host .1, container .2, the nixos-container layout. */
 export const DEFAULT_BLOCK_PREFIX_LENGTH = 24;
-export const MIN_BLOCK_PREFIX_LENGTH = 24;
-export const MAX_BLOCK_PREFIX_LENGTH = 31;
+const MIN_BLOCK_PREFIX_LENGTH = 24;
+const MAX_BLOCK_PREFIX_LENGTH = 31;
 
 /** Thrown for an invalid spec or a full pool; `failures` lets `check` report each offender separately. */
 export class AllocationError extends Error {
@@ -117,7 +117,7 @@ function parseLayout(cidr: string, blockPrefixLength: number): PoolLayout | Fail
 }
 
 /** Computes the block geometry, or throws an AllocationError naming `cidr` / `blockPrefixLength`. */
-export function poolLayout(cidr: string, blockPrefixLength: number): PoolLayout {
+function poolLayout(cidr: string, blockPrefixLength: number): PoolLayout {
   const layout = parseLayout(cidr, blockPrefixLength);
   if (Array.isArray(layout)) {
     throw layout.length > 0 ? new AllocationError(layout) : unknownInputError();
@@ -131,7 +131,7 @@ export function poolCapacity(cidr: string, blockPrefixLength: number): number {
 }
 
 /** The addresses of block `index` of the layout. */
-export function blockAllocation(layout: PoolLayout, index: number): Allocation {
+function blockAllocation(layout: PoolLayout, index: number): Allocation {
   const base = layout.pool.base + index * layout.blockSize;
   return {
     hostAddress: formatIPv4(base + layout.hostOffset),

@@ -57,7 +57,7 @@ function iptDnat(rule: DnatRule): string {
  * sets the whole mark to 1; we set and match one bit only, so marks other tools put on the same packets
  * (policy routing, kube-proxy, Tailscale) are left as they were.
  */
-export const NAT_MARK = "0x10000000/0x10000000";
+const NAT_MARK = "0x10000000/0x10000000";
 
 /** The restore text, the jumps and the chain names for `spec`, like NixOS's iptables nat. */
 export function renderIptables(spec: NatSpec): IptablesRender {

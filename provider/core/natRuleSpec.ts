@@ -91,7 +91,7 @@ const DESTINATION_FORMS =
   'LOW ≤ HIGH, e.g. "10.233.1.2:80"';
 
 /** Number of ports in a span. */
-export function spanLength(span: PortSpan): number {
+function spanLength(span: PortSpan): number {
   return span.to - span.from + 1;
 }
 
@@ -110,7 +110,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Parses "10.233.1.2", "10.233.1.2:80" or "10.233.1.2:8000-8010"; undefined when invalid. */
-export function parseDestination(text: string): ForwardPort["destination"] | undefined {
+function parseDestination(text: string): ForwardPort["destination"] | undefined {
   const m = DESTINATION.exec(text);
   if (m === null || tryParseIPv4(m[1]) === undefined) {
     return undefined;
@@ -205,14 +205,14 @@ function forwardPortFailures(item: unknown, property: string): Failure[] {
 }
 
 /** Splits "ve-+" / "ve-*" into a typed wildcard; the name is already valid. */
-export function parseInterfaceMatch(text: string): InterfaceMatch {
+function parseInterfaceMatch(text: string): InterfaceMatch {
   return text.endsWith("+") || text.endsWith("*")
     ? { name: text.slice(0, -1), wildcard: true }
     : { name: text, wildcard: false };
 }
 
 /** True when `match` would also match the interface called `name`. */
-export function interfaceMatches(match: InterfaceMatch, name: string): boolean {
+function interfaceMatches(match: InterfaceMatch, name: string): boolean {
   return match.wildcard ? name.startsWith(match.name) : name === match.name;
 }
 

@@ -17,7 +17,7 @@ export interface NmSpec {
   readonly devices: string[];
 }
 
-export const NM_NAME_MAX_LENGTH = 41;
+const NM_NAME_MAX_LENGTH = 41;
 const DEFAULT_DEVICES = ["interface-name:ve-*"];
 
 /** Where the drop-in lives; NetworkManager reads /etc/NetworkManager/conf.d/*.conf after its main file. */

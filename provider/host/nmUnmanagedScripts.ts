@@ -6,7 +6,7 @@ import { EXIT, MARK, parseDevices } from "./protocol";
 import { LOCKS, PRELUDE, assignments, need, result, script } from "./shell";
 
 /** The shell globs of `interface-name:GLOB` specs, to confirm which present devices must be unmanaged. */
-export function interfaceGlobs(devices: readonly string[]): string[] {
+function interfaceGlobs(devices: readonly string[]): string[] {
   return devices
     .map((d) => /^interface-name:(?![~=])(.*)$/.exec(d)?.[1])
     .filter((g): g is string => g !== undefined && g !== "");

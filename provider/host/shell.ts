@@ -52,13 +52,6 @@ exec 9>>/run/lock/nixos-container
 flock -w 120 9 || { echo "${MARK.lock} timed out after 120 s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
 `;
 
-/** `refuse REASON`: prints the reason as a clash and exits REFUSED (nothing was changed). */
-export const REFUSE = String.raw`refuse() {
-  echo "${MARK.clash} $*" >&2
-  exit ${EXIT.refused}
-}
-`;
-
 /** The script line that exits REFUSED when an earlier check set `taken=1` (each check printed its reason). */
 export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
 

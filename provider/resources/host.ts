@@ -165,7 +165,7 @@ export function validateHostContainers(hostName: string, containers: readonly Ho
 }
 
 /** Throws when a forwarded port names no container of the host, or neither a container nor a destination. */
-export function validateForwardPorts(
+function validateForwardPorts(
   hostName: string,
   containers: readonly HostContainerArgs[],
   forwardPorts: readonly HostForwardPortArgs[],

@@ -18,7 +18,7 @@ export interface ConnectionSpec extends ProxySpec {
   readonly proxy?: ProxySpec;
 }
 
-export const CONNECTION_DEFAULTS = {
+const CONNECTION_DEFAULTS = {
   port: 22,
   user: "root",
   dialErrorLimit: 10,
