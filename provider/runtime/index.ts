@@ -1,7 +1,7 @@
 // The provider runtime: the one module every resource's provider shim `require()`s at call time, so all types
 // in a provider process share the SSH pool, and the code in state stays a few lines long.
 import { ResourceType } from "../core/types";
-import { addressPoolHandler } from "./addressPool";
+import { addressPoolHandler } from "./addressPoolDefinition";
 import { Handler, Props, ReadResult } from "./common";
 import { containerDefinition } from "./containerDefinition";
 import { hostResourceHandler } from "./lifecycle";
