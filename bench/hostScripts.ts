@@ -37,7 +37,13 @@ function jobOf<Spec>(
     throw new Error(`${definition.type} inputs are invalid: ${failures.map((f) => f.message).join("; ")}`);
   }
   const scripts = definition.scripts;
-  return op === "create" ? scripts.create(spec) : op === "read" ? scripts.read(spec) : scripts.delete(spec);
+  // One owner for every resource of the benchmark: its own deletes remove what its creates made.
+  const owner = { token: "benchmark", legacy: false, resource: `${definition.type} benchmark` };
+  return op === "create"
+    ? scripts.create(spec, owner)
+    : op === "read"
+      ? scripts.read(spec, owner)
+      : scripts.delete(spec, owner);
 }
 
 /**

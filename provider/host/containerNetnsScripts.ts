@@ -4,7 +4,18 @@
 import { ContainerSpec } from "../core/containerSpec";
 import * as shared from "./containerScripts";
 import { MARK, REPORT_ITEM } from "./protocol";
-import { ADDRESSES, LOCKS, PRELUDE, REFUSE_IF_TAKEN, assignments, need, result, script } from "./shell";
+import {
+  ADDRESSES,
+  LOCKS,
+  OWNERSHIP,
+  Ownership,
+  PRELUDE,
+  REFUSE_IF_TAKEN,
+  assignments,
+  need,
+  result,
+  script,
+} from "./shell";
 
 /** Where we record the namespaces we made, so the address scan need not enter them. */
 const OURS = "/run/pulumi-nixos-containers/netns";
@@ -41,16 +52,18 @@ PNC_INSIDE
 `;
 
 /**
- * Reads CONTAINER_NAME, HOST_INTERFACE, MADE_NAMESPACE, MADE_LINK. Installs an EXIT trap that, when the
- * script fails, removes only what this run made, so a failed create leaves nothing behind.
+ * Reads CONTAINER_NAME, HOST_INTERFACE, OWNER_MARKER, MADE_NAMESPACE, MADE_LINK, MADE_MARKER. Installs an
+ * EXIT trap that, when the script fails, removes only what this run made, so a failed create leaves nothing.
  */
 const ROLLBACK = String.raw`MADE_NAMESPACE=0
 MADE_LINK=0
+MADE_MARKER=0
 rollback() {
   exit_code=$?
   if [ "$exit_code" -ne 0 ]; then
     [ "$MADE_LINK" = 1 ] && ip link del "$HOST_INTERFACE" 2>/dev/null
     [ "$MADE_NAMESPACE" = 1 ] && { ip netns del "$CONTAINER_NAME" 2>/dev/null; rm -f "${OURS}/$CONTAINER_NAME"; }
+    [ "$MADE_MARKER" = 1 ] && rm -f "$OWNER_MARKER"
     echo "${MARK.rolledBack}" >&2
   fi
   exit "$exit_code"
@@ -63,15 +76,21 @@ const REPORT = String.raw`if [ -e "/run/netns/$CONTAINER_NAME" ]; then ${result(
 report_live`;
 
 /**
- * Reads CONTAINER_NAME, HOST_INTERFACE. Removes one container; succeeds when already gone. The veth goes
+ * Reads CONTAINER_NAME, HOST_INTERFACE and what OWNERSHIP reads. Removes one container if it is ours (else
+ * reports what it left behind and why); succeeds when already gone. The veth goes
  * first: deleting one end removes both at once, while a deleted namespace is torn down by the kernel in the
  * background, its veth a moment later.
  */
-const DELETE_ONE = String.raw`ip link del "$HOST_INTERFACE" 2>/dev/null || true
+const DELETE_ONE = String.raw`if ! ours; then
+  ${result("leftBehind", "network namespace $CONTAINER_NAME and interface $HOST_INTERFACE: $(not_ours)")}
+  exit 0
+fi
+ip link del "$HOST_INTERFACE" 2>/dev/null || true
 ip netns del "$CONTAINER_NAME" 2>/dev/null || true
 rm -f "${OURS}/$CONTAINER_NAME"
 if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "could not remove network namespace $CONTAINER_NAME (is a process still using it?)" >&2; exit 1; fi
 if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "could not remove interface $HOST_INTERFACE" >&2; exit 1; fi
+rm -f "$OWNER_MARKER"
 `;
 
 /** Reads and sets HOST_ADDRESS / LOCAL_ADDRESS: when empty, the host picks a free 10.233.N.0/24 block. */
@@ -97,19 +116,22 @@ done
  * `PNC-ITEM-<mark>-…` markers, see parseBatch); `after` runs in the batch's shell after an item succeeded.
  */
 function itemBatch(
-  specs: readonly ContainerSpec[],
+  items: readonly shared.ContainerItem[],
   mark: string,
   own: boolean,
   header: readonly string[],
   body: readonly string[],
   after: readonly string[] = [],
 ): string {
-  const items = specs.map((spec, i) => script(shared.containerVariables(spec, own, spec), `item ${i}`));
+  const calls = items.map(({ spec, owner }, i) =>
+    script(shared.containerVariables(spec, own, owner, spec), `item ${i}`),
+  );
   return script(
     PRELUDE,
     need("ip", "flock"),
     assignments({ PNC_MARK: mark }),
     LOCKS,
+    OWNERSHIP,
     ...header,
     REPORT_ITEM,
     "ITEM_OUTPUT_DIR=$(mktemp -d)",
@@ -125,7 +147,7 @@ function itemBatch(
     '  report_item "$1" "$item_exit_code"',
     ...(after.length > 0 ? ['  if [ "$item_exit_code" = 0 ]; then', ...after, "  fi"] : []),
     "}",
-    ...items,
+    ...calls,
   );
 }
 
@@ -134,13 +156,13 @@ function itemBatch(
  * container is then checked against that scan (plus what earlier ones in the batch took) and made in a
  * subshell of its own, which rolls back only itself. Each item reports like `netnsReadScript`.
  */
-export function netnsCreateScript(specs: readonly ContainerSpec[], mark: string): string {
+export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: string): string {
   return itemBatch(
-    specs,
+    items,
     mark,
     false,
     [
-      assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "" }),
+      assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "", OWN_RECORD: "" }),
       ADDRESSES,
       shared.REPORT_LIVE,
       ENSURE,
@@ -152,6 +174,8 @@ export function netnsCreateScript(specs: readonly ContainerSpec[], mark: string)
       '    clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
       `    ${REFUSE_IF_TAKEN}`,
       ROLLBACK,
+      `    ${shared.CLAIM}`,
+      "    MADE_MARKER=1",
       "    ensure_container",
       REPORT,
       '    echo "$HOST_ADDRESS $LOCAL_ADDRESS" > "$ITEM_OUTPUT_DIR/addresses"',
@@ -165,31 +189,48 @@ export function netnsCreateScript(specs: readonly ContainerSpec[], mark: string)
 }
 
 /** Removes several containers under one take of the host locks; each succeeds when already gone. */
-export function netnsDeleteScript(specs: readonly ContainerSpec[], mark: string): string {
-  return itemBatch(specs, mark, true, [], [DELETE_ONE]);
+export function netnsDeleteScript(items: readonly shared.ContainerItem[], mark: string): string {
+  return itemBatch(items, mark, true, [], [DELETE_ONE]);
 }
 
 /**
  * Brings an existing container back to the spec (addresses, links, routes), checking that new addresses are
  * free; addresses the host picked at create (`previous`) are kept while the spec sets none.
  */
-export function netnsUpdateScript(spec: ContainerSpec, previous: shared.PreviousAddresses): string {
+export function netnsUpdateScript(
+  spec: ContainerSpec,
+  previous: shared.PreviousAddresses,
+  owner: Ownership,
+): string {
   return script(
     PRELUDE,
     need("ip", "flock"),
-    shared.containerVariables(spec, true, shared.updateAddresses(spec, previous)),
+    shared.containerVariables(spec, true, owner, shared.updateAddresses(spec, previous)),
     LOCKS,
+    OWNERSHIP,
+    "require_ours",
     ADDRESSES,
     shared.REPORT_LIVE,
     ENSURE,
     shared.UPDATE_ADDRESSES_FREE,
     ROLLBACK,
     "ensure_container",
+    shared.CLAIM,
     REPORT,
   );
 }
 
 /** Reports what the host has for the container (namespace, veth, live addresses); changes nothing. */
-export function netnsReadScript(spec: Pick<ContainerSpec, "name" | "hostInterface">): string {
-  return script(PRELUDE, shared.containerVariables(spec, true), shared.REPORT_LIVE, REPORT);
+export function netnsReadScript(
+  spec: Pick<ContainerSpec, "name" | "hostInterface">,
+  owner: Ownership,
+): string {
+  return script(
+    PRELUDE,
+    shared.containerVariables(spec, true, owner),
+    OWNERSHIP,
+    shared.REPORT_LIVE,
+    REPORT,
+    "report_owner",
+  );
 }

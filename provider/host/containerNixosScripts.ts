@@ -4,7 +4,18 @@
 import { ContainerSpec } from "../core/containerSpec";
 import * as shared from "./containerScripts";
 import { MARK } from "./protocol";
-import { ADDRESSES, LOCKS, PRELUDE, REFUSE_IF_TAKEN, assignments, need, result, script } from "./shell";
+import {
+  ADDRESSES,
+  LOCKS,
+  OWNERSHIP,
+  Ownership,
+  PRELUDE,
+  REFUSE_IF_TAKEN,
+  assignments,
+  need,
+  result,
+  script,
+} from "./shell";
 
 /** Reads CONTAINER_NAME. Defines `find_conf`: prints NAME's conf in whichever layout this host uses. */
 const FIND_CONF = String.raw`find_conf() {
@@ -42,13 +53,17 @@ const CREATE_ARGUMENTS = String.raw`set -- create "$CONTAINER_NAME" --host-addre
 [ "$AUTO_START" = 1 ] && set -- "$@" --auto-start
 `;
 
-/** Reads CONTAINER_NAME, HOST_INTERFACE, MADE. Installs an EXIT trap that destroys what this run created. */
+/**
+ * Reads CONTAINER_NAME, HOST_INTERFACE, OWNER_MARKER, MADE. Installs an EXIT trap that destroys what this
+ * run created: armed before `nixos-container create`, whose failed builds leave the conf and profile behind.
+ */
 const ROLLBACK = String.raw`MADE=0
 rollback() {
   exit_code=$?
   if [ "$exit_code" -ne 0 ] && [ "$MADE" = 1 ]; then
     nixos-container destroy "$CONTAINER_NAME" >/dev/null 2>&1 || true
     ip link del "$HOST_INTERFACE" 2>/dev/null || true
+    rm -f "$OWNER_MARKER"
     echo "${MARK.rolledBack}" >&2
   fi
   exit "$exit_code"
@@ -69,13 +84,19 @@ if [ -n "$conf" ]; then
 fi`;
 
 /** What create and update start with: the spec's variables, the host locks, and the functions they use. */
-function header(spec: ContainerSpec, own: boolean, addresses: shared.PreviousAddresses): string {
+function header(
+  spec: ContainerSpec,
+  own: boolean,
+  owner: Ownership,
+  addresses: shared.PreviousAddresses,
+): string {
   return script(
     PRELUDE,
     need("ip", "flock", "nixos-container"),
-    shared.containerVariables(spec, own, addresses),
+    shared.containerVariables(spec, own, owner, addresses),
     configVariables(spec),
     LOCKS,
+    OWNERSHIP,
     ADDRESSES,
     FIND_CONF,
     shared.REPORT_LIVE,
@@ -83,9 +104,9 @@ function header(spec: ContainerSpec, own: boolean, addresses: shared.PreviousAdd
 }
 
 /** Checks name and addresses (under the host locks), then creates and starts; rolls back on failure. */
-export function nixosCreateScript(spec: ContainerSpec): string {
+export function nixosCreateScript(spec: ContainerSpec, owner: Ownership): string {
   return script(
-    header(spec, false, spec),
+    header(spec, false, owner, spec),
     "taken=0",
     `if [ -n "$(find_conf)" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a nixos container of that name exists ($(find_conf))" >&2; taken=1; fi`,
     `if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi`,
@@ -96,9 +117,10 @@ export function nixosCreateScript(spec: ContainerSpec): string {
     REFUSE_IF_TAKEN,
     RELEASE_NIXOS_LOCK,
     ROLLBACK,
+    shared.CLAIM,
+    "MADE=1",
     CREATE_ARGUMENTS,
     'nixos-container "$@" >&2',
-    "MADE=1",
     'nixos-container start "$CONTAINER_NAME" >&2',
     REPORT,
   );
@@ -108,9 +130,14 @@ export function nixosCreateScript(spec: ContainerSpec): string {
  * Brings an existing container to the spec: creates its conf when it has none (adopting by hand), rewrites
  * addresses and AUTO_START, runs `nixos-container update` for a config, and restarts when the conf changed.
  */
-export function nixosUpdateScript(spec: ContainerSpec, previous: shared.PreviousAddresses): string {
+export function nixosUpdateScript(
+  spec: ContainerSpec,
+  previous: shared.PreviousAddresses,
+  owner: Ownership,
+): string {
   return script(
-    header(spec, true, shared.updateAddresses(spec, previous)),
+    header(spec, true, owner, shared.updateAddresses(spec, previous)),
+    "require_ours",
     shared.UPDATE_ADDRESSES_FREE,
     RELEASE_NIXOS_LOCK,
     "conf=$(find_conf)",
@@ -132,25 +159,47 @@ export function nixosUpdateScript(spec: ContainerSpec, previous: shared.Previous
     'state=$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)',
     'if [ "$before" != "$(cat "$conf")" ] && [ "$state" = up ]; then nixos-container stop "$CONTAINER_NAME" >&2; state=down; fi',
     'if [ "$state" != up ]; then nixos-container start "$CONTAINER_NAME" >&2; fi',
+    shared.CLAIM,
     REPORT,
   );
 }
 
 /** Reports the conf, status and live veth of the container; changes nothing. */
-export function nixosReadScript(spec: Pick<ContainerSpec, "name" | "hostInterface">): string {
-  return script(PRELUDE, shared.containerVariables(spec, true), FIND_CONF, shared.REPORT_LIVE, REPORT);
+export function nixosReadScript(
+  spec: Pick<ContainerSpec, "name" | "hostInterface">,
+  owner: Ownership,
+): string {
+  return script(
+    PRELUDE,
+    shared.containerVariables(spec, true, owner),
+    OWNERSHIP,
+    FIND_CONF,
+    shared.REPORT_LIVE,
+    REPORT,
+    "report_owner",
+  );
 }
 
-/** Destroys the container and its stale veth; succeeds when already gone. */
-export function nixosDeleteScript(spec: Pick<ContainerSpec, "name" | "hostInterface">): string {
+/** Destroys the container and its stale veth if it is ours (else leaves it, saying why); succeeds when gone. */
+export function nixosDeleteScript(
+  spec: Pick<ContainerSpec, "name" | "hostInterface">,
+  owner: Ownership,
+): string {
   return script(
     PRELUDE,
     need("ip", "flock"),
-    shared.containerVariables(spec, true),
+    shared.containerVariables(spec, true, owner),
     LOCKS,
+    OWNERSHIP,
+    FIND_CONF,
+    'if [ -n "$(find_conf)" ] && ! ours; then',
+    `  ${result("leftBehind", "nixos container $CONTAINER_NAME ($(find_conf)): $(not_ours)")}`,
+    "  exit 0",
+    "fi",
     RELEASE_NIXOS_LOCK,
     'if command -v nixos-container >/dev/null 2>&1; then nixos-container destroy "$CONTAINER_NAME" >&2; fi',
     // Stale ve-* links outlive containers (nixpkgs #16330) and block address reuse: remove ours.
     'ip link del "$HOST_INTERFACE" 2>/dev/null || true',
+    'rm -f "$OWNER_MARKER"',
   );
 }

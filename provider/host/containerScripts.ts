@@ -3,7 +3,7 @@
 import { ContainerSpec } from "../core/containerSpec";
 import { ContainerDriverName } from "../core/types";
 import { EXIT, MARK } from "./protocol";
-import { assignments, result } from "./shell";
+import { Ownership, assignments, ownerVariables, result, script } from "./shell";
 
 /** What is really on the host for one container, as its driver's scripts report it. */
 export interface ObservedContainer {
@@ -30,17 +30,33 @@ export interface PreviousAddresses {
 export function containerVariables(
   spec: Pick<ContainerSpec, "name" | "hostInterface">,
   own: boolean,
+  owner: Ownership,
   addresses: PreviousAddresses = {},
 ): string {
-  return assignments({
-    CONTAINER_NAME: spec.name,
-    HOST_INTERFACE: spec.hostInterface,
-    HOST_ADDRESS: addresses.hostAddress ?? "",
-    LOCAL_ADDRESS: addresses.localAddress ?? "",
-    OWN_CONTAINER: own ? spec.name : "",
-    OWN_HOST_INTERFACE: own ? spec.hostInterface : "",
-  });
+  return script(
+    assignments({
+      CONTAINER_NAME: spec.name,
+      HOST_INTERFACE: spec.hostInterface,
+      HOST_ADDRESS: addresses.hostAddress ?? "",
+      LOCAL_ADDRESS: addresses.localAddress ?? "",
+      OWN_CONTAINER: own ? spec.name : "",
+      OWN_HOST_INTERFACE: own ? spec.hostInterface : "",
+      OWN_RECORD: "",
+    }),
+    ownerVariables(owner, "container", spec.name),
+  );
 }
+
+/** A container and the owner it is made for: one item of a batch. */
+export interface ContainerItem {
+  readonly spec: ContainerSpec;
+  readonly owner: Ownership;
+}
+
+/** Marks the container as ours, with the addresses it gets (they survive a lost connection). */
+export const CLAIM = String.raw`MARKER_EXTRA="hostAddress=$HOST_ADDRESS
+localAddress=$LOCAL_ADDRESS"
+claim`;
 
 /**
  * Reads CONTAINER_NAME, HOST_ADDRESS, LOCAL_ADDRESS (what an update keeps or sets) and what `used_addresses`

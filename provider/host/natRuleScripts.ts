@@ -11,7 +11,17 @@ import { NatSpec } from "../core/natRuleSpec";
 import { nftTableName, renderNft } from "../core/natRuleNftables";
 import { quoteArgv } from "../ssh/quote";
 import { EXIT, MARK } from "./protocol";
-import { LOCKS, PRELUDE, assignments, need, result, script } from "./shell";
+import {
+  LOCKS,
+  OWNERSHIP,
+  Ownership,
+  PRELUDE,
+  assignments,
+  need,
+  ownerVariables,
+  result,
+  script,
+} from "./shell";
 
 /** Host-side records of our NatRules (one file each), and the forwarding setting found before the first. */
 const STATE_DIR = "/var/lib/pulumi-nixos-containers/nat";
@@ -28,14 +38,17 @@ function snapshotFunction(spec: Pick<NatSpec, "name" | "backend">): string {
 `;
 }
 
-function vars(spec: NatSpec | Pick<NatSpec, "name" | "backend">, rules = "", ext = ""): string {
-  return assignments({
-    RULE_NAME: spec.name,
-    TABLE_NAME: nftTableName(spec.name),
-    RULESET: rules,
-    EXTERNAL_INTERFACE: ext,
-    STATE_DIR,
-  });
+function vars(spec: Pick<NatSpec, "name">, owner: Ownership, rules = "", ext = ""): string {
+  return script(
+    assignments({
+      RULE_NAME: spec.name,
+      TABLE_NAME: nftTableName(spec.name),
+      RULESET: rules,
+      EXTERNAL_INTERFACE: ext,
+      STATE_DIR,
+    }),
+    ownerVariables(owner, "nat", spec.name),
+  );
 }
 
 const FORWARDING_ON = String.raw`mkdir -p "$STATE_DIR"
@@ -107,29 +120,37 @@ else ${result("live", "altered")}; fi
 if [ -f "$STATE_DIR/$RULE_NAME.rule" ]; then ${result("recorded", "1")}; else ${result("recorded", "0")}; fi
 ${result("forwarding", "$(cat /proc/sys/net/ipv4/conf/all/forwarding)")}`;
 
-/** Reads RULE_NAME, STATE_DIR. Refuses when a NatRule of this name is already recorded on the host. */
-const NAME_FREE = String.raw`if [ -f "$STATE_DIR/$RULE_NAME.rule" ]; then
+/**
+ * Reads RULE_NAME, STATE_DIR (and what `snapshot` reads). Refuses when a NatRule of this name is already on
+ * the host: recorded, or with rules in our table or chains of that name. (A marker whose object is gone is
+ * stale, and the create's own marker replaces it.)
+ */
+const NAME_FREE = String.raw`if [ -f "$STATE_DIR/$RULE_NAME.rule" ] || [ -n "$(snapshot)" ]; then
   echo "${MARK.clash} a NatRule named $RULE_NAME is already on the host (recorded in $STATE_DIR/$RULE_NAME.rule): give this one another name, or delete the other" >&2
   exit ${EXIT.refused}
 fi
 `;
 
-/** Applies the rules (one `nft -f` transaction, or our chains and jumps), forwarding on, and records them. */
-function applyScript(spec: NatSpec, create: boolean): string {
+/**
+ * Applies the rules (one `nft -f` transaction, or our chains and jumps), forwarding on, and records them. A
+ * create marks them ours once its checks pass; an update goes on only with rules that are ours.
+ */
+function applyScript(spec: NatSpec, owner: Ownership, create: boolean): string {
   const lines: string[] = [PRELUDE];
+  const ownership = create ? [NAME_FREE, EXTERNAL_EXISTS, "claim"] : ["require_ours", EXTERNAL_EXISTS];
   if (spec.backend === "nftables") {
-    lines.push(need("ip", "flock", "nft"), vars(spec, renderNft(spec), spec.externalInterface), LOCKS);
-    lines.push(create ? NAME_FREE : "", EXTERNAL_EXISTS, snapshotFunction(spec));
+    lines.push(need("ip", "flock", "nft"), vars(spec, owner, renderNft(spec), spec.externalInterface), LOCKS);
+    lines.push(OWNERSHIP, snapshotFunction(spec), ...ownership);
     // Checked first, then loaded: `nft -f` applies the whole file in one transaction.
     lines.push(`printf '%s\\n' "$RULESET" | nft -c -f - >&2`, `printf '%s\\n' "$RULESET" | nft -f -`);
   } else {
     const rendered = renderIptables(spec);
     lines.push(
       need("ip", "flock", "iptables", "iptables-restore", "iptables-save"),
-      vars(spec, rendered.restore, spec.externalInterface),
+      vars(spec, owner, rendered.restore, spec.externalInterface),
       LOCKS,
     );
-    lines.push(create ? NAME_FREE : "", EXTERNAL_EXISTS, snapshotFunction(spec), RECORD_ABSENT_BASE_CHAINS);
+    lines.push(OWNERSHIP, snapshotFunction(spec), ...ownership, RECORD_ABSENT_BASE_CHAINS);
     lines.push(
       `printf '%s\\n' "$RULESET" | iptables-restore -w --test --noflush >&2`,
       `printf '%s\\n' "$RULESET" | iptables-restore -w --noflush`,
@@ -140,23 +161,23 @@ function applyScript(spec: NatSpec, create: boolean): string {
       );
     }
   }
-  lines.push(FORWARDING_ON, 'snapshot > "$STATE_DIR/$RULE_NAME.applied"', REPORT);
+  lines.push(FORWARDING_ON, 'snapshot > "$STATE_DIR/$RULE_NAME.applied"', REPORT, "report_owner");
   return script(...lines);
 }
 
 /** A create: refuses when a NatRule of this name is already on the host (another stack, or one state lost). */
-export function natCreateScript(spec: NatSpec): string {
-  return applyScript(spec, true);
+export function natCreateScript(spec: NatSpec, owner: Ownership): string {
+  return applyScript(spec, owner, true);
 }
 
 /** An update: replaces our rules with the spec's. */
-export function natUpdateScript(spec: NatSpec): string {
-  return applyScript(spec, false);
+export function natUpdateScript(spec: NatSpec, _previous: unknown, owner: Ownership): string {
+  return applyScript(spec, owner, false);
 }
 
 /** Reports whether our rules are as applied, the host-side record, and forwarding; changes nothing. */
-export function natReadScript(spec: Pick<NatSpec, "name" | "backend">): string {
-  return script(PRELUDE, vars(spec), snapshotFunction(spec), REPORT);
+export function natReadScript(spec: Pick<NatSpec, "name" | "backend">, owner: Ownership): string {
+  return script(PRELUDE, vars(spec, owner), OWNERSHIP, snapshotFunction(spec), REPORT, "report_owner");
 }
 
 /** What a NatRule script reports. */
@@ -171,8 +192,23 @@ export function observeNat(results: Readonly<Record<string, string>>): ObservedN
   return { live, recorded: results.recorded === "1", forwarding: results.forwarding === "1" };
 }
 
-export function natDeleteScript(spec: Pick<NatSpec, "name" | "backend">): string {
-  const lines = [PRELUDE, need("flock"), vars(spec), LOCKS];
+/**
+ * Removes our rules, record and marker if they are ours (else reports what it left and why), and sets
+ * forwarding back when this was our last NatRule on the host. Succeeds when already gone.
+ */
+export function natDeleteScript(spec: Pick<NatSpec, "name" | "backend">, owner: Ownership): string {
+  const lines = [
+    PRELUDE,
+    need("flock"),
+    vars(spec, owner),
+    LOCKS,
+    OWNERSHIP,
+    snapshotFunction(spec),
+    "if ! ours; then",
+    `  if [ -f "$STATE_DIR/$RULE_NAME.rule" ] || [ -n "$(snapshot)" ]; then ${result("leftBehind", "the rules and record of NatRule $RULE_NAME: $(not_ours)")}; fi`,
+    "  exit 0",
+    "fi",
+  ];
   if (spec.backend === "nftables") {
     lines.push(
       'if command -v nft >/dev/null 2>&1 && nft list table ip "$TABLE_NAME" >/dev/null 2>&1; then nft delete table ip "$TABLE_NAME"; fi',
@@ -190,6 +226,6 @@ export function natDeleteScript(spec: Pick<NatSpec, "name" | "backend">): string
     }
     lines.push(REMOVE_BASE_CHAINS_WE_CREATED, "fi");
   }
-  lines.push(FORWARDING_RESTORE);
+  lines.push(FORWARDING_RESTORE, 'rm -f "$OWNER_MARKER"');
   return script(...lines);
 }

@@ -3,7 +3,17 @@
 // Create, update and read all end with the same report.
 import { NmSpec, nmDropInPath, renderNmConf } from "../core/nmUnmanagedSpec";
 import { EXIT, MARK, parseDevices } from "./protocol";
-import { LOCKS, PRELUDE, assignments, need, result, script } from "./shell";
+import {
+  LOCKS,
+  OWNERSHIP,
+  Ownership,
+  PRELUDE,
+  assignments,
+  need,
+  ownerVariables,
+  result,
+  script,
+} from "./shell";
 
 /** The shell globs of `interface-name:GLOB` specs, to confirm which present devices must be unmanaged. */
 function interfaceGlobs(devices: readonly string[]): string[] {
@@ -12,13 +22,16 @@ function interfaceGlobs(devices: readonly string[]): string[] {
     .filter((g): g is string => g !== undefined && g !== "");
 }
 
-/** DROP_IN_PATH, DROP_IN_CONTENT and DEVICE_GLOBS of the spec. */
-function vars(spec: NmSpec): string {
-  return assignments({
-    DROP_IN_PATH: nmDropInPath(spec.name),
-    DROP_IN_CONTENT: renderNmConf(spec),
-    DEVICE_GLOBS: interfaceGlobs(spec.devices).join(" "),
-  });
+/** DROP_IN_PATH, DROP_IN_CONTENT and DEVICE_GLOBS of the spec, and its owner's variables. */
+function vars(spec: NmSpec, owner: Ownership): string {
+  return script(
+    assignments({
+      DROP_IN_PATH: nmDropInPath(spec.name),
+      DROP_IN_CONTENT: renderNmConf(spec),
+      DEVICE_GLOBS: interfaceGlobs(spec.devices).join(" "),
+    }),
+    ownerVariables(owner, "nm", spec.name),
+  );
 }
 
 /** Defines `nm_running`: whether NetworkManager runs (nmcli answers "running"). */
@@ -51,9 +64,10 @@ else
 fi`;
 
 /**
- * Reads DROP_IN_PATH, DROP_IN_CONTENT. Writes the drop-in atomically and, where NetworkManager is installed,
+ * Reads DROP_IN_PATH, DROP_IN_CONTENT, OWNER_MARKER. Writes the drop-in atomically and, where NetworkManager is installed,
  * checks that it parses the result (`--print-config` fails on a file it cannot parse; a reload would not);
- * on a rejection the previous file is put back and the script refuses. Then reloads.
+ * on a rejection the previous file is put back (or, on a create, the file and its marker removed) and the
+ * script refuses. Then reloads.
  */
 const WRITE_AND_RELOAD = String.raw`mkdir -p "$(dirname "$DROP_IN_PATH")"
 had_file=0; [ -f "$DROP_IN_PATH" ] && { cp -p "$DROP_IN_PATH" "$DROP_IN_PATH.pnc-old"; had_file=1; }
@@ -61,7 +75,7 @@ printf '%s' "$DROP_IN_CONTENT" > "$DROP_IN_PATH.pnc-new" && mv -f "$DROP_IN_PATH
 if command -v NetworkManager >/dev/null 2>&1; then
   check_output=$(mktemp)
   if ! NetworkManager --print-config >/dev/null 2>"$check_output"; then
-    if [ "$had_file" = 1 ]; then mv -f "$DROP_IN_PATH.pnc-old" "$DROP_IN_PATH"; else rm -f "$DROP_IN_PATH"; fi
+    if [ "$had_file" = 1 ]; then mv -f "$DROP_IN_PATH.pnc-old" "$DROP_IN_PATH"; else rm -f "$DROP_IN_PATH" "$OWNER_MARKER"; fi
     echo "${MARK.clash} NetworkManager rejects the drop-in: $(cat "$check_output")" >&2
     rm -f "$check_output"
     exit ${EXIT.refused}
@@ -72,51 +86,58 @@ rm -f "$DROP_IN_PATH.pnc-old"
 if nm_running; then nmcli general reload conf; fi
 `;
 
-/** Reads DROP_IN_PATH. Refuses to take over a drop-in of this name that is already there. */
+/** Reads DROP_IN_PATH. Refuses to take over a drop-in of this name already there (a stale marker is replaced). */
 const NAME_FREE = String.raw`if [ -e "$DROP_IN_PATH" ]; then
   echo "${MARK.clash} $DROP_IN_PATH already exists (another stack or resource with this name?): give this one another name, or remove the file" >&2
   exit ${EXIT.refused}
 fi
 `;
 
-function writeScript(spec: NmSpec, create: boolean): string {
+function writeScript(spec: NmSpec, owner: Ownership, create: boolean): string {
   return script(
     PRELUDE,
     need("flock"),
-    vars(spec),
+    vars(spec, owner),
     "set -f",
     LOCKS,
+    OWNERSHIP,
     NM_RUNNING,
-    create ? NAME_FREE : "",
+    create ? script(NAME_FREE, "claim") : "require_ours",
     WRITE_AND_RELOAD,
     REPORT,
+    "report_owner",
   );
 }
 
 /** A create: refuses a drop-in of this name that is already there, then writes, reloads and reports. */
-export function nmCreateScript(spec: NmSpec): string {
-  return writeScript(spec, true);
+export function nmCreateScript(spec: NmSpec, owner: Ownership): string {
+  return writeScript(spec, owner, true);
 }
 
-/** An update: rewrites the drop-in, reloads and reports. */
-export function nmUpdateScript(spec: NmSpec): string {
-  return writeScript(spec, false);
+/** An update: rewrites our drop-in, reloads and reports. */
+export function nmUpdateScript(spec: NmSpec, _previous: unknown, owner: Ownership): string {
+  return writeScript(spec, owner, false);
 }
 
 /** Reports the drop-in and the matching devices; changes nothing. */
-export function nmReadScript(spec: NmSpec): string {
-  return script(PRELUDE, vars(spec), "set -f", NM_RUNNING, REPORT);
+export function nmReadScript(spec: NmSpec, owner: Ownership): string {
+  return script(PRELUDE, vars(spec, owner), "set -f", OWNERSHIP, NM_RUNNING, REPORT, "report_owner");
 }
 
-/** Removes the drop-in and reloads; succeeds when already gone. */
-export function nmDeleteScript(spec: NmSpec): string {
+/** Removes our drop-in (else reports what it left and why) and reloads; succeeds when already gone. */
+export function nmDeleteScript(spec: NmSpec, owner: Ownership): string {
   return script(
     PRELUDE,
     need("flock"),
-    vars(spec),
+    vars(spec, owner),
     LOCKS,
+    OWNERSHIP,
     NM_RUNNING,
-    'rm -f "$DROP_IN_PATH"',
+    'if [ -e "$DROP_IN_PATH" ] && ! ours; then',
+    `  ${result("leftBehind", "$DROP_IN_PATH: $(not_ours)")}`,
+    "  exit 0",
+    "fi",
+    'rm -f "$DROP_IN_PATH" "$OWNER_MARKER"',
     "if nm_running; then nmcli general reload conf; fi",
   );
 }

@@ -52,15 +52,103 @@ exec 9>>/run/lock/nixos-container
 flock -w 120 9 || { echo "${MARK.lock} timed out after 120 s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
 `;
 
+/**
+ * Where we record, under the lock, the addresses we give inside namespaces (one file per object, lines
+ * "ADDRESS<TAB>HOLDER"): the scan reads these instead of entering every namespace on every operation.
+ */
+export const ADDRESS_RECORDS = "/run/pulumi-nixos-containers/addresses";
+
+/** Where the owner markers of the host objects we make live (root only; kept across reboots). */
+export const OWNERS_DIR = "/var/lib/pulumi-nixos-containers/owners";
+
+/** Who a script works for: the resource's owner token, and whether its state predates markers. */
+export interface Ownership {
+  /** The per-create nonce recorded in state; every object the resource makes is marked with it. */
+  readonly token: string;
+  /** State from before markers existed: an object without a marker is taken as ours and marked. */
+  readonly legacy: boolean;
+  /** How the marker names the resource: `Container web`. */
+  readonly resource: string;
+}
+
+/**
+ * OWNER_MARKER (the marker of object `kind`-`name`), OWNER_OBJECT (how messages name it: `container web`),
+ * OWNER, OWNER_RESOURCE and LEGACY_OWNER of a script.
+ */
+export function ownerVariables(ownership: Ownership, kind: string, name: string): string {
+  return assignments({
+    OWNER_MARKER: `${OWNERS_DIR}/${kind}-${name}`,
+    OWNER_OBJECT: `${kind} ${name}`,
+    OWNER: ownership.token,
+    OWNER_RESOURCE: ownership.resource,
+    LEGACY_OWNER: ownership.legacy,
+    MARKER_EXTRA: "",
+  });
+}
+
+/**
+ * Ownership of one host object. Reads the variables of ownerVariables. Defines:
+ * - `marker_owner`: prints the token the object's marker holds (empty without a marker);
+ * - `claim`: writes our marker (token, resource, and the KEY=VALUE lines in MARKER_EXTRA: what must survive
+ *   a lost connection, e.g. addresses the host picked), atomically;
+ * - `ours`: whether the object is ours: its marker holds our token, or (state from before markers) it has
+ *   no marker, which is then written;
+ * - `not_ours`: why it is not, for messages;
+ * - `report_owner`: prints owner=TOKEN and the marker's KEY=VALUE lines as marker_KEY results;
+ * - `require_ours`: refuses (exit REFUSED) unless the object is ours. Hold the host locks first.
+ */
+export const OWNERSHIP = String.raw`marker_owner() {
+  if [ -f "$OWNER_MARKER" ]; then sed -n 1p "$OWNER_MARKER"; fi
+}
+claim() {
+  mkdir -p "$(dirname "$OWNER_MARKER")"
+  chmod 0700 "$(dirname "$OWNER_MARKER")"
+  { echo "$OWNER"; echo "resource=$OWNER_RESOURCE"; [ -z "$MARKER_EXTRA" ] || printf '%s\n' "$MARKER_EXTRA"; } > "$OWNER_MARKER.new"
+  mv -f "$OWNER_MARKER.new" "$OWNER_MARKER"
+}
+ours() {
+  found_owner=$(marker_owner)
+  [ "$found_owner" = "$OWNER" ] && return 0
+  if [ -z "$found_owner" ] && [ "$LEGACY_OWNER" = 1 ]; then claim; return 0; fi
+  return 1
+}
+not_ours() {
+  found_owner=$(marker_owner)
+  if [ -z "$found_owner" ]; then echo "it carries no marker of this resource ($OWNER_MARKER), so someone else made it"
+  else echo "its marker ($OWNER_MARKER) names another resource: $(sed -n 2p "$OWNER_MARKER")"; fi
+}
+require_ours() {
+  ours || { echo "${MARK.clash} $OWNER_OBJECT on the host is not ours: $(not_ours)" >&2; exit ${EXIT.refused}; }
+}
+report_owner() {
+  echo "${MARK.result} owner=$(marker_owner)"
+  if [ -f "$OWNER_MARKER" ]; then sed -n 's/^\([A-Za-z]*\)=\(.*\)$/${MARK.result} marker_\1=\2/p' "$OWNER_MARKER"; fi
+}
+`;
+
+/** A script that only marks an object of a resource whose state predates markers (touching nothing else). */
+export function claimScript(ownership: Ownership, kind: string, name: string): string {
+  return script(
+    PRELUDE,
+    need("flock"),
+    ownerVariables(ownership, kind, name),
+    LOCKS,
+    OWNERSHIP,
+    "require_ours",
+    "report_owner",
+  );
+}
+
 /** The script line that exits REFUSED when an earlier check set `taken=1` (each check printed its reason). */
 export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
 
 /**
- * Address bookkeeping under the lock. Reads OWN_CONTAINER and OWN_HOST_INTERFACE (holders that are the
- * resource itself, for updates; empty for creates). Defines:
+ * Address bookkeeping under the lock. Reads OWN_CONTAINER, OWN_HOST_INTERFACE and OWN_RECORD (holders that
+ * are the resource itself, for updates; empty for creates). Defines:
  * - `used_addresses`: every IPv4 address in use on the host, one "ADDRESS<TAB>HOLDER" line each:
  *   nixos-container confs (both layouts), the host's addresses, addresses inside every named network
- *   namespace we did not make, and host routes to single addresses (how a running container shows);
+ *   namespace we did not make, host routes to single addresses (how a running container shows), and the
+ *   address records of what we made inside namespaces (see ADDRESS_RECORDS: bridged veths have no route);
  * - `clash_check ADDRESS...`: prints a clash for each address held in $USED_ADDRESS_LIST (set it once with
  *   `USED_ADDRESS_LIST=$(used_addresses)`; a batch appends what it makes); returns 1 if any is held;
  * - `allocate_block`: the lowest N in 1..254 with 10.233.N.1 and 10.233.N.2 both free (nixos-container's
@@ -94,6 +182,10 @@ export const ADDRESSES = String.raw`used_addresses() {
   fi
   ip -4 route show scope link 2>/dev/null |
     awk -v own="$OWN_HOST_INTERFACE" '$1 !~ /\// && $1 != "default" && $2 == "dev" && $3 != own { printf "%s\thost route to it via %s\n", $1, $3 }'
+  for record in ${ADDRESS_RECORDS}/*; do
+    [ -f "$record" ] && [ "$record" != "${ADDRESS_RECORDS}/$OWN_RECORD" ] && cat "$record"
+  done
+  return 0
 }
 clash_check() {
   awk -F '\t' -v want=" $* " 'index(want, " " $1 " ") && !seen[$0]++ { printf "${MARK.clash} address %s is already held by %s\n", $1, $2; found = 1 } END { exit found }' >&2 <<PNC_USED

@@ -3,24 +3,60 @@
 import { VethPairSpec } from "../core/vethPairSpec";
 import { IN_CONTAINER } from "./containerScripts";
 import { EXIT, MARK } from "./protocol";
-import { ADDRESSES, LOCKS, PRELUDE, REFUSE_IF_TAKEN, assignments, need, result, script } from "./shell";
+import {
+  ADDRESSES,
+  ADDRESS_RECORDS,
+  LOCKS,
+  OWNERSHIP,
+  Ownership,
+  PRELUDE,
+  REFUSE_IF_TAKEN,
+  assignments,
+  need,
+  ownerVariables,
+  result,
+  script,
+} from "./shell";
 
 /**
  * The script variables: CONTAINER_NAME, HOST_INTERFACE, CONTAINER_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS,
  * HOST_BRIDGE, and OWN_CONTAINER / OWN_HOST_INTERFACE for the address scan (the veth itself, when `own`).
  */
-function vars(spec: VethPairSpec, own: boolean): string {
-  return assignments({
-    CONTAINER_NAME: spec.container,
-    HOST_INTERFACE: spec.hostInterface,
-    CONTAINER_INTERFACE: spec.containerInterface,
-    HOST_ADDRESS: spec.hostAddress ?? "",
-    LOCAL_ADDRESS: spec.localAddress ?? "",
-    HOST_BRIDGE: spec.hostBridge ?? "",
-    OWN_CONTAINER: "",
-    OWN_HOST_INTERFACE: own ? spec.hostInterface : "",
-  });
+function vars(spec: VethPairSpec, own: boolean, owner: Ownership): string {
+  return script(
+    assignments({
+      CONTAINER_NAME: spec.container,
+      HOST_INTERFACE: spec.hostInterface,
+      CONTAINER_INTERFACE: spec.containerInterface,
+      HOST_ADDRESS: spec.hostAddress ?? "",
+      LOCAL_ADDRESS: spec.localAddress ?? "",
+      HOST_BRIDGE: spec.hostBridge ?? "",
+      OWN_CONTAINER: "",
+      OWN_HOST_INTERFACE: own ? spec.hostInterface : "",
+      OWN_RECORD: own ? `veth-${spec.hostInterface}` : "",
+      ADDRESS_RECORD: `${ADDRESS_RECORDS}/veth-${spec.hostInterface}`,
+    }),
+    ownerVariables(owner, "veth", spec.hostInterface),
+  );
 }
+
+/**
+ * Reads ADDRESS_RECORD, LOCAL_ADDRESS, HOST_INTERFACE, CONTAINER_NAME. Records the address the veth gives
+ * inside the container (under the lock), so the next scan sees it without entering the namespace.
+ */
+const RECORD_ADDRESS = String.raw`mkdir -p ${ADDRESS_RECORDS}
+if [ -n "$LOCAL_ADDRESS" ]; then
+  printf '%s	veth %s in container %s
+' "$(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1)" "$HOST_INTERFACE" "$CONTAINER_NAME" > "$ADDRESS_RECORD"
+else
+  rm -f "$ADDRESS_RECORD"
+fi
+`;
+
+/** Reads HOST_ADDRESS, LOCAL_ADDRESS. Sets taken=1 (printing who holds it) for each address held on the host. */
+const ADDRESSES_FREE = String.raw`USED_ADDRESS_LIST=$(used_addresses)
+for address in $HOST_ADDRESS $(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1); do clash_check "$address" || taken=1; done
+`;
 
 /**
  * Reads CONTAINER_NAME. Sets NAMESPACE_TARGET to where the container's network namespace is: its name
@@ -38,7 +74,15 @@ fi
  * and routes both ways. Idempotent.
  */
 const ENSURE = String.raw`MADE=0
-rollback() { exit_code=$?; if [ "$exit_code" -ne 0 ] && [ "$MADE" = 1 ]; then ip link del "$HOST_INTERFACE" 2>/dev/null; echo ${MARK.rolledBack} >&2; fi; exit "$exit_code"; }
+rollback() {
+  exit_code=$?
+  if [ "$exit_code" -ne 0 ] && [ "$MADE$MADE_MARKER" != 00 ]; then
+    [ "$MADE" = 1 ] && ip link del "$HOST_INTERFACE" 2>/dev/null
+    [ "$MADE_MARKER" = 1 ] && rm -f "$OWNER_MARKER" "$ADDRESS_RECORD"
+    echo ${MARK.rolledBack} >&2
+  fi
+  exit "$exit_code"
+}
 trap rollback EXIT
 if ! ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then
   in_container_ip link del "$CONTAINER_INTERFACE" 2>/dev/null || true
@@ -76,48 +120,73 @@ ${result("master", `$(ip -o link show dev "$HOST_INTERFACE" 2>/dev/null | sed -n
 ${result("localAddress", `$( (in_container_ip -o -4 addr show dev "$CONTAINER_INTERFACE" 2>/dev/null || true) | awk '{ print $4; exit }')`)}`;
 
 /** Checks that both interface names and the addresses are free (under the host locks), then makes the veth. */
-export function vethCreateScript(spec: VethPairSpec): string {
+export function vethCreateScript(spec: VethPairSpec, owner: Ownership): string {
   return script(
     PRELUDE,
     need("ip", "flock"),
-    vars(spec, false),
+    vars(spec, false, owner),
     IN_CONTAINER,
     LOCKS,
+    OWNERSHIP,
     ADDRESSES,
     FIND_NAMESPACE,
     "taken=0",
     `if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi`,
     `if in_container_ip link show dev "$CONTAINER_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $CONTAINER_INTERFACE already exists in container $CONTAINER_NAME" >&2; taken=1; fi`,
-    "USED_ADDRESS_LIST=$(used_addresses)",
-    'for address in $HOST_ADDRESS $(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1); do clash_check "$address" || taken=1; done',
+    ADDRESSES_FREE,
     REFUSE_IF_TAKEN,
+    "claim",
+    "MADE_MARKER=1",
     ENSURE,
+    RECORD_ADDRESS,
     REPORT,
+    "report_owner",
   );
 }
 
 /** Brings the veth back to the spec (addresses or bridge), making it again when it is gone. */
-export function vethUpdateScript(spec: VethPairSpec): string {
+export function vethUpdateScript(spec: VethPairSpec, _previous: unknown, owner: Ownership): string {
   return script(
     PRELUDE,
     need("ip", "flock"),
-    vars(spec, true),
+    vars(spec, true, owner),
     IN_CONTAINER,
     LOCKS,
+    OWNERSHIP,
+    ADDRESSES,
+    "require_ours",
     FIND_NAMESPACE,
+    "taken=0",
+    ADDRESSES_FREE,
+    REFUSE_IF_TAKEN,
+    "MADE_MARKER=0",
     ENSURE,
+    RECORD_ADDRESS,
     REPORT,
+    "report_owner",
   );
 }
 
 /** Reports both ends of the veth; changes nothing. */
-export function vethReadScript(spec: VethPairSpec): string {
-  return script(PRELUDE, vars(spec, true), IN_CONTAINER, REPORT);
+export function vethReadScript(spec: VethPairSpec, owner: Ownership): string {
+  return script(PRELUDE, vars(spec, true, owner), IN_CONTAINER, OWNERSHIP, REPORT, "report_owner");
 }
 
 /** Removes the veth (deleting one end deletes both); succeeds when already gone. */
-export function vethDeleteScript(spec: VethPairSpec): string {
-  return script(PRELUDE, vars(spec, true), LOCKS, 'ip link del "$HOST_INTERFACE" 2>/dev/null || true');
+export function vethDeleteScript(spec: VethPairSpec, owner: Ownership): string {
+  return script(
+    PRELUDE,
+    vars(spec, true, owner),
+    LOCKS,
+    OWNERSHIP,
+    'if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1 && ! ours; then',
+    `  ${result("leftBehind", "interface $HOST_INTERFACE: $(not_ours)")}`,
+    "  exit 0",
+    "fi",
+    // Deleting one end of a veth deletes both.
+    'ip link del "$HOST_INTERFACE" 2>/dev/null || true',
+    'rm -f "$OWNER_MARKER" "$ADDRESS_RECORD"',
+  );
 }
 
 /** What a VethPair script reports. */

@@ -143,22 +143,14 @@ export function diffWith(rules: DiffRules, olds: Props, news: Props): DiffResult
 }
 
 /**
- * The update every resource uses: when only provider code or credentials changed and the host was healthy,
- * there is nothing to do on the host and the outputs are carried over; otherwise `apply` does the host work.
+ * Whether an update has no host work: only provider code or credentials changed, and the host matched the
+ * resource at its last create, update or refresh. The outputs are then carried over.
  */
-export async function updateWith(
-  rules: DiffRules,
-  olds: Props,
-  news: Props,
-  apply: () => Promise<Props>,
-): Promise<{ outs: Props }> {
+export function nothingToDo(rules: DiffRules, olds: Props, news: Props): boolean {
   const unchanged =
     [...rules.replace, ...rules.update].every((key) => same(olds[key], news[key])) &&
     same(machineOf(olds.connection), machineOf(news.connection));
-  if (unchanged && (rules.healthy?.(olds) ?? true)) {
-    return { outs: { ...olds, ...news, hostKeyFingerprint: olds.hostKeyFingerprint } };
-  }
-  return { outs: await apply() };
+  return unchanged && (rules.healthy?.(olds) ?? true);
 }
 
 /**

@@ -1,7 +1,8 @@
 // Container: a container with its own network namespace, linked to the host by `ve-<name>` ↔ `eth0`, made by
 // the host's `nixos-container` (driver "nixos") or as a plain network namespace (driver "netns").
 import { ContainerSpec, containerInterfaces, parseContainerInputs } from "../core/containerSpec";
-import { ObservedContainer, observeContainer } from "../host/containerScripts";
+import { ContainerItem, ObservedContainer, observeContainer } from "../host/containerScripts";
+import { Ownership } from "../host/shell";
 import {
   netnsCreateScript,
   netnsDeleteScript,
@@ -15,15 +16,15 @@ import {
   nixosUpdateScript,
 } from "../host/containerNixosScripts";
 import { Props, hasUnknown, machineOf, withoutKeys } from "./common";
-import { HOST_KEY_BOOKKEEPING, HostResourceDefinition } from "./lifecycle";
+import { HOST_KEY_BOOKKEEPING, HostResourceDefinition, OWNER_BOOKKEEPING } from "./lifecycle";
 import { HostJob, ScriptGroup, groupJob } from "./scriptBatch";
 
 /** netns creates (and deletes) the engine runs together on one host share one script: one lock, one scan. */
-const NETNS_CREATES: ScriptGroup<ContainerSpec> = { name: "create containers", build: netnsCreateScript };
-const NETNS_DELETES: ScriptGroup<ContainerSpec> = { name: "delete containers", build: netnsDeleteScript };
+const NETNS_CREATES: ScriptGroup<ContainerItem> = { name: "create containers", build: netnsCreateScript };
+const NETNS_DELETES: ScriptGroup<ContainerItem> = { name: "delete containers", build: netnsDeleteScript };
 
-function grouped(group: ScriptGroup<ContainerSpec>, spec: ContainerSpec): HostJob {
-  return groupJob(group, spec, spec.name);
+function grouped(group: ScriptGroup<ContainerItem>, spec: ContainerSpec, owner: Ownership): HostJob {
+  return groupJob(group, { spec, owner }, spec.name);
 }
 
 function alone(verb: string, spec: ContainerSpec, script: string): HostJob {
@@ -72,6 +73,7 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
       HOST_KEY_BOOKKEEPING,
       "allocatedOnHost",
       "confPath",
+      ...OWNER_BOOKKEEPING,
       ...(props.allocatedOnHost === true ? ["hostAddress", "localAddress"] : []),
     ]),
   // Addresses allocated on the host at create stay while the program sets none.
@@ -85,21 +87,30 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
   subject: (spec) => `container "${spec.name}"`,
   refusalFix: "Pick other addresses (or another name), or remove what holds them.",
 
+  marker: (spec) => ({ kind: "container", name: spec.name }),
   scripts: {
-    create: (spec) =>
-      spec.driver === "netns" ? grouped(NETNS_CREATES, spec) : alone("create", spec, nixosCreateScript(spec)),
-    update: (spec, previous) =>
+    create: (spec, owner) =>
+      spec.driver === "netns"
+        ? grouped(NETNS_CREATES, spec, owner)
+        : alone("create", spec, nixosCreateScript(spec, owner)),
+    update: (spec, previous, owner) =>
       alone(
         "update",
         spec,
         spec.driver === "netns"
-          ? netnsUpdateScript(spec, previousAddresses(previous))
-          : nixosUpdateScript(spec, previousAddresses(previous)),
+          ? netnsUpdateScript(spec, previousAddresses(previous), owner)
+          : nixosUpdateScript(spec, previousAddresses(previous), owner),
       ),
-    read: (spec) =>
-      alone("read", spec, spec.driver === "netns" ? netnsReadScript(spec) : nixosReadScript(spec)),
-    delete: (spec) =>
-      spec.driver === "netns" ? grouped(NETNS_DELETES, spec) : alone("delete", spec, nixosDeleteScript(spec)),
+    read: (spec, owner) =>
+      alone(
+        "read",
+        spec,
+        spec.driver === "netns" ? netnsReadScript(spec, owner) : nixosReadScript(spec, owner),
+      ),
+    delete: (spec, owner) =>
+      spec.driver === "netns"
+        ? grouped(NETNS_DELETES, spec, owner)
+        : alone("delete", spec, nixosDeleteScript(spec, owner)),
   },
   observe: (spec, report) => observeContainer(spec.driver, report.results),
   exists: (seen) => seen.exists,

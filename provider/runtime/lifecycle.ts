@@ -5,7 +5,9 @@
 // in the same place: the host's report → observation → outputs, so an output always means one thing.
 import { Failure } from "../core/validate";
 import { HostResourceType } from "../core/types";
+import { randomBytes } from "node:crypto";
 import { ScriptOutcome } from "../host/protocol";
+import { Ownership, claimScript } from "../host/shell";
 import { SshError, SshHost } from "../ssh";
 import {
   CheckResult,
@@ -17,9 +19,9 @@ import {
   diffWith,
   hostOf,
   machineOf,
+  nothingToDo,
   scrubbed,
   toCheckFailures,
-  updateWith,
   withoutKeys,
 } from "./common";
 import { FailedOperation, HostScriptError, hostScriptError } from "./hostScriptError";
@@ -33,6 +35,13 @@ export type Operation = "create" | "update" | "read";
 
 /** Bookkeeping every host resource keeps: the host key seen (enforced on every later connection). */
 export const HOST_KEY_BOOKKEEPING = "hostKeyFingerprint";
+
+/**
+ * Bookkeeping every host resource keeps: `owner`, the per-create nonce its host objects are marked with
+ * (absent in state from before markers), and `createPending`, set when a create was cut off after it was
+ * sent (the next update asks the host whether it got past its checks).
+ */
+export const OWNER_BOOKKEEPING = ["owner", "createPending"] as const;
 
 export interface HostResourceDefinition<Spec, Observation> {
   readonly type: HostResourceType;
@@ -58,15 +67,20 @@ export interface HostResourceDefinition<Spec, Observation> {
   /** Advice appended to a refusal of create or update. */
   readonly refusalFix?: string;
 
+  /** The host object whose marker stands for the resource: `{ kind: "container", name: "web" }`. */
+  marker(spec: Spec): { readonly kind: string; readonly name: string };
   readonly scripts: {
-    /** Checks (under the host lock) that nothing of that name or address exists, then makes it; reports. */
-    create(spec: Spec): HostJob;
-    /** Brings what exists to the spec; `previous` are the stored outputs. Reports. */
-    update(spec: Spec, previous: Props): HostJob;
-    /** Reports; changes nothing. */
-    read(spec: Spec): HostJob;
-    /** Removes it; succeeds when already gone. */
-    delete(spec: Spec): HostJob;
+    /**
+     * Checks (under the host lock) that nothing of that name or address exists, marks the object as the
+     * owner's, then makes it; reports.
+     */
+    create(spec: Spec, owner: Ownership): HostJob;
+    /** Brings what exists to the spec, if it is the owner's; `previous` are the stored outputs. Reports. */
+    update(spec: Spec, previous: Props, owner: Ownership): HostJob;
+    /** Reports, with the marker (`owner`, `marker_*` results); changes nothing. */
+    read(spec: Spec, owner: Ownership): HostJob;
+    /** Removes it if it is the owner's (else reports `leftBehind` and changes nothing); succeeds when gone. */
+    delete(spec: Spec, owner: Ownership): HostJob;
   };
   /** The report every create, update and read script ends with → what is on the host. */
   observe(spec: Spec, report: Report): Observation;
@@ -91,7 +105,7 @@ export interface HostResourceDefinition<Spec, Observation> {
      * How to remove what a create made when its script failed after its checks without rolling back. Never
      * run after a refusal, a missing tool or a lock timeout (nothing was made then).
      */
-    cleanup?(spec: Spec): HostJob;
+    cleanup?(spec: Spec, owner: Ownership): HostJob;
   };
 
   /** The program's inputs as diff and update should see them (e.g. with addresses the host picked kept). */
@@ -104,10 +118,10 @@ export interface HostResourceDefinition<Spec, Observation> {
 
 /** The script builders of a resource whose every operation is one script of its own. */
 export interface ScriptBuilders<Spec> {
-  create(spec: Spec): string;
-  update(spec: Spec, previous: Props): string;
-  read(spec: Spec): string;
-  delete(spec: Spec): string;
+  create(spec: Spec, owner: Ownership): string;
+  update(spec: Spec, previous: Props, owner: Ownership): string;
+  read(spec: Spec, owner: Ownership): string;
+  delete(spec: Spec, owner: Ownership): string;
 }
 
 /** Jobs from script builders: each runs alone, or merged with the other independent scripts sent at once. */
@@ -120,10 +134,10 @@ export function independentScripts<Spec>(
     script,
   });
   return {
-    create: (spec) => job("create", spec, builders.create(spec)),
-    update: (spec, previous) => job("update", spec, builders.update(spec, previous)),
-    read: (spec) => job("read", spec, builders.read(spec)),
-    delete: (spec) => job("delete", spec, builders.delete(spec)),
+    create: (spec, owner) => job("create", spec, builders.create(spec, owner)),
+    update: (spec, previous, owner) => job("update", spec, builders.update(spec, previous, owner)),
+    read: (spec, owner) => job("read", spec, builders.read(spec, owner)),
+    delete: (spec, owner) => job("delete", spec, builders.delete(spec, owner)),
   };
 }
 
@@ -151,10 +165,20 @@ async function report(
   throw hostScriptError(outcome, { ...operation, display: job.display, target: host.target });
 }
 
+/** A fresh owner token: the nonce one create marks its host objects with. */
+function newToken(): string {
+  return randomBytes(8).toString("hex");
+}
+
 export function hostResourceHandler<Spec, Observation>(
   definition: HostResourceDefinition<Spec, Observation>,
 ): Handler {
   const d = definition;
+  const ownershipOf = (spec: Spec, props: Props): Ownership => {
+    const marker = d.marker(spec);
+    const token = typeof props.owner === "string" ? props.owner : undefined;
+    return { token: token ?? newToken(), legacy: token === undefined, resource: `${d.type} ${marker.name}` };
+  };
   const observedOutputs = (
     operation: Operation,
     spec: Spec,
@@ -162,12 +186,15 @@ export function hostResourceHandler<Spec, Observation>(
     base: Props,
     previous: Props | undefined,
     fingerprint: string,
+    owner: Ownership,
   ) => {
     const observation = d.observe(spec, r);
-    const outs = {
+    const outs: Props = {
       ...base,
       ...d.outputs(spec, observation, previous, operation),
       [HOST_KEY_BOOKKEEPING]: fingerprint,
+      owner: owner.token,
+      createPending: undefined,
     };
     return { observation, outs };
   };
@@ -177,40 +204,55 @@ export function hostResourceHandler<Spec, Observation>(
     return { inputs, failures: toCheckFailures([...connectionFailures(news.connection), ...failures]) };
   }
 
+  /** The create script (or, with `adopts`, the update of what is there), run with `owner`; its report. */
+  async function make(host: SshHost, spec: Spec, inputs: Props, owner: Ownership) {
+    const operation = { subject: d.subject(spec), action: "created", fix: d.refusalFix };
+    const existing = d.adopts?.(spec)
+      ? await report(host, d.scripts.read(spec, owner), operation)
+      : undefined;
+    if (existing && d.exists(d.observe(spec, existing))) {
+      const seen = d.outputs(spec, d.observe(spec, existing), undefined, "read");
+      // Adopting takes over an object someone made by hand: it becomes ours.
+      return report(
+        host,
+        d.scripts.update(spec, { ...inputs, ...seen }, { ...owner, legacy: true }),
+        operation,
+      );
+    }
+    return report(host, d.scripts.create(spec, owner), operation);
+  }
+
   async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
     const spec = parsed(d, inputs);
     const { host } = hostOf(inputs);
     const fingerprint = await host.fingerprint();
     const id = d.id(spec, machineOf(inputs.connection));
-    const operation = { subject: d.subject(spec), action: "created", fix: d.refusalFix };
+    const owner: Ownership = {
+      token: newToken(),
+      legacy: false,
+      resource: `${d.type} ${d.marker(spec).name}`,
+    };
     let done: Report;
     try {
-      const existing = d.adopts?.(spec) ? await report(host, d.scripts.read(spec), operation) : undefined;
-      const adopted = existing && d.exists(d.observe(spec, existing));
-      done = adopted
-        ? await report(
-            host,
-            d.scripts.update(spec, {
-              ...inputs,
-              ...d.outputs(spec, d.observe(spec, existing), undefined, "read"),
-            }),
-            operation,
-          )
-        : await report(host, d.scripts.create(spec), operation);
+      done = await make(host, spec, inputs, owner);
     } catch (err) {
       if (cutOff(err)) {
-        // The script may have run: record the resource so the next `up` finishes it instead of orphaning it.
-        throw new PartialCreateError(
-          err.message,
-          id,
-          { ...inputs, ...d.failure.cutOff, [HOST_KEY_BOOKKEEPING]: fingerprint },
-          [
-            `the connection ended while ${d.subject(spec)} was being created; the next \`pulumi up\` will finish or repair it`,
-          ],
-        );
+        // The script may have run: record the resource with its token, so the next `up` asks the host
+        // whether this create got past its checks (our marker is there) and finishes it, or starts afresh.
+        const recorded = {
+          ...inputs,
+          ...d.failure.cutOff,
+          [HOST_KEY_BOOKKEEPING]: fingerprint,
+          owner: owner.token,
+          createPending: true,
+        };
+        throw new PartialCreateError(err.message, id, recorded, [
+          `the connection ended while ${d.subject(spec)} was being created; the next \`pulumi up\` will finish or repair it`,
+        ]);
       }
+      // Only what this run made, and only when its script failed after its checks without rolling back.
       if (err instanceof HostScriptError && !err.nothingChanged && d.failure.cleanup) {
-        const cleaned = await runJob(host, d.failure.cleanup(spec)).then(
+        const cleaned = await runJob(host, d.failure.cleanup(spec, owner)).then(
           (o) => o.kind === "done",
           () => false,
         );
@@ -218,38 +260,105 @@ export function hostResourceHandler<Spec, Observation>(
       }
       throw err;
     }
-    const { observation, outs } = observedOutputs("create", spec, done, inputs, undefined, fingerprint);
+    const { observation, outs } = observedOutputs(
+      "create",
+      spec,
+      done,
+      inputs,
+      undefined,
+      fingerprint,
+      owner,
+    );
     const problem = d.verify?.(spec, observation, host.target);
     // What was made is on the host: record it (init error) rather than orphan it.
     if (problem) throw new PartialCreateError(problem, id, outs, [problem]);
     return { id, outs };
   }
 
+  /** A create cut off earlier: finish it when it got past its checks (our marker), else create afresh. */
+  async function resume(
+    host: SshHost,
+    spec: Spec,
+    olds: Props,
+    news: Props,
+    owner: Ownership,
+  ): Promise<Report> {
+    const operation = { subject: d.subject(spec), action: "created", fix: d.refusalFix };
+    const seen = await report(host, d.scripts.read(spec, owner), operation);
+    if (seen.results.owner !== owner.token) return report(host, d.scripts.create(spec, owner), operation);
+    // Addresses the host picked before the connection ended are in our marker.
+    const kept = Object.fromEntries(
+      Object.entries(seen.results)
+        .filter(([key]) => key.startsWith("marker_"))
+        .map(([key, value]) => [key.slice("marker_".length), value]),
+    );
+    return report(host, d.scripts.update(spec, { ...olds, ...kept }, owner), operation);
+  }
+
   async function update(olds: Props, news: Props): Promise<Props> {
     const spec = parsed(d, news);
     const { host } = hostOf({ ...news, [HOST_KEY_BOOKKEEPING]: olds[HOST_KEY_BOOKKEEPING] });
     const fingerprint = await host.fingerprint();
-    const operation = { subject: d.subject(spec), action: "updated", fix: d.refusalFix };
-    const done = await report(host, d.scripts.update(spec, olds), operation);
-    const { observation, outs } = observedOutputs("update", spec, done, news, olds, fingerprint);
+    const owner = ownershipOf(spec, olds);
+    const done =
+      olds.createPending === true
+        ? await resume(host, spec, olds, news, owner)
+        : await report(host, d.scripts.update(spec, olds, owner), {
+            subject: d.subject(spec),
+            action: "updated",
+            fix: d.refusalFix,
+          });
+    const previous = olds.createPending === true ? undefined : olds;
+    const { observation, outs } = observedOutputs("update", spec, done, news, previous, fingerprint, owner);
     const problem = d.verify?.(spec, observation, host.target);
     if (problem) throw new Error(problem);
     return outs;
+  }
+
+  /** State from before markers, with nothing else to do: mark its object, touching nothing else. */
+  async function claim(olds: Props, news: Props): Promise<Props> {
+    const spec = parsed(d, news);
+    const { host } = hostOf({ ...news, [HOST_KEY_BOOKKEEPING]: olds[HOST_KEY_BOOKKEEPING] });
+    const owner = ownershipOf(spec, olds);
+    const { kind, name } = d.marker(spec);
+    await report(
+      host,
+      { display: `mark ${kind} ${name}`, script: claimScript(owner, kind, name) },
+      { subject: d.subject(spec), action: "updated" },
+    );
+    return { ...olds, ...news, [HOST_KEY_BOOKKEEPING]: olds[HOST_KEY_BOOKKEEPING], owner: owner.token };
   }
 
   async function read(id: string, props: Props) {
     const spec = parsed(d, props);
     const { host } = hostOf(props);
     const fingerprint = await host.fingerprint();
-    const done = await report(host, d.scripts.read(spec), { subject: d.subject(spec), action: "read" });
-    const { observation, outs } = observedOutputs("read", spec, done, props, props, fingerprint);
+    const owner = ownershipOf(spec, props);
+    const done = await report(host, d.scripts.read(spec, owner), {
+      subject: d.subject(spec),
+      action: "read",
+    });
+    // What is there under our name but not marked ours is someone else's: ours is gone.
+    if (!owner.legacy && props.createPending !== true && done.results.owner !== owner.token) return {};
+    const { observation, outs } = observedOutputs("read", spec, done, props, props, fingerprint, owner);
+    if (props.createPending === true) outs.createPending = true;
     return d.exists(observation) ? { id, props: outs } : {};
   }
 
   async function remove(props: Props): Promise<void> {
     const spec = parsed(d, props);
     const { host } = hostOf(props);
-    await report(host, d.scripts.delete(spec), { subject: d.subject(spec), action: "deleted" });
+    const done = await report(host, d.scripts.delete(spec, ownershipOf(spec, props)), {
+      subject: d.subject(spec),
+      action: "deleted",
+    });
+    const left = done.results.leftBehind;
+    if (left) {
+      // Deleting drops the resource from state; the object stays, and the user is told why.
+      process.stderr.write(
+        `warning: ${d.subject(spec)} was dropped from the stack, but what stands under its name on ${host.target} was left there: ${left}\n`,
+      );
+    }
   }
 
   const kept = (olds: Props, news: Props): Props => (d.withKept ? d.withKept(olds, news) : news);
@@ -258,10 +367,21 @@ export function hostResourceHandler<Spec, Observation>(
     diff: (_id, olds, news) => diffWith(d.rules, olds, kept(olds, news)),
     create: (inputs) => scrubbed(inputs, () => create(inputs)),
     update: (_id, olds, news) =>
-      scrubbed(news, () => updateWith(d.rules, olds, kept(olds, news), () => update(olds, kept(olds, news)))),
+      scrubbed(news, async () => {
+        const wanted = kept(olds, news);
+        if (olds.createPending !== true && nothingToDo(d.rules, olds, wanted)) {
+          if (typeof olds.owner === "string") {
+            return { outs: { ...olds, ...wanted, [HOST_KEY_BOOKKEEPING]: olds[HOST_KEY_BOOKKEEPING] } };
+          }
+          return { outs: await claim(olds, wanted) };
+        }
+        return { outs: await update(olds, wanted) };
+      }),
     read: (id, props) => scrubbed(props, () => read(id, props)),
     delete: (_id, props) => scrubbed(props, () => remove(props)),
     inputsOf: (props) =>
-      d.inputsOf ? d.inputsOf(props) : withoutKeys(props, [...d.observed, ...d.bookkeeping]),
+      d.inputsOf
+        ? d.inputsOf(props)
+        : withoutKeys(props, [...d.observed, ...d.bookkeeping, ...OWNER_BOOKKEEPING]),
   };
 }

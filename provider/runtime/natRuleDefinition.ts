@@ -53,6 +53,7 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
   id: (spec, machine) => `${machine}/nat/${spec.name}`,
   subject: (spec) => `NatRule "${spec.name}"`,
 
+  marker: (spec) => ({ kind: "nat", name: spec.name }),
   scripts: independentScripts((verb, spec) => `${verb} NatRule ${spec.name} (${spec.backend})`, {
     create: natCreateScript,
     update: natUpdateScript,
@@ -66,7 +67,10 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
 
   failure: {
     cutOff: { live: "missing" },
-    // iptables: the restore went through and a jump did not. The name check passed, so these are ours.
-    cleanup: (spec) => ({ display: `clean up NatRule ${spec.name}`, script: natDeleteScript(spec) }),
+    // iptables: the restore went through and a jump did not. The delete removes them only under our marker.
+    cleanup: (spec, owner) => ({
+      display: `clean up NatRule ${spec.name}`,
+      script: natDeleteScript(spec, owner),
+    }),
   },
 };

@@ -44,6 +44,7 @@ export const nmUnmanagedDefinition: HostResourceDefinition<NmSpec, ObservedNm> =
   subject: (spec) => `NmUnmanaged "${spec.name}"`,
   refusalFix: "The previous file was kept.",
 
+  marker: (spec) => ({ kind: "nm", name: spec.name }),
   scripts: independentScripts((verb, spec) => `${verb} ${nmDropInPath(spec.name)}`, {
     create: nmCreateScript,
     update: nmUpdateScript,

@@ -43,6 +43,7 @@ export const vethPairDefinition: HostResourceDefinition<VethPairSpec, ObservedVe
   id: (spec, machine) => `${machine}/${spec.container}/${spec.hostInterface}`,
   subject: (spec) => `veth ${spec.hostInterface} ↔ ${spec.container}:${spec.containerInterface}`,
 
+  marker: (spec) => ({ kind: "veth", name: spec.hostInterface }),
   scripts: independentScripts((verb, spec) => `${verb} veth ${spec.hostInterface}`, {
     create: vethCreateScript,
     update: vethUpdateScript,

@@ -78,6 +78,7 @@ const SPECS: Record<HostResourceType, Record<string, unknown>[]> = {
 };
 
 const OPERATIONS = ["create", "update", "read", "delete"] as const;
+const OWNER = { token: "0123456789abcdef", legacy: false, resource: "Container web" };
 
 function scriptsOf<Spec>(definition: HostResourceDefinition<Spec, unknown>, raw: Record<string, unknown>) {
   const inputs = check(definition.type, {}, raw);
@@ -86,7 +87,10 @@ function scriptsOf<Spec>(definition: HostResourceDefinition<Spec, unknown>, raw:
   if (!spec) throw new Error(`${definition.type} did not parse`);
   const previous = { ...inputs.inputs, hostAddress: "10.233.9.1", localAddress: "10.233.9.2" };
   return OPERATIONS.map((op) => {
-    const job = op === "update" ? definition.scripts.update(spec, previous) : definition.scripts[op](spec);
+    const job =
+      op === "update"
+        ? definition.scripts.update(spec, previous, OWNER)
+        : definition.scripts[op](spec, OWNER);
     return {
       name: `${definition.type} ${String(raw.name ?? raw.hostInterface)} ${op}`,
       text: scriptOf(job, "0123abcd"),
@@ -120,7 +124,7 @@ const ALL = [
           ).inputs,
         );
         if (!parsed.spec) throw new Error("no spec");
-        return parsed.spec;
+        return { spec: parsed.spec, owner: OWNER };
       }),
       "0123abcd",
     ),
