@@ -3,7 +3,7 @@
 // after create, and the nixos driver finds the older /etc/containers layout by itself.
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lab, h1, h2, h3, connection } from "./fixture";
+import { lab, h1, h2, h3, connection, cutOffCreate, until } from "./fixture";
 import { MiniEngine, ResourceType } from "../harness/engine";
 import { ProviderHostError, closeAll, revealMap } from "../harness/providerHost";
 import { labExec, labExecOk, restartSshd } from "../lab/labHosts";
@@ -15,14 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await closeAll();
 });
-
-async function until(what: string, test: () => boolean): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (test()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
 
 describe("a create cut off by a lost connection", () => {
   it("is recorded with its id and state (init error), and the next update finishes it", async () => {
@@ -101,51 +93,6 @@ describe("a create cut off by a lost connection", () => {
   });
 });
 
-/** Holds the host lock on `host`, starts a create that waits for it inside its script, and cuts sshd. */
-async function cutOffCreate(
-  host: typeof h1,
-  type: ResourceType,
-  name: string,
-  inputs: Record<string, unknown>,
-) {
-  const holder = spawn(
-    "bash",
-    [
-      lab.script,
-      "exec",
-      host.name,
-      "--",
-      "timeout",
-      "6",
-      "flock",
-      "/run/lock/pulumi-nixos-containers",
-      "sleep",
-      "6",
-    ],
-    { stdio: "ignore", env: { ...process.env, PNC_LAB_DIR: lab.dir } },
-  );
-  try {
-    await until(
-      "the lock is held",
-      () => labExec(host, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
-    );
-    const creating = engine.create(type, name, inputs).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    await new Promise((r) => setTimeout(r, 1000));
-    restartSshd(host, { dropSessions: true });
-    const err = await creating;
-    expect(err).toBeInstanceOf(ProviderHostError);
-    const init = (err as ProviderHostError).initFailure;
-    if (!init) throw new Error(`${type} create failed without an init error: ${String(err)}`);
-    await until("the holder exits", () => holder.exitCode !== null);
-    return { ...init, properties: revealMap(init.properties) };
-  } finally {
-    holder.kill("SIGKILL"); // by PID; the flock inside the host ends by its own timeout
-  }
-}
-
 describe("a create cut off by a lost connection, for every host resource", () => {
   const cases: [
     ResourceType,
@@ -203,7 +150,7 @@ describe("a create cut off by a lost connection, for every host resource", () =>
             })
           : undefined;
       try {
-        const init = await cutOffCreate(host, type, name, inputs);
+        const init = await cutOffCreate(engine, host, type, name, inputs);
         expect(init.id).toContain(host.address);
         expect(init.reasons.join(" ")).toMatch(/next `pulumi up` will finish or repair it/);
         expect(init.properties).toMatchObject({ ...recordedAs, hostKeyFingerprint: host.hostKeyFingerprint });

@@ -2,7 +2,9 @@
 // shape users pass (@pulumi/command's ConnectionArgs).
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import { LabHost, labExec, labHost, readLab } from "../lab/labHosts";
+import { LabHost, labExec, labHost, readLab, restartSshd } from "../lab/labHosts";
+import { MiniEngine, ResourceType } from "../harness/engine";
+import { ProviderHostError, revealMap } from "../harness/providerHost";
 
 export const lab = readLab();
 export const h1 = labHost("h1", lab);
@@ -60,4 +62,69 @@ export function fromContainer(host: LabHost, name: string, port: number): { ok: 
   const socat = ["socat", "-T", "3", "-", `TCP:${lab.wanAddress}:${port},connect-timeout=2`];
   const r = labExec(host, ["ip", "netns", "exec", name, "timeout", "5", ...socat]);
   return { ok: r.code === 0 && r.stdout.trim() !== "", seenAs: r.stdout.trim() };
+}
+
+/** Polls `test` every 50 ms for up to 5 s. */
+export async function until(what: string, test: () => boolean): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (test()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+/**
+ * A create cut off by a lost connection: holds the host lock on `host` (so the create waits inside its
+ * script, before its checks), starts the create, restarts sshd dropping every session, and returns the
+ * init failure the provider reported (id, recorded properties with secrets revealed, reasons).
+ */
+export async function cutOffCreate(
+  engine: MiniEngine,
+  host: LabHost,
+  type: ResourceType,
+  name: string,
+  inputs: Record<string, unknown>,
+  hold: () => ChildProcess = () => holdLock(host, 6),
+) {
+  const holder = hold();
+  try {
+    await until(
+      "the lock is held",
+      () => labExec(host, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
+    );
+    const creating = engine.create(type, name, inputs).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    restartSshd(host, { dropSessions: true });
+    const err = await creating;
+    if (!(err instanceof ProviderHostError) || !err.initFailure) {
+      throw new Error(`${type} create failed without an init error: ${String(err)}`);
+    }
+    await until("the holder exits", () => holder.exitCode !== null);
+    return { ...err.initFailure, properties: revealMap(err.initFailure.properties) };
+  } finally {
+    holder.kill("SIGKILL"); // by PID; the flock inside the host ends by its own timeout
+  }
+}
+
+/** Holds our host lock on `host` for `seconds` (a process of this test; end it by PID). */
+export function holdLock(host: LabHost, seconds: number): ChildProcess {
+  return spawn(
+    "bash",
+    [
+      lab.script,
+      "exec",
+      host.name,
+      "--",
+      "timeout",
+      String(seconds),
+      "flock",
+      "/run/lock/pulumi-nixos-containers",
+      "sleep",
+      String(seconds),
+    ],
+    { stdio: "ignore", env: { ...process.env, PNC_LAB_DIR: lab.dir } },
+  );
 }
