@@ -364,7 +364,11 @@ export function hostResourceHandler<Spec, Observation>(
   const kept = (olds: Props, news: Props): Props => (d.withKept ? d.withKept(olds, news) : news);
   return {
     check,
-    diff: (_id, olds, news) => diffWith(d.rules, olds, kept(olds, news)),
+    diff: (_id, olds, news) => {
+      const result = diffWith(d.rules, olds, kept(olds, news));
+      // State from before markers: the next update marks its objects (and touches nothing else).
+      return typeof olds.owner === "string" || result.changes ? result : { ...result, changes: true };
+    },
     create: (inputs) => scrubbed(inputs, () => create(inputs)),
     update: (_id, olds, news) =>
       scrubbed(news, async () => {

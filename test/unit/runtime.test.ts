@@ -51,12 +51,15 @@ const RAW: Record<Type, Props> = {
 };
 
 /** What create/read add to the checked inputs: state of a healthy resource. */
+/** A host resource's bookkeeping: the host key and the owner token its host objects are marked with. */
+const KEPT = { hostKeyFingerprint: "SHA256:fp", owner: "0123456789abcdef" };
+
 const HEALTHY_OUTPUTS: Record<Type, Props> = {
   AddressPool: {},
-  Container: { running: true, allocatedOnHost: false, hostKeyFingerprint: "SHA256:fp" },
-  VethPair: { present: true, hostKeyFingerprint: "SHA256:fp" },
-  NatRule: { live: "applied", forwarding: true, hostKeyFingerprint: "SHA256:fp" },
-  NmUnmanaged: { present: true, networkManagerRunning: true, hostKeyFingerprint: "SHA256:fp" },
+  Container: { running: true, allocatedOnHost: false, ...KEPT },
+  VethPair: { present: true, ...KEPT },
+  NatRule: { live: "applied", forwarding: true, ...KEPT },
+  NmUnmanaged: { present: true, networkManagerRunning: true, ...KEPT },
 };
 
 /** Old outputs in state: checked raw inputs, the outputs of a healthy resource, and the provider. */
@@ -601,6 +604,13 @@ describe("diff: drift found by refresh", () => {
   it("repairs an NmUnmanaged drop-in or a VethPair that is no longer as applied", () => {
     expect(unchanged("NmUnmanaged", { present: false })).toEqual(repair);
     expect(unchanged("VethPair", { present: false })).toEqual(repair);
+  });
+
+  it("updates state from before ownership markers once, so its host objects get marked", () => {
+    for (const type of ["Container", "VethPair", "NatRule", "NmUnmanaged"] as const) {
+      const { owner: _none, ...legacy } = stateOf(type);
+      expect(diff(type, "id", legacy, newsOf(type, RAW[type], legacy))).toEqual(repair);
+    }
   });
 
   it("keeps addresses the host allocated while the program sets none", () => {
