@@ -75,7 +75,13 @@ export function hostScriptError(
         target,
         command: operation.display,
         exitCode: outcome.exitCode,
-        stderrTail: tail(outcome.stderr),
+        // Our own protocol lines (PNC-…) are for the runtime, not for the reader.
+        stderrTail: tail(
+          outcome.stderr
+            .split("\n")
+            .filter((line) => !line.startsWith("PNC-"))
+            .join("\n"),
+        ),
       });
       return new HostScriptError(`${subject} could not be ${action}.${rolled}\n  ${ssh.message}`, outcome);
     }

@@ -283,3 +283,35 @@ describe("VethPair addresses", () => {
     }
   });
 });
+
+describe("a create that fails in nixos-container's build", () => {
+  it("leaves no conf behind (the rollback is armed before create), so the next up creates it", async () => {
+    const inputs = {
+      connection: connection(h3),
+      name: "flk",
+      driver: "nixos",
+      flake: "github:acme/infra#web",
+      hostAddress: "10.233.53.1",
+      localAddress: "10.233.53.2",
+    };
+    labExecOk(h3, [
+      "sh",
+      "-c",
+      "mkdir -p /etc/nixos-container-stand-in && touch /etc/nixos-container-stand-in/fail-flake-builds",
+    ]);
+    try {
+      await expect(engine.create("Container", "flk", inputs)).rejects.toThrow(
+        /What this run had made was removed again.*failed to build container from flake/s,
+      );
+      expect(labExec(h3, ["test", "-e", "/etc/nixos-containers/flk.conf"]).code).not.toBe(0);
+      expect(
+        labExec(h3, ["test", "-e", "/var/lib/pulumi-nixos-containers/owners/container-flk"]).code,
+      ).not.toBe(0);
+    } finally {
+      labExec(h3, ["rm", "-f", "/etc/nixos-container-stand-in/fail-flake-builds"]);
+    }
+    const c = await engine.create("Container", "flk", inputs);
+    expect(c.outs).toMatchObject({ running: true, hostAddress: "10.233.53.1" });
+    await engine.destroy(c);
+  });
+});

@@ -158,6 +158,13 @@ check "bar gets 10.233.2.x" test "$ERR" = "host IP is 10.233.2.1, container IP i
 same "bar.conf: AUTO_START=1 and FLAKE without #attr" $CONFDIR/bar.conf $'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.2.1\nLOCAL_ADDRESS=10.233.2.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=1\nFLAKE=github:acme/infra\n'
 check "bar root dir exists" test -d $STATEDIR/bar
 
+mkdir -p /etc/nixos-container-stand-in && touch /etc/nixos-container-stand-in/fail-flake-builds
+expect_err "a failed flake build fails the create (like the real one)" nonzero "failed to build container from flake" create flk --flake 'github:acme/infra#web'
+check "a failed flake build leaves its conf, as the real one does" test -f $CONFDIR/flk.conf
+rm -f /etc/nixos-container-stand-in/fail-flake-builds
+expect_ok "destroy removes the failed create's conf" destroy flk
+check "no conf after destroy" test ! -e $CONFDIR/flk.conf
+
 expect_ok "options anywhere on the line, explicit addresses" --host-address 10.250.0.1 create baz --port tcp:8080:80 --local-address 10.250.0.2
 same "baz.conf byte for byte" $CONFDIR/baz.conf $'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.250.0.1\nLOCAL_ADDRESS=10.250.0.2\nHOST_BRIDGE=\nHOST_PORT=tcp:8080:80\nAUTO_START=0\n'
 
