@@ -42,6 +42,24 @@ function configVariables(spec: ContainerSpec): string {
   });
 }
 
+/** Where a config too large for one command argument is kept, as a module file of ours. */
+const LARGE_CONFIGS = "/var/lib/pulumi-nixos-containers/configs";
+
+/**
+ * Reads and may set CONFIG, CONFIG_FILE; reads CONTAINER_NAME. One command argument holds at most 128 KiB
+ * (Linux's MAX_ARG_STRLEN), so a larger config cannot go to `nixos-container --config`: it is written as a
+ * module of ours (the same text, in the scope --config gives it) and passed with --config-file, which
+ * nixos-container imports; delete removes it. (`printf` is a shell builtin: no argument limit.)
+ */
+const LARGE_CONFIG = String.raw`if [ -n "$CONFIG" ] && [ "$(printf %s "$CONFIG" | wc -c)" -gt 100000 ]; then
+  mkdir -p ${LARGE_CONFIGS}
+  chmod 0700 ${LARGE_CONFIGS}
+  { echo '{ config, lib, pkgs, ... }: with lib; {'; printf '%s\n' "$CONFIG"; echo '}'; } > "${LARGE_CONFIGS}/$CONTAINER_NAME.nix"
+  CONFIG_FILE="${LARGE_CONFIGS}/$CONTAINER_NAME.nix"
+  CONFIG=
+fi
+`;
+
 /**
  * Reads CONTAINER_NAME, HOST_ADDRESS, LOCAL_ADDRESS, CONFIG, CONFIG_FILE, FLAKE, AUTO_START. Sets the
  * positional parameters to `nixos-container create`'s arguments, so each value stays one argument.
@@ -119,6 +137,7 @@ export function nixosCreateScript(spec: ContainerSpec, owner: Ownership): string
     ROLLBACK,
     shared.CLAIM,
     "MADE=1",
+    LARGE_CONFIG,
     CREATE_ARGUMENTS,
     'nixos-container "$@" >&2',
     'nixos-container start "$CONTAINER_NAME" >&2',
@@ -140,6 +159,7 @@ export function nixosUpdateScript(
     "require_ours",
     shared.UPDATE_ADDRESSES_FREE,
     RELEASE_NIXOS_LOCK,
+    LARGE_CONFIG,
     "conf=$(find_conf)",
     'if [ -z "$conf" ]; then',
     CREATE_ARGUMENTS,
@@ -200,6 +220,6 @@ export function nixosDeleteScript(
     'if command -v nixos-container >/dev/null 2>&1; then nixos-container destroy "$CONTAINER_NAME" >&2; fi',
     // Stale ve-* links outlive containers (nixpkgs #16330) and block address reuse: remove ours.
     'ip link del "$HOST_INTERFACE" 2>/dev/null || true',
-    'rm -f "$OWNER_MARKER"',
+    `rm -f "$OWNER_MARKER" "${LARGE_CONFIGS}/$CONTAINER_NAME.nix"`,
   );
 }

@@ -315,3 +315,48 @@ describe("a create that fails in nixos-container's build", () => {
     await engine.destroy(c);
   });
 });
+
+describe("a 200 KiB NixOS config", () => {
+  it("goes through, beside other operations sent at the same time, and its module file goes with the container", async () => {
+    // 200 KiB of configuration text: more than one command argument (128 KiB) can hold.
+    const padding = Array.from(
+      { length: 3200 },
+      (_, i) => `  # padding line ${String(i).padStart(5, "0")} ${"x".repeat(40)}`,
+    );
+    const config = `services.nginx.enable = true;\n${padding.join("\n")}\n`;
+    expect(Buffer.byteLength(config)).toBeGreaterThan(200 * 1024);
+    const inputs = {
+      connection: connection(h3),
+      name: "big",
+      driver: "nixos",
+      config,
+      hostAddress: "10.233.54.1",
+      localAddress: "10.233.54.2",
+    };
+    const other = {
+      connection: connection(h3),
+      name: "small",
+      driver: "nixos",
+      hostAddress: "10.233.55.1",
+      localAddress: "10.233.55.2",
+    };
+    const [big, small] = await Promise.all([
+      engine.create("Container", "big", inputs),
+      engine.create("Container", "small", other),
+    ]);
+    try {
+      expect(big.outs).toMatchObject({ running: true, hostAddress: "10.233.54.1" });
+      expect(small.outs).toMatchObject({ running: true });
+      const module = labExecOk(h3, ["cat", "/var/lib/pulumi-nixos-containers/configs/big.nix"]);
+      expect(module).toContain("services.nginx.enable = true;");
+      expect(module).toContain("padding line 03199");
+      expect(labExecOk(h3, ["cat", "/var/lib/nixos-containers/big/etc/nixos/configuration.nix"])).toContain(
+        "/var/lib/pulumi-nixos-containers/configs/big.nix",
+      );
+    } finally {
+      await engine.destroy(big);
+      await engine.destroy(small);
+    }
+    expect(labExec(h3, ["test", "-e", "/var/lib/pulumi-nixos-containers/configs/big.nix"]).code).not.toBe(0);
+  });
+});
