@@ -130,102 +130,103 @@ export class SshConnection {
     options: ExecOptions,
     expected: string | undefined,
   ): Promise<ExecResult> {
-    return this.hold(async (client) => {
-      await this.channels.acquire();
-      try {
-        this.pool.count("commands", this.target);
-        // A refused channel open means the command never started, so trying again cannot run it twice.
-        // sshd frees a session slot a moment after the channel closes, so a burst can briefly hit MaxSessions.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            return await this.execOn(client, command, options);
-          } catch (err) {
-            if (!(err instanceof ChannelOpenError) || attempt >= 8) throw err;
-            await sleep(25 * attempt);
-          }
+    // The channel slot first, the connection second: a command queued behind the cap must not hold a
+    // connection that may drop while it waits (it then starts on the next one).
+    await this.channels.acquire();
+    try {
+      this.pool.count("commands", this.target);
+      // A refused channel open means the command never started, so trying again cannot run it twice.
+      // sshd frees a session slot a moment after the channel closes, so a burst can briefly hit MaxSessions.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.hold((client) => this.execOn(client, command, options), expected);
+        } catch (err) {
+          if (!(err instanceof ChannelOpenError) || attempt >= 8) throw err;
+          await sleep(25 * attempt);
         }
-      } finally {
-        this.channels.release();
       }
-    }, expected);
+    } finally {
+      this.channels.release();
+    }
   }
 
   private execOn(client: Client, command: string, options: ExecOptions): Promise<ExecResult> {
     const display = options.display ?? command;
     const timeoutMs = options.timeoutMs ?? 300_000;
+    const refused = (message: string) =>
+      new ChannelOpenError(`could not open a channel: ${message}`, { target: this.target, command: display });
     return new Promise<ExecResult>((resolve, reject) => {
-      client.exec(command, (err, stream: ClientChannel) => {
-        if (err) {
-          reject(
-            new ChannelOpenError(`could not open a channel: ${err.message}`, {
-              target: this.target,
-              command: display,
-            }),
-          );
-          return;
-        }
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        let exit: { code: number | null; signal: string | null } | undefined;
-        let settled = false;
-        const timer = setTimeout(() => {
-          settled = true;
-          stream.close();
-          reject(
-            new SshError(
-              "timeout",
-              `the command did not finish within ${timeoutMs} ms (it may still be running)`,
-              {
-                target: this.target,
-                command: display,
-              },
-            ),
-          );
-        }, timeoutMs);
-        stream.on("data", (chunk: Buffer) => out.push(chunk));
-        stream.stderr.on("data", (chunk: Buffer) => errOut.push(chunk));
-        stream.on("exit", (code: number | null, signal?: string) => {
-          exit = { code: typeof code === "number" ? code : null, signal: signal ?? null };
-        });
-        stream.on("close", () => {
-          clearTimeout(timer);
-          if (settled) return;
-          settled = true;
-          const stdout = Buffer.concat(out).toString("utf8");
-          const stderr = Buffer.concat(errOut).toString("utf8");
-          if (!exit) {
+      // ssh2 throws at once on a client whose connection has just ended: the command never started.
+      const opened = attempt(() =>
+        client.exec(command, (err, stream: ClientChannel) => {
+          if (err) {
+            reject(refused(err.message));
+            return;
+          }
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          let exit: { code: number | null; signal: string | null } | undefined;
+          let settled = false;
+          const timer = setTimeout(() => {
+            settled = true;
+            stream.close();
             reject(
               new SshError(
-                "disconnected",
-                "the connection closed before the command reported its exit status",
+                "timeout",
+                `the command did not finish within ${timeoutMs} ms (it may still be running)`,
                 {
                   target: this.target,
                   command: display,
-                  stderrTail: tail(stderr),
                 },
               ),
             );
-            return;
-          }
-          const result: ExecResult = { stdout, stderr, ...exit };
-          if (options.check !== false && result.code !== 0) {
-            reject(
-              new SshError("command-failed", "the command failed", {
-                target: this.target,
-                command: display,
-                exitCode: result.code,
-                signal: result.signal,
-                stderrTail: tail(stderr),
-                stdout,
-                stderr,
-              }),
-            );
-            return;
-          }
-          resolve(result);
-        });
-        stream.end(options.stdin ?? undefined);
-      });
+          }, timeoutMs);
+          stream.on("data", (chunk: Buffer) => out.push(chunk));
+          stream.stderr.on("data", (chunk: Buffer) => errOut.push(chunk));
+          stream.on("exit", (code: number | null, signal?: string) => {
+            exit = { code: typeof code === "number" ? code : null, signal: signal ?? null };
+          });
+          stream.on("close", () => {
+            clearTimeout(timer);
+            if (settled) return;
+            settled = true;
+            const stdout = Buffer.concat(out).toString("utf8");
+            const stderr = Buffer.concat(errOut).toString("utf8");
+            if (!exit) {
+              reject(
+                new SshError(
+                  "disconnected",
+                  "the connection closed before the command reported its exit status",
+                  {
+                    target: this.target,
+                    command: display,
+                    stderrTail: tail(stderr),
+                  },
+                ),
+              );
+              return;
+            }
+            const result: ExecResult = { stdout, stderr, ...exit };
+            if (options.check !== false && result.code !== 0) {
+              reject(
+                new SshError("command-failed", "the command failed", {
+                  target: this.target,
+                  command: display,
+                  exitCode: result.code,
+                  signal: result.signal,
+                  stderrTail: tail(stderr),
+                  stdout,
+                  stderr,
+                }),
+              );
+              return;
+            }
+            resolve(result);
+          });
+          stream.end(options.stdin ?? undefined);
+        }),
+      );
+      if (opened !== undefined) reject(refused(opened.message));
     });
   }
 
@@ -566,4 +567,14 @@ export function sharedPool(): SshPool {
   const g = globalThis as GlobalWithPool;
   g[GLOBAL_KEY] ??= new SshPool();
   return g[GLOBAL_KEY];
+}
+
+/** Runs `work`, returning what it threw (undefined when it did not). */
+function attempt(work: () => unknown): Error | undefined {
+  try {
+    work();
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
 }

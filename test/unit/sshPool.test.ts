@@ -481,6 +481,27 @@ describe("dropped connections", () => {
     },
   );
 
+  it("runs commands queued behind the channel cap on a new connection when the old one drops", async () => {
+    const sshd = await startSshd();
+    sshd.onExec = (call) => {
+      if (call.command.startsWith("held")) return; // never answers: dropped with the connection
+      call.finish(`ran ${call.command}\n`);
+    };
+    const host = newPool().host(spec(sshd.port));
+    const held = Array.from({ length: 8 }, (_, i) => failure(host.exec(["held", String(i)])));
+    await waitFor("8 open channels", () => sshd.open === 8);
+    // These four wait for a channel slot: they have not started, so they may run on the next connection.
+    const queued = Promise.all(Array.from({ length: 4 }, (_, i) => host.exec(["queued", String(i)])));
+    await sleep(100);
+    sshd.dropAbruptly();
+    for (const err of await Promise.all(held)) expect(err.kind).toBe("disconnected");
+    expect((await queued).map((r) => r.stdout)).toEqual(
+      Array.from({ length: 4 }, (_, i) => `ran queued ${i}\n`),
+    );
+    expect(sshd.execs.filter((c) => c.startsWith("queued"))).toHaveLength(4);
+    expect(sshd.tcpConnections).toBe(2);
+  });
+
   it("reconnects after the pool closed an idle connection", async () => {
     const sshd = await startSshd();
     const pool = newPool({ idleMs: 100 });
