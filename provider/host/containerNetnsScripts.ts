@@ -4,18 +4,7 @@
 import { ContainerSpec } from "../core/containerSpec";
 import * as shared from "./containerScripts";
 import { MARK, REPORT_ITEM } from "./protocol";
-import {
-  ADDRESSES,
-  LOCKS,
-  OWNERSHIP,
-  Ownership,
-  PRELUDE,
-  REFUSE_IF_TAKEN,
-  assignments,
-  need,
-  result,
-  script,
-} from "./shell";
+import * as shell from "./shell";
 
 /** Where we record the namespaces we made, so the address scan need not enter them. */
 const OURS = "/run/pulumi-nixos-containers/netns";
@@ -72,7 +61,7 @@ trap rollback EXIT
 `;
 
 /** Reads CONTAINER_NAME (and what report_live reads). Prints the driver's observation of the container. */
-const REPORT = String.raw`if [ -e "/run/netns/$CONTAINER_NAME" ]; then ${result("namespace", "1")}; else ${result("namespace", "0")}; fi
+const REPORT = String.raw`if [ -e "/run/netns/$CONTAINER_NAME" ]; then ${shell.result("namespace", "1")}; else ${shell.result("namespace", "0")}; fi
 report_live`;
 
 /**
@@ -82,7 +71,7 @@ report_live`;
  * background, its veth a moment later.
  */
 const DELETE_ONE = String.raw`if ! ours; then
-  ${result("leftBehind", "network namespace $CONTAINER_NAME and interface $HOST_INTERFACE: $(not_ours)")}
+  ${shell.result("leftBehind", "network namespace $CONTAINER_NAME and interface $HOST_INTERFACE: $(not_ours)")}
   exit 0
 fi
 ip link del "$HOST_INTERFACE" 2>/dev/null || true
@@ -124,14 +113,11 @@ function itemBatch(
   after: readonly string[] = [],
 ): string {
   const calls = items.map(({ spec, owner }, i) =>
-    script(shared.containerVariables(spec, own, owner, spec), `item ${i}`),
+    shell.script(shared.containerVariables(spec, own, owner, spec), `item ${i}`),
   );
-  return script(
-    PRELUDE,
-    need("ip", "flock"),
-    assignments({ PNC_MARK: mark }),
-    LOCKS,
-    OWNERSHIP,
+  return shell.changingScript(
+    ["ip", "flock"],
+    shell.assignments({ PNC_MARK: mark }),
     ...header,
     REPORT_ITEM,
     "ITEM_OUTPUT_DIR=$(mktemp -d)",
@@ -162,8 +148,8 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
     mark,
     false,
     [
-      assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "", OWN_RECORD: "" }),
-      ADDRESSES,
+      shell.assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "", OWN_RECORD: "" }),
+      shell.ADDRESSES,
       shared.REPORT_LIVE,
       ENSURE,
       "USED_ADDRESS_LIST=$(used_addresses)",
@@ -172,7 +158,7 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
       NAME_FREE,
       ALLOCATE_IF_NEEDED,
       '    clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
-      `    ${REFUSE_IF_TAKEN}`,
+      `    ${shell.REFUSE_IF_TAKEN}`,
       ROLLBACK,
       `    ${shared.CLAIM}`,
       "    MADE_MARKER=1",
@@ -200,16 +186,13 @@ export function netnsDeleteScript(items: readonly shared.ContainerItem[], mark: 
 export function netnsUpdateScript(
   spec: ContainerSpec,
   previous: shared.PreviousAddresses,
-  owner: Ownership,
+  owner: shell.Ownership,
 ): string {
-  return script(
-    PRELUDE,
-    need("ip", "flock"),
+  return shell.changingScript(
+    ["ip", "flock"],
     shared.containerVariables(spec, true, owner, shared.updateAddresses(spec, previous)),
-    LOCKS,
-    OWNERSHIP,
     "require_ours",
-    ADDRESSES,
+    shell.ADDRESSES,
     shared.REPORT_LIVE,
     ENSURE,
     shared.UPDATE_ADDRESSES_FREE,
@@ -223,12 +206,10 @@ export function netnsUpdateScript(
 /** Reports what the host has for the container (namespace, veth, live addresses); changes nothing. */
 export function netnsReadScript(
   spec: Pick<ContainerSpec, "name" | "hostInterface">,
-  owner: Ownership,
+  owner: shell.Ownership,
 ): string {
-  return script(
-    PRELUDE,
+  return shell.reportingScript(
     shared.containerVariables(spec, true, owner),
-    OWNERSHIP,
     shared.REPORT_LIVE,
     REPORT,
     "report_owner",

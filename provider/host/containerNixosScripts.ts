@@ -4,18 +4,7 @@
 import { ContainerSpec } from "../core/containerSpec";
 import * as shared from "./containerScripts";
 import { MARK } from "./protocol";
-import {
-  ADDRESSES,
-  LOCKS,
-  OWNERSHIP,
-  Ownership,
-  PRELUDE,
-  REFUSE_IF_TAKEN,
-  assignments,
-  need,
-  result,
-  script,
-} from "./shell";
+import * as shell from "./shell";
 
 /** Reads CONTAINER_NAME. Defines `find_conf`: prints NAME's conf in whichever layout this host uses. */
 const FIND_CONF = String.raw`find_conf() {
@@ -34,7 +23,7 @@ const RELEASE_NIXOS_LOCK = "exec 9>&-";
 
 /** CONFIG, CONFIG_FILE, FLAKE and AUTO_START of the spec. */
 function configVariables(spec: ContainerSpec): string {
-  return assignments({
+  return shell.assignments({
     CONFIG: spec.config ?? "",
     CONFIG_FILE: spec.configFile ?? "",
     FLAKE: spec.flake ?? "",
@@ -94,10 +83,10 @@ trap rollback EXIT
  * its addresses and AUTO_START, nixos-container's status and the live veth.
  */
 const REPORT = String.raw`conf=$(find_conf)
-${result("conf", "$conf")}
+${shell.result("conf", "$conf")}
 if [ -n "$conf" ]; then
   sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p; s/^AUTO_START=\(.*\)$/PNC-RESULT confAutoStart=\1/p' "$conf"
-  ${result("status", '$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)')}
+  ${shell.result("status", '$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)')}
   report_live
 fi`;
 
@@ -105,25 +94,22 @@ fi`;
 function header(
   spec: ContainerSpec,
   own: boolean,
-  owner: Ownership,
+  owner: shell.Ownership,
   addresses: shared.PreviousAddresses,
 ): string {
-  return script(
-    PRELUDE,
-    need("ip", "flock", "nixos-container"),
+  return shell.changingScript(
+    ["ip", "flock", "nixos-container"],
     shared.containerVariables(spec, own, owner, addresses),
     configVariables(spec),
-    LOCKS,
-    OWNERSHIP,
-    ADDRESSES,
+    shell.ADDRESSES,
     FIND_CONF,
     shared.REPORT_LIVE,
   );
 }
 
 /** Checks name and addresses (under the host locks), then creates and starts; rolls back on failure. */
-export function nixosCreateScript(spec: ContainerSpec, owner: Ownership): string {
-  return script(
+export function nixosCreateScript(spec: ContainerSpec, owner: shell.Ownership): string {
+  return shell.script(
     header(spec, false, owner, spec),
     "taken=0",
     `if [ -n "$(find_conf)" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a nixos container of that name exists ($(find_conf))" >&2; taken=1; fi`,
@@ -132,7 +118,7 @@ export function nixosCreateScript(spec: ContainerSpec, owner: Ownership): string
     "USED_ADDRESS_LIST=$(used_addresses)",
     'if [ -z "$HOST_ADDRESS" ]; then block=$(allocate_block); HOST_ADDRESS="10.233.$block.1"; LOCAL_ADDRESS="10.233.$block.2"; fi',
     'clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
-    REFUSE_IF_TAKEN,
+    shell.REFUSE_IF_TAKEN,
     RELEASE_NIXOS_LOCK,
     ROLLBACK,
     shared.CLAIM,
@@ -152,9 +138,9 @@ export function nixosCreateScript(spec: ContainerSpec, owner: Ownership): string
 export function nixosUpdateScript(
   spec: ContainerSpec,
   previous: shared.PreviousAddresses,
-  owner: Ownership,
+  owner: shell.Ownership,
 ): string {
-  return script(
+  return shell.script(
     header(spec, true, owner, shared.updateAddresses(spec, previous)),
     "require_ours",
     shared.UPDATE_ADDRESSES_FREE,
@@ -187,33 +173,23 @@ export function nixosUpdateScript(
 /** Reports the conf, status and live veth of the container; changes nothing. */
 export function nixosReadScript(
   spec: Pick<ContainerSpec, "name" | "hostInterface">,
-  owner: Ownership,
+  owner: shell.Ownership,
 ): string {
-  return script(
-    PRELUDE,
-    shared.containerVariables(spec, true, owner),
-    OWNERSHIP,
-    FIND_CONF,
-    shared.REPORT_LIVE,
-    REPORT,
-    "report_owner",
-  );
+  const variables = shared.containerVariables(spec, true, owner);
+  return shell.reportingScript(variables, FIND_CONF, shared.REPORT_LIVE, REPORT, "report_owner");
 }
 
 /** Destroys the container and its stale veth if it is ours (else leaves it, saying why); succeeds when gone. */
 export function nixosDeleteScript(
   spec: Pick<ContainerSpec, "name" | "hostInterface">,
-  owner: Ownership,
+  owner: shell.Ownership,
 ): string {
-  return script(
-    PRELUDE,
-    need("ip", "flock"),
+  return shell.changingScript(
+    ["ip", "flock"],
     shared.containerVariables(spec, true, owner),
-    LOCKS,
-    OWNERSHIP,
     FIND_CONF,
     'if [ -n "$(find_conf)" ] && ! ours; then',
-    `  ${result("leftBehind", "nixos container $CONTAINER_NAME ($(find_conf)): $(not_ours)")}`,
+    `  ${shell.result("leftBehind", "nixos container $CONTAINER_NAME ($(find_conf)): $(not_ours)")}`,
     "  exit 0",
     "fi",
     RELEASE_NIXOS_LOCK,

@@ -11,17 +11,7 @@ import { NatSpec } from "../core/natRuleSpec";
 import { nftTableName, renderNft } from "../core/natRuleNftables";
 import { quoteArgv } from "../ssh/quote";
 import { EXIT, MARK } from "./protocol";
-import {
-  LOCKS,
-  OWNERSHIP,
-  Ownership,
-  PRELUDE,
-  assignments,
-  need,
-  ownerVariables,
-  result,
-  script,
-} from "./shell";
+import * as shell from "./shell";
 
 /** Host-side records of our NatRules (one file each), and the forwarding setting found before the first. */
 const STATE_DIR = "/var/lib/pulumi-nixos-containers/nat";
@@ -38,16 +28,16 @@ function snapshotFunction(spec: Pick<NatSpec, "name" | "backend">): string {
 `;
 }
 
-function vars(spec: Pick<NatSpec, "name">, owner: Ownership, rules = "", ext = ""): string {
-  return script(
-    assignments({
+function vars(spec: Pick<NatSpec, "name">, owner: shell.Ownership, rules = "", ext = ""): string {
+  return shell.script(
+    shell.assignments({
       RULE_NAME: spec.name,
       TABLE_NAME: nftTableName(spec.name),
       RULESET: rules,
       EXTERNAL_INTERFACE: ext,
       STATE_DIR,
     }),
-    ownerVariables(owner, "nat", spec.name),
+    shell.ownerVariables(owner, "nat", spec.name),
   );
 }
 
@@ -114,11 +104,11 @@ fi
  * (the host-side record of this NatRule) and forwarding=1|0 (net.ipv4.conf.all.forwarding).
  */
 const REPORT = String.raw`now=$(snapshot)
-if [ -z "$now" ]; then ${result("live", "missing")}
-elif [ -f "$STATE_DIR/$RULE_NAME.applied" ] && [ "$now" = "$(cat "$STATE_DIR/$RULE_NAME.applied")" ]; then ${result("live", "applied")}
-else ${result("live", "altered")}; fi
-if [ -f "$STATE_DIR/$RULE_NAME.rule" ]; then ${result("recorded", "1")}; else ${result("recorded", "0")}; fi
-${result("forwarding", "$(cat /proc/sys/net/ipv4/conf/all/forwarding)")}`;
+if [ -z "$now" ]; then ${shell.result("live", "missing")}
+elif [ -f "$STATE_DIR/$RULE_NAME.applied" ] && [ "$now" = "$(cat "$STATE_DIR/$RULE_NAME.applied")" ]; then ${shell.result("live", "applied")}
+else ${shell.result("live", "altered")}; fi
+if [ -f "$STATE_DIR/$RULE_NAME.rule" ]; then ${shell.result("recorded", "1")}; else ${shell.result("recorded", "0")}; fi
+${shell.result("forwarding", "$(cat /proc/sys/net/ipv4/conf/all/forwarding)")}`;
 
 /**
  * Reads RULE_NAME, STATE_DIR (and what `snapshot` reads). Refuses when a NatRule of this name is already on
@@ -135,49 +125,51 @@ fi
  * Applies the rules (one `nft -f` transaction, or our chains and jumps), forwarding on, and records them. A
  * create marks them ours once its checks pass; an update goes on only with rules that are ours.
  */
-function applyScript(spec: NatSpec, owner: Ownership, create: boolean): string {
-  const lines: string[] = [PRELUDE];
+function applyScript(spec: NatSpec, owner: shell.Ownership, create: boolean): string {
   const ownership = create ? [NAME_FREE, EXTERNAL_EXISTS, "claim"] : ["require_ours", EXTERNAL_EXISTS];
+  const finish = [FORWARDING_ON, 'snapshot > "$STATE_DIR/$RULE_NAME.applied"', REPORT, "report_owner"];
   if (spec.backend === "nftables") {
-    lines.push(need("ip", "flock", "nft"), vars(spec, owner, renderNft(spec), spec.externalInterface), LOCKS);
-    lines.push(OWNERSHIP, snapshotFunction(spec), ...ownership);
-    // Checked first, then loaded: `nft -f` applies the whole file in one transaction.
-    lines.push(`printf '%s\\n' "$RULESET" | nft -c -f - >&2`, `printf '%s\\n' "$RULESET" | nft -f -`);
-  } else {
-    const rendered = renderIptables(spec);
-    lines.push(
-      need("ip", "flock", "iptables", "iptables-restore", "iptables-save"),
-      vars(spec, owner, rendered.restore, spec.externalInterface),
-      LOCKS,
+    return shell.changingScript(
+      ["ip", "flock", "nft"],
+      vars(spec, owner, renderNft(spec), spec.externalInterface),
+      snapshotFunction(spec),
+      ...ownership,
+      // Checked first, then loaded: `nft -f` applies the whole file in one transaction.
+      `printf '%s\\n' "$RULESET" | nft -c -f - >&2`,
+      `printf '%s\\n' "$RULESET" | nft -f -`,
+      ...finish,
     );
-    lines.push(OWNERSHIP, snapshotFunction(spec), ...ownership, RECORD_ABSENT_BASE_CHAINS);
-    lines.push(
-      `printf '%s\\n' "$RULESET" | iptables-restore -w --test --noflush >&2`,
-      `printf '%s\\n' "$RULESET" | iptables-restore -w --noflush`,
-    );
-    for (const jump of rendered.jumps) {
-      lines.push(
-        `${quoteArgv(iptablesJumpArgv(jump, "-C"))} 2>/dev/null || ${quoteArgv(iptablesJumpArgv(jump, "-I"))}`,
-      );
-    }
   }
-  lines.push(FORWARDING_ON, 'snapshot > "$STATE_DIR/$RULE_NAME.applied"', REPORT, "report_owner");
-  return script(...lines);
+  const rendered = renderIptables(spec);
+  return shell.changingScript(
+    ["ip", "flock", "iptables", "iptables-restore", "iptables-save"],
+    vars(spec, owner, rendered.restore, spec.externalInterface),
+    snapshotFunction(spec),
+    ...ownership,
+    RECORD_ABSENT_BASE_CHAINS,
+    `printf '%s\\n' "$RULESET" | iptables-restore -w --test --noflush >&2`,
+    `printf '%s\\n' "$RULESET" | iptables-restore -w --noflush`,
+    ...rendered.jumps.map(
+      (jump) =>
+        `${quoteArgv(iptablesJumpArgv(jump, "-C"))} 2>/dev/null || ${quoteArgv(iptablesJumpArgv(jump, "-I"))}`,
+    ),
+    ...finish,
+  );
 }
 
 /** A create: refuses when a NatRule of this name is already on the host (another stack, or one state lost). */
-export function natCreateScript(spec: NatSpec, owner: Ownership): string {
+export function natCreateScript(spec: NatSpec, owner: shell.Ownership): string {
   return applyScript(spec, owner, true);
 }
 
 /** An update: replaces our rules with the spec's. */
-export function natUpdateScript(spec: NatSpec, _previous: unknown, owner: Ownership): string {
+export function natUpdateScript(spec: NatSpec, _previous: unknown, owner: shell.Ownership): string {
   return applyScript(spec, owner, false);
 }
 
 /** Reports whether our rules are as applied, the host-side record, and forwarding; changes nothing. */
-export function natReadScript(spec: Pick<NatSpec, "name" | "backend">, owner: Ownership): string {
-  return script(PRELUDE, vars(spec, owner), OWNERSHIP, snapshotFunction(spec), REPORT, "report_owner");
+export function natReadScript(spec: Pick<NatSpec, "name" | "backend">, owner: shell.Ownership): string {
+  return shell.reportingScript(vars(spec, owner), snapshotFunction(spec), REPORT, "report_owner");
 }
 
 /** What a NatRule script reports. */
@@ -196,16 +188,11 @@ export function observeNat(results: Readonly<Record<string, string>>): ObservedN
  * Removes our rules, record and marker if they are ours (else reports what it left and why), and sets
  * forwarding back when this was our last NatRule on the host. Succeeds when already gone.
  */
-export function natDeleteScript(spec: Pick<NatSpec, "name" | "backend">, owner: Ownership): string {
+export function natDeleteScript(spec: Pick<NatSpec, "name" | "backend">, owner: shell.Ownership): string {
   const lines = [
-    PRELUDE,
-    need("flock"),
-    vars(spec, owner),
-    LOCKS,
-    OWNERSHIP,
     snapshotFunction(spec),
     "if ! ours; then",
-    `  if [ -f "$STATE_DIR/$RULE_NAME.rule" ] || [ -n "$(snapshot)" ]; then ${result("leftBehind", "the rules and record of NatRule $RULE_NAME: $(not_ours)")}; fi`,
+    `  if [ -f "$STATE_DIR/$RULE_NAME.rule" ] || [ -n "$(snapshot)" ]; then ${shell.result("leftBehind", "the rules and record of NatRule $RULE_NAME: $(not_ours)")}; fi`,
     "  exit 0",
     "fi",
   ];
@@ -227,5 +214,5 @@ export function natDeleteScript(spec: Pick<NatSpec, "name" | "backend">, owner: 
     lines.push(REMOVE_BASE_CHAINS_WE_CREATED, "fi");
   }
   lines.push(FORWARDING_RESTORE, 'rm -f "$OWNER_MARKER"');
-  return script(...lines);
+  return shell.changingScript(["flock"], vars(spec, owner), ...lines);
 }

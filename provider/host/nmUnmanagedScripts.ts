@@ -3,17 +3,7 @@
 // Create, update and read all end with the same report.
 import { NmSpec, nmDropInPath, renderNmConf } from "../core/nmUnmanagedSpec";
 import { EXIT, MARK, parseDevices } from "./protocol";
-import {
-  LOCKS,
-  OWNERSHIP,
-  Ownership,
-  PRELUDE,
-  assignments,
-  need,
-  ownerVariables,
-  result,
-  script,
-} from "./shell";
+import * as shell from "./shell";
 
 /** The shell globs of `interface-name:GLOB` specs, to confirm which present devices must be unmanaged. */
 function interfaceGlobs(devices: readonly string[]): string[] {
@@ -23,14 +13,14 @@ function interfaceGlobs(devices: readonly string[]): string[] {
 }
 
 /** DROP_IN_PATH, DROP_IN_CONTENT and DEVICE_GLOBS of the spec, and its owner's variables. */
-function vars(spec: NmSpec, owner: Ownership): string {
-  return script(
-    assignments({
+function vars(spec: NmSpec, owner: shell.Ownership): string {
+  return shell.script(
+    shell.assignments({
       DROP_IN_PATH: nmDropInPath(spec.name),
       DROP_IN_CONTENT: renderNmConf(spec),
       DEVICE_GLOBS: interfaceGlobs(spec.devices).join(" "),
     }),
-    ownerVariables(owner, "nm", spec.name),
+    shell.ownerVariables(owner, "nm", spec.name),
   );
 }
 
@@ -46,13 +36,13 @@ const NM_RUNNING = String.raw`nm_running() {
  * running=1|0, and a device line (name:state) for each NetworkManager device matching our globs.
  */
 const REPORT = String.raw`if [ -f "$DROP_IN_PATH" ]; then
-  ${result("exists", "1")}
-  ${result("content", '$(base64 -w0 < "$DROP_IN_PATH")')}
+  ${shell.result("exists", "1")}
+  ${shell.result("content", '$(base64 -w0 < "$DROP_IN_PATH")')}
 else
-  ${result("exists", "0")}
+  ${shell.result("exists", "0")}
 fi
 if nm_running; then
-  ${result("running", "1")}
+  ${shell.result("running", "1")}
   nmcli -t -f DEVICE,STATE device status 2>/dev/null | while IFS=: read -r device state; do
     for glob in $DEVICE_GLOBS; do
       # shellcheck disable=SC2254 # the glob is a pattern on purpose (interface-name:ve-*)
@@ -60,7 +50,7 @@ if nm_running; then
     done
   done
 else
-  ${result("running", "0")}
+  ${shell.result("running", "0")}
 fi`;
 
 /**
@@ -93,16 +83,13 @@ const NAME_FREE = String.raw`if [ -e "$DROP_IN_PATH" ]; then
 fi
 `;
 
-function writeScript(spec: NmSpec, owner: Ownership, create: boolean): string {
-  return script(
-    PRELUDE,
-    need("flock"),
+function writeScript(spec: NmSpec, owner: shell.Ownership, create: boolean): string {
+  return shell.changingScript(
+    ["flock"],
     vars(spec, owner),
     "set -f",
-    LOCKS,
-    OWNERSHIP,
     NM_RUNNING,
-    create ? script(NAME_FREE, "claim") : "require_ours",
+    create ? shell.script(NAME_FREE, "claim") : "require_ours",
     WRITE_AND_RELOAD,
     REPORT,
     "report_owner",
@@ -110,31 +97,28 @@ function writeScript(spec: NmSpec, owner: Ownership, create: boolean): string {
 }
 
 /** A create: refuses a drop-in of this name that is already there, then writes, reloads and reports. */
-export function nmCreateScript(spec: NmSpec, owner: Ownership): string {
+export function nmCreateScript(spec: NmSpec, owner: shell.Ownership): string {
   return writeScript(spec, owner, true);
 }
 
 /** An update: rewrites our drop-in, reloads and reports. */
-export function nmUpdateScript(spec: NmSpec, _previous: unknown, owner: Ownership): string {
+export function nmUpdateScript(spec: NmSpec, _previous: unknown, owner: shell.Ownership): string {
   return writeScript(spec, owner, false);
 }
 
 /** Reports the drop-in and the matching devices; changes nothing. */
-export function nmReadScript(spec: NmSpec, owner: Ownership): string {
-  return script(PRELUDE, vars(spec, owner), "set -f", OWNERSHIP, NM_RUNNING, REPORT, "report_owner");
+export function nmReadScript(spec: NmSpec, owner: shell.Ownership): string {
+  return shell.reportingScript(vars(spec, owner), "set -f", NM_RUNNING, REPORT, "report_owner");
 }
 
 /** Removes our drop-in (else reports what it left and why) and reloads; succeeds when already gone. */
-export function nmDeleteScript(spec: NmSpec, owner: Ownership): string {
-  return script(
-    PRELUDE,
-    need("flock"),
+export function nmDeleteScript(spec: NmSpec, owner: shell.Ownership): string {
+  return shell.changingScript(
+    ["flock"],
     vars(spec, owner),
-    LOCKS,
-    OWNERSHIP,
     NM_RUNNING,
     'if [ -e "$DROP_IN_PATH" ] && ! ours; then',
-    `  ${result("leftBehind", "$DROP_IN_PATH: $(not_ours)")}`,
+    `  ${shell.result("leftBehind", "$DROP_IN_PATH: $(not_ours)")}`,
     "  exit 0",
     "fi",
     'rm -f "$DROP_IN_PATH" "$OWNER_MARKER"',

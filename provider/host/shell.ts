@@ -137,15 +137,7 @@ report_owner() {
 
 /** A script that only marks an object of a resource whose state predates markers (touching nothing else). */
 export function claimScript(ownership: Ownership, kind: string, name: string): string {
-  return script(
-    PRELUDE,
-    need("flock"),
-    ownerVariables(ownership, kind, name),
-    LOCKS,
-    OWNERSHIP,
-    "require_ours",
-    "report_owner",
-  );
+  return changingScript(["flock"], ownerVariables(ownership, kind, name), "require_ours", "report_owner");
 }
 
 /** The script line that exits REFUSED when an earlier check set `taken=1` (each check printed its reason). */
@@ -215,6 +207,23 @@ allocate_block() {
   return 1
 }
 `;
+
+/**
+ * A script that changes the host: strict mode, the tools it needs (`need`), its variables, the host locks and
+ * the ownership functions, then its body.
+ */
+export function changingScript(
+  tools: readonly string[],
+  variables: string,
+  ...body: readonly string[]
+): string {
+  return script(PRELUDE, need(...tools), variables, LOCKS, OWNERSHIP, ...body);
+}
+
+/** A script that only reports (no lock): strict mode, its variables and the ownership functions, then its body. */
+export function reportingScript(variables: string, ...body: readonly string[]): string {
+  return script(PRELUDE, variables, OWNERSHIP, ...body);
+}
 
 /** Prints one observed value as `PNC-RESULT key=value` (the shell expression is expanded by the script). */
 export function result(key: string, shellValue: string): string {

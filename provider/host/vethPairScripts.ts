@@ -3,28 +3,15 @@
 import { VethPairSpec } from "../core/vethPairSpec";
 import { IN_CONTAINER } from "./containerScripts";
 import { EXIT, MARK } from "./protocol";
-import {
-  ADDRESSES,
-  ADDRESS_RECORDS,
-  LOCKS,
-  OWNERSHIP,
-  Ownership,
-  PRELUDE,
-  REFUSE_IF_TAKEN,
-  assignments,
-  need,
-  ownerVariables,
-  result,
-  script,
-} from "./shell";
+import * as shell from "./shell";
 
 /**
  * The script variables: CONTAINER_NAME, HOST_INTERFACE, CONTAINER_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS,
  * HOST_BRIDGE, and OWN_CONTAINER / OWN_HOST_INTERFACE for the address scan (the veth itself, when `own`).
  */
-function vars(spec: VethPairSpec, own: boolean, owner: Ownership): string {
-  return script(
-    assignments({
+function vars(spec: VethPairSpec, own: boolean, owner: shell.Ownership): string {
+  return shell.script(
+    shell.assignments({
       CONTAINER_NAME: spec.container,
       HOST_INTERFACE: spec.hostInterface,
       CONTAINER_INTERFACE: spec.containerInterface,
@@ -34,9 +21,9 @@ function vars(spec: VethPairSpec, own: boolean, owner: Ownership): string {
       OWN_CONTAINER: "",
       OWN_HOST_INTERFACE: own ? spec.hostInterface : "",
       OWN_RECORD: own ? `veth-${spec.hostInterface}` : "",
-      ADDRESS_RECORD: `${ADDRESS_RECORDS}/veth-${spec.hostInterface}`,
+      ADDRESS_RECORD: `${shell.ADDRESS_RECORDS}/veth-${spec.hostInterface}`,
     }),
-    ownerVariables(owner, "veth", spec.hostInterface),
+    shell.ownerVariables(owner, "veth", spec.hostInterface),
   );
 }
 
@@ -44,7 +31,7 @@ function vars(spec: VethPairSpec, own: boolean, owner: Ownership): string {
  * Reads ADDRESS_RECORD, LOCAL_ADDRESS, HOST_INTERFACE, CONTAINER_NAME. Records the address the veth gives
  * inside the container (under the lock), so the next scan sees it without entering the namespace.
  */
-const RECORD_ADDRESS = String.raw`mkdir -p ${ADDRESS_RECORDS}
+const RECORD_ADDRESS = String.raw`mkdir -p ${shell.ADDRESS_RECORDS}
 if [ -n "$LOCAL_ADDRESS" ]; then
   printf '%s	veth %s in container %s
 ' "$(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1)" "$HOST_INTERFACE" "$CONTAINER_NAME" > "$ADDRESS_RECORD"
@@ -114,27 +101,24 @@ fi
  * Reads HOST_INTERFACE, CONTAINER_INTERFACE (and what in_container_ip reads). Prints the observation every
  * VethPair script ends with: host=1|0, hostAddress, master (the bridge) and localAddress (with prefix).
  */
-const REPORT = String.raw`if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then ${result("host", "1")}; else ${result("host", "0")}; fi
-${result("hostAddress", `$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`)}
-${result("master", `$(ip -o link show dev "$HOST_INTERFACE" 2>/dev/null | sed -n 's/.* master \\([^ ]*\\) .*/\\1/p')`)}
-${result("localAddress", `$( (in_container_ip -o -4 addr show dev "$CONTAINER_INTERFACE" 2>/dev/null || true) | awk '{ print $4; exit }')`)}`;
+const REPORT = String.raw`if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then ${shell.result("host", "1")}; else ${shell.result("host", "0")}; fi
+${shell.result("hostAddress", `$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`)}
+${shell.result("master", `$(ip -o link show dev "$HOST_INTERFACE" 2>/dev/null | sed -n 's/.* master \\([^ ]*\\) .*/\\1/p')`)}
+${shell.result("localAddress", `$( (in_container_ip -o -4 addr show dev "$CONTAINER_INTERFACE" 2>/dev/null || true) | awk '{ print $4; exit }')`)}`;
 
 /** Checks that both interface names and the addresses are free (under the host locks), then makes the veth. */
-export function vethCreateScript(spec: VethPairSpec, owner: Ownership): string {
-  return script(
-    PRELUDE,
-    need("ip", "flock"),
+export function vethCreateScript(spec: VethPairSpec, owner: shell.Ownership): string {
+  return shell.changingScript(
+    ["ip", "flock"],
     vars(spec, false, owner),
     IN_CONTAINER,
-    LOCKS,
-    OWNERSHIP,
-    ADDRESSES,
+    shell.ADDRESSES,
     FIND_NAMESPACE,
     "taken=0",
     `if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi`,
     `if in_container_ip link show dev "$CONTAINER_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $CONTAINER_INTERFACE already exists in container $CONTAINER_NAME" >&2; taken=1; fi`,
     ADDRESSES_FREE,
-    REFUSE_IF_TAKEN,
+    shell.REFUSE_IF_TAKEN,
     "claim",
     "MADE_MARKER=1",
     ENSURE,
@@ -145,20 +129,17 @@ export function vethCreateScript(spec: VethPairSpec, owner: Ownership): string {
 }
 
 /** Brings the veth back to the spec (addresses or bridge), making it again when it is gone. */
-export function vethUpdateScript(spec: VethPairSpec, _previous: unknown, owner: Ownership): string {
-  return script(
-    PRELUDE,
-    need("ip", "flock"),
+export function vethUpdateScript(spec: VethPairSpec, _previous: unknown, owner: shell.Ownership): string {
+  return shell.changingScript(
+    ["ip", "flock"],
     vars(spec, true, owner),
     IN_CONTAINER,
-    LOCKS,
-    OWNERSHIP,
-    ADDRESSES,
+    shell.ADDRESSES,
     "require_ours",
     FIND_NAMESPACE,
     "taken=0",
     ADDRESSES_FREE,
-    REFUSE_IF_TAKEN,
+    shell.REFUSE_IF_TAKEN,
     "MADE_MARKER=0",
     ENSURE,
     RECORD_ADDRESS,
@@ -168,19 +149,17 @@ export function vethUpdateScript(spec: VethPairSpec, _previous: unknown, owner: 
 }
 
 /** Reports both ends of the veth; changes nothing. */
-export function vethReadScript(spec: VethPairSpec, owner: Ownership): string {
-  return script(PRELUDE, vars(spec, true, owner), IN_CONTAINER, OWNERSHIP, REPORT, "report_owner");
+export function vethReadScript(spec: VethPairSpec, owner: shell.Ownership): string {
+  return shell.reportingScript(vars(spec, true, owner), IN_CONTAINER, REPORT, "report_owner");
 }
 
 /** Removes the veth (deleting one end deletes both); succeeds when already gone. */
-export function vethDeleteScript(spec: VethPairSpec, owner: Ownership): string {
-  return script(
-    PRELUDE,
+export function vethDeleteScript(spec: VethPairSpec, owner: shell.Ownership): string {
+  return shell.changingScript(
+    ["ip", "flock"],
     vars(spec, true, owner),
-    LOCKS,
-    OWNERSHIP,
     'if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1 && ! ours; then',
-    `  ${result("leftBehind", "interface $HOST_INTERFACE: $(not_ours)")}`,
+    `  ${shell.result("leftBehind", "interface $HOST_INTERFACE: $(not_ours)")}`,
     "  exit 0",
     "fi",
     // Deleting one end of a veth deletes both.
