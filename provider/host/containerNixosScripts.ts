@@ -193,7 +193,8 @@ export function nixosDeleteScript(
     "  exit 0",
     "fi",
     RELEASE_NIXOS_LOCK,
-    'if command -v nixos-container >/dev/null 2>&1; then nixos-container destroy "$CONTAINER_NAME" >&2; fi',
+    // Without the command a conf must not be left behind as if the delete had worked.
+    'if [ -n "$(find_conf)" ]; then need nixos-container; nixos-container destroy "$CONTAINER_NAME" >&2; fi',
     // Stale ve-* links outlive containers (nixpkgs #16330) and block address reuse: remove ours.
     'ip link del "$HOST_INTERFACE" 2>/dev/null || true',
     `rm -f "$OWNER_MARKER" "${LARGE_CONFIGS}/$CONTAINER_NAME.nix"`,

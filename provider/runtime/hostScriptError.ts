@@ -13,7 +13,7 @@ const TOOL_HINTS: Record<string, string> = {
   "iptables-restore": 'install iptables (Debian: apt-get install iptables), or use backend "nftables"',
   "iptables-save": 'install iptables (Debian: apt-get install iptables), or use backend "nftables"',
   "nixos-container":
-    'nixos-container is not installed there: the "nixos" driver needs a NixOS host; use driver "netns" on other Linux hosts',
+    'on NixOS 25.11 and later nixos-container is installed only with `boot.enableContainers = true;` in the host\'s configuration (nixpkgs #427001): set it and run nixos-rebuild switch; on a host that is not NixOS use driver "netns"',
 };
 
 /** A host script that refused, lacked a tool, waited too long for the lock, or failed. */

@@ -197,6 +197,38 @@ describe("Container (netns driver)", () => {
 });
 
 describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
+  it("names boot.enableContainers when the host has no nixos-container, and never reports a delete done while a conf stays", async () => {
+    const inputs = {
+      connection: connection(h1),
+      name: "nonix",
+      driver: "nixos",
+      hostAddress: "10.233.57.1",
+      localAddress: "10.233.57.2",
+    };
+    await expect(engine.create("Container", "nonix", inputs)).rejects.toThrow(
+      /lacks the "nixos-container" command.*boot\.enableContainers = true;/s,
+    );
+    expect(onHost(h1, "nonix")).toMatchObject({ netns: false, link: false, conf: undefined });
+
+    const c = await engine.create("Container", "gone", {
+      ...inputs,
+      connection: connection(h3),
+      name: "gone",
+    });
+    const tool = labExecOk(h3, ["sh", "-c", "command -v nixos-container"]).trim();
+    labExecOk(h3, ["mount", "--bind", "/dev/null", tool]);
+    try {
+      await expect(engine.destroy(c)).rejects.toThrow(
+        /cannot be deleted.*lacks the "nixos-container" command.*boot\.enableContainers/s,
+      );
+      expect(onHost(h3, "gone").conf).toContain("HOST_ADDRESS=10.233.57.1");
+    } finally {
+      labExecOk(h3, ["umount", tool]);
+    }
+    await engine.destroy(c);
+    expect(onHost(h3, "gone").conf).toBeUndefined();
+  });
+
   it("creates through nixos-container with our addresses, reads status and conf, and destroys", async () => {
     const db = await engine.create("Container", "db", {
       connection: connection(h3),
