@@ -152,6 +152,10 @@ export function nixosUpdateScript(
     '  nixos-container "$@" >&2',
     "  conf=$(find_conf)",
     "fi",
+    // `nixos-container update --config` writes etc/nixos/configuration.nix without making the directory, which
+    // only a create without --flake made: a container made from a flake could never switch to a config.
+    'case "$conf" in /etc/containers/*) container_root="/var/lib/containers/$CONTAINER_NAME" ;; *) container_root="/var/lib/nixos-containers/$CONTAINER_NAME" ;; esac',
+    'if [ -n "$CONFIG$CONFIG_FILE" ] && [ -d "$container_root" ]; then mkdir -p "$container_root/etc/nixos"; fi',
     // The conf is read only at start: rewrite it, then restart if anything the unit reads changed.
     'before=$(cat "$conf")',
     String.raw`sed -i -e "s|^HOST_ADDRESS=.*|HOST_ADDRESS=$HOST_ADDRESS|" -e "s|^LOCAL_ADDRESS=.*|LOCAL_ADDRESS=$LOCAL_ADDRESS|" -e "s|^AUTO_START=.*|AUTO_START=$AUTO_START|" "$conf"`,

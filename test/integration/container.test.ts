@@ -229,6 +229,26 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
     expect(onHost(h3, "gone").conf).toBeUndefined();
   });
 
+  it("switches a container made from a flake to a config (nixos-container itself cannot: no etc/nixos)", async () => {
+    const base = {
+      connection: connection(h3),
+      name: "fl2c",
+      driver: "nixos",
+      hostAddress: "10.233.58.1",
+      localAddress: "10.233.58.2",
+    };
+    const c = await engine.create("Container", "fl2c", { ...base, flake: "github:acme/infra#web" });
+    try {
+      expect(await engine.up(c, { ...base, config: "{ services.nginx.enable = true; }" })).toBe("updated");
+      expect(labExecOk(h3, ["cat", "/var/lib/nixos-containers/fl2c/etc/nixos/configuration.nix"])).toContain(
+        "services.nginx.enable = true;",
+      );
+      expect(c.outs.running).toBe(true);
+    } finally {
+      await engine.destroy(c);
+    }
+  });
+
   it("creates through nixos-container with our addresses, reads status and conf, and destroys", async () => {
     const db = await engine.create("Container", "db", {
       connection: connection(h3),

@@ -277,6 +277,8 @@ check "nothing was created by the failing commands" test "$(nixos-container list
 
 # ----------------------------------------------------------------- update ----
 cp $CONFDIR/bar.conf /run/scratch/bar.conf.before
+expect_err "update --config of a container made from a flake fails: etc/nixos was never made (like the real one)" nonzero "cannot write" update bar --config 'services.nginx.enable = true;'
+mkdir -p $STATEDIR/bar/etc/nixos
 expect_ok "update accepts --config" update bar --config 'services.nginx.enable = true;' --host-address 10.9.9.1 --local-address 10.9.9.2
 check "update writes configuration.nix" grep -q 'services.nginx.enable = true;' $STATEDIR/bar/etc/nixos/configuration.nix
 check "update leaves the conf alone (like the real one)" cmp -s $CONFDIR/bar.conf /run/scratch/bar.conf.before
