@@ -167,7 +167,9 @@ export function nixosUpdateScript(
     '  nixos-container "$@" >&2',
     "fi",
     'state=$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)',
-    'if [ "$before" != "$(cat "$conf")" ] && [ "$state" = up ]; then nixos-container stop "$CONTAINER_NAME" >&2; state=down; fi',
+    // A changed conf is read only at start; live addresses that drifted from it come back with a restart too.
+    `live_address=$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`,
+    'if { [ "$before" != "$(cat "$conf")" ] || [ "$live_address" != "$HOST_ADDRESS" ]; } && [ "$state" = up ]; then nixos-container stop "$CONTAINER_NAME" >&2; state=down; fi',
     'if [ "$state" != up ]; then nixos-container start "$CONTAINER_NAME" >&2; fi',
     shared.CLAIM,
     REPORT,

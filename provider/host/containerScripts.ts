@@ -134,9 +134,13 @@ function observeNetns(results: Readonly<Record<string, string>>): ObservedContai
 function observeNixos(results: Readonly<Record<string, string>>): ObservedContainer {
   if (!results.conf) return { exists: false, running: false };
   const strip = (a: string | undefined): string | undefined => (a ? a.replace(/\/\d+$/, "") : undefined);
+  // Running means as configured: up, with the conf's addresses live on both ends (drift shows as not running).
+  const live =
+    results.liveHostAddress === strip(results.confHostAddress) &&
+    results.liveLocalAddress === strip(results.confLocalAddress);
   return {
     exists: true,
-    running: results.status === "up" && results.hostLink === "1",
+    running: results.status === "up" && results.hostLink === "1" && live,
     hostAddress: strip(results.confHostAddress),
     localAddress: strip(results.confLocalAddress),
     confPath: results.conf,

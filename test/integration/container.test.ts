@@ -229,6 +229,30 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
     expect(onHost(h3, "gone").conf).toBeUndefined();
   });
 
+  it("finds a live address changed by hand (refresh: not running) and the next up restarts it as configured", async () => {
+    const inputs = {
+      connection: connection(h3),
+      name: "drift",
+      driver: "nixos",
+      hostAddress: "10.233.59.1",
+      localAddress: "10.233.59.2",
+    };
+    const c = await engine.create("Container", "drift", inputs);
+    try {
+      labExecOk(h3, ["ip", "addr", "flush", "dev", "ve-drift"]);
+      labExecOk(h3, ["ip", "addr", "add", "10.233.59.9/32", "dev", "ve-drift"]);
+      expect(await engine.refresh(c)).toBe(true);
+      expect(c.outs.running).toBe(false);
+      expect(await engine.up(c, inputs)).toBe("updated");
+      expect(c.outs.running).toBe(true);
+      expect(labExecOk(h3, ["ip", "-o", "-4", "addr", "show", "dev", "ve-drift"])).toContain(
+        "10.233.59.1/32",
+      );
+    } finally {
+      await engine.destroy(c);
+    }
+  });
+
   it("switches a container made from a flake to a config (nixos-container itself cannot: no etc/nixos)", async () => {
     const base = {
       connection: connection(h3),

@@ -265,6 +265,8 @@ describe("observations", () => {
       confAutoStart: "1",
       status: "up",
       hostLink: "1",
+      liveHostAddress: "10.233.1.1",
+      liveLocalAddress: "10.233.1.2",
     });
     expect(seen).toEqual({
       exists: true,
@@ -275,6 +277,17 @@ describe("observations", () => {
       autoStart: true,
     });
     expect(observeContainer("nixos", { conf: "" })).toEqual({ exists: false, running: false });
+    // An address that drifted from the conf (changed by hand) is not running as configured.
+    const drifted = {
+      conf: "/etc/nixos-containers/web.conf",
+      confHostAddress: "10.233.1.1",
+      confLocalAddress: "10.233.1.2",
+      status: "up",
+      hostLink: "1",
+      liveHostAddress: "10.9.9.9",
+      liveLocalAddress: "10.233.1.2",
+    };
+    expect(observeContainer("nixos", drifted).running).toBe(false);
     expect(
       observeContainer("nixos", { conf: "/etc/containers/web.conf", status: "down", hostLink: "1" }).running,
     ).toBe(false);
