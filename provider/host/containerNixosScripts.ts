@@ -31,6 +31,27 @@ function configVariables(spec: ContainerSpec): string {
   });
 }
 
+/**
+ * Reads CONFIG_FILE. Sets taken=1 (printing why) when the configFile does not exist: nixos-container would
+ * build the container without it (`imports = [ ];`) and succeed.
+ */
+const CONFIG_FILE_EXISTS = String.raw`if [ -n "$CONFIG_FILE" ] && [ ! -f "$CONFIG_FILE" ]; then
+  echo "${MARK.clash} configFile $CONFIG_FILE does not exist on the host (nixos-container would build the container without it)" >&2; taken=1
+fi
+`;
+
+/**
+ * Sets taken=1 (printing why) for an empty conf of any container: nixos-container's create reads every conf
+ * with `read_file(...) or die` and so dies on one that is empty (podman's files in /etc/containers excepted).
+ */
+const NO_EMPTY_CONF = String.raw`for conf in /etc/nixos-containers/*.conf /etc/containers/*.conf; do
+  case "$conf" in /etc/containers/libpod.conf | /etc/containers/containers.conf | /etc/containers/registries.conf) continue ;; esac
+  if [ -f "$conf" ] && [ ! -s "$conf" ]; then
+    echo "${MARK.clash} $conf is empty, and nixos-container create fails on any empty conf: remove it or give it its container's settings" >&2; taken=1
+  fi
+done
+`;
+
 /** Where a config too large for one command argument is kept, as a module file of ours. */
 const LARGE_CONFIGS = "/var/lib/pulumi-nixos-containers/configs";
 
@@ -118,6 +139,8 @@ export function nixosCreateScript(spec: ContainerSpec, owner: shell.Ownership): 
     "USED_ADDRESS_LIST=$(used_addresses)",
     'if [ -z "$HOST_ADDRESS" ]; then block=$(allocate_block); HOST_ADDRESS="10.233.$block.1"; LOCAL_ADDRESS="10.233.$block.2"; fi',
     'clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
+    CONFIG_FILE_EXISTS,
+    NO_EMPTY_CONF,
     shell.REFUSE_IF_TAKEN,
     RELEASE_NIXOS_LOCK,
     ROLLBACK,
@@ -143,6 +166,9 @@ export function nixosUpdateScript(
   return shell.script(
     header(spec, true, owner, shared.updateAddresses(spec, previous)),
     "require_ours",
+    "taken=0",
+    CONFIG_FILE_EXISTS,
+    shell.REFUSE_IF_TAKEN,
     shared.UPDATE_ADDRESSES_FREE,
     RELEASE_NIXOS_LOCK,
     LARGE_CONFIG,

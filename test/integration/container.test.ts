@@ -253,6 +253,30 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
     }
   });
 
+  it("refuses what nixos-container would get silently wrong: a missing configFile, an empty conf on the host", async () => {
+    const base = {
+      connection: connection(h3),
+      name: "chk",
+      driver: "nixos",
+      hostAddress: "10.233.60.1",
+      localAddress: "10.233.60.2",
+    };
+    await expect(
+      engine.create("Container", "chk", { ...base, configFile: "/nonexistent/dir/web.nix" }),
+    ).rejects.toThrow(
+      /configFile \/nonexistent\/dir\/web\.nix does not exist on the host.*Nothing was changed/s,
+    );
+    labExecOk(h3, ["sh", "-c", ": > /etc/nixos-containers/stray.conf"]);
+    try {
+      await expect(engine.create("Container", "chk", base)).rejects.toThrow(
+        /\/etc\/nixos-containers\/stray\.conf is empty.*Nothing was changed/s,
+      );
+    } finally {
+      labExecOk(h3, ["rm", "-f", "/etc/nixos-containers/stray.conf"]);
+    }
+    expect(onHost(h3, "chk").conf).toBeUndefined();
+  });
+
   it("switches a container made from a flake to a config (nixos-container itself cannot: no etc/nixos)", async () => {
     const base = {
       connection: connection(h3),

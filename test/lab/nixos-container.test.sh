@@ -158,6 +158,13 @@ check "bar gets 10.233.2.x" test "$ERR" = "host IP is 10.233.2.1, container IP i
 same "bar.conf: AUTO_START=1 and FLAKE without #attr" $CONFDIR/bar.conf $'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.2.1\nLOCAL_ADDRESS=10.233.2.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=1\nFLAKE=github:acme/infra\n'
 check "bar root dir exists" test -d $STATEDIR/bar
 
+: > $CONFDIR/empty.conf
+expect_err "an empty conf kills every create (read_file ... or die, like the real one)" nonzero "Died" create e1
+rm -f $CONFDIR/empty.conf
+expect_ok "a configFile in a missing directory still builds (like the real one)" create cf1 --config-file /nonexistent/dir/x.nix
+check "... with imports = [ ] and no error" grep -qE 'imports = \[ *\];' $STATEDIR/cf1/etc/nixos/configuration.nix
+expect_ok "destroy cf1" destroy cf1
+
 mkdir -p /etc/nixos-container-stand-in && touch /etc/nixos-container-stand-in/fail-flake-builds
 expect_err "a failed flake build fails the create (like the real one)" nonzero "failed to build container from flake" create flk --flake 'github:acme/infra#web'
 check "a failed flake build leaves its conf, as the real one does" test -f $CONFDIR/flk.conf
