@@ -2,7 +2,12 @@
 export { AddressPool, AddressPair, AddressPoolArgs } from "./resources/addressPool";
 export { Container, ContainerArgs } from "./resources/container";
 export { VethPair, VethPairArgs } from "./resources/vethPair";
-export { ConnectionArgs, ConnectionInput, ProxyConnectionArgs } from "./resources/connectionArgs";
+export {
+  ConnectionArgs,
+  ConnectionInput,
+  ProxyConnectionArgs,
+  TimeoutsArgs,
+} from "./resources/connectionArgs";
 export { ContainerDriverName, NatBackend, ResourceType } from "./core/types";
 export { NatRule, NatRuleArgs, ForwardPortArgs } from "./resources/natRule";
 export { NmUnmanaged, NmUnmanagedArgs } from "./resources/nmUnmanaged";

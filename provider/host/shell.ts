@@ -22,12 +22,17 @@ export function script(...fragments: readonly string[]): string {
 }
 
 /**
- * Strict mode and a PATH that finds tools on NixOS and Debian alike.
+ * Strict mode, a PATH that finds tools on NixOS and Debian alike, and LOCK_WAIT_SECONDS (120 unless set).
  * Defines `need TOOL...`: exits MISSING_TOOL naming the first tool the host lacks.
  */
-export const PRELUDE = String.raw`set -eu
+export const PRELUDE =
+  String.raw`set -eu
 PATH=/run/wrappers/bin:/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
+` +
+  // (A plain string: `${` is shell here, not a template.)
+  ': "${LOCK_WAIT_SECONDS:=120}"' +
+  String.raw`
 need() {
   for tool in "$@"; do
     command -v "$tool" >/dev/null 2>&1 || { echo "${MARK.missing} $tool" >&2; exit ${EXIT.missingTool}; }
@@ -41,24 +46,16 @@ export function need(...tools: readonly string[]): string {
 }
 
 /**
- * How long a script waits for each host lock: 120 s, or PULUMI_NIXOS_CONTAINERS_LOCK_WAIT seconds (1-3600)
- * in the provider process's environment.
- */
-const LOCK_WAIT_SECONDS = ((): number => {
-  const wanted = Number(process.env.PULUMI_NIXOS_CONTAINERS_LOCK_WAIT);
-  return Number.isInteger(wanted) && wanted >= 1 && wanted <= 3600 ? wanted : 120;
-})();
-
-/**
- * Takes the host locks (file descriptors 8 and 9), waiting at most 120 s for each. Our own lock serialises
+ * Takes the host locks (file descriptors 8 and 9), waiting at most LOCK_WAIT_SECONDS for each (the
+ * operation's timeout, set by the runtime in front of the script; 120 s when unset, see PRELUDE). Our own lock serialises
  * every change this package makes on a host (across stacks and processes); the nixos-container lock is the
  * one `nixos-container create` takes, so hand-run creates wait for us too. Reads and defines nothing.
  */
 export const LOCKS = String.raw`mkdir -p /run/lock
 exec 8>>/run/lock/pulumi-nixos-containers
-flock -w ${LOCK_WAIT_SECONDS} 8 || { echo "${MARK.lock} timed out after ${LOCK_WAIT_SECONDS} s waiting for /run/lock/pulumi-nixos-containers" >&2; exit ${EXIT.lockTimeout}; }
+flock -w "$LOCK_WAIT_SECONDS" 8 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for /run/lock/pulumi-nixos-containers" >&2; exit ${EXIT.lockTimeout}; }
 exec 9>>/run/lock/nixos-container
-flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "${MARK.lock} timed out after ${LOCK_WAIT_SECONDS} s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
+flock -w "$LOCK_WAIT_SECONDS" 9 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
 `;
 
 /**

@@ -35,5 +35,18 @@ export interface ConnectionArgs extends ProxyConnectionArgs {
   readonly proxy?: pulumi.Input<ProxyConnectionArgs>;
 }
 
+/**
+ * How long one operation of a host resource may take on the host, in seconds: the SSH command and the waits
+ * for the host lock inside it. Pulumi's `customTimeouts` never reach dynamic providers; this does.
+ */
+export interface TimeoutsArgs {
+  /** @default 300; 1800 for a nixos-driver Container (it builds a NixOS system) */
+  readonly create?: number;
+  /** @default 300; 1800 for a nixos-driver Container */
+  readonly update?: number;
+  /** @default 300 */
+  readonly delete?: number;
+}
+
 /** The `connection` input. */
 export type ConnectionInput = pulumi.Input<ConnectionArgs>;

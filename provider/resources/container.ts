@@ -1,12 +1,14 @@
 // `Container`: a container on a remote host with its own network namespace, linked by `ve-<name>` ↔ `eth0`.
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionInput } from "./connectionArgs";
+import { ConnectionInput, TimeoutsArgs } from "./connectionArgs";
 import { ContainerDriverName } from "../core/types";
 import { HostResource } from "./shim";
 
 export interface ContainerArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
   readonly connection: ConnectionInput;
+  /** How long each operation may take on the host (seconds). @default see TimeoutsArgs */
+  readonly timeouts?: pulumi.Input<TimeoutsArgs>;
   /** Container name: 1-11 characters a-z, 0-9, "-", starting with a letter. @default the resource name */
   readonly name?: pulumi.Input<string>;
   /** "nixos" runs the host's nixos-container; "netns" makes a plain network namespace (any Linux host). @default "nixos" */

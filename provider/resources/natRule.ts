@@ -1,7 +1,7 @@
 // `NatRule`: the host masquerades (or SNATs) container traffic out of its external interface and forwards
 // chosen ports to containers, in an nftables table or iptables chains of its own.
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionInput } from "./connectionArgs";
+import { ConnectionInput, TimeoutsArgs } from "./connectionArgs";
 import { NatBackend } from "../core/types";
 import { HostResource } from "./shim";
 
@@ -18,6 +18,8 @@ export interface ForwardPortArgs {
 export interface NatRuleArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
   readonly connection: ConnectionInput;
+  /** How long each operation may take on the host (seconds). @default see TimeoutsArgs */
+  readonly timeouts?: pulumi.Input<TimeoutsArgs>;
   /** Names our table (`pnc-nat-<name>`) or chains; 1-15 characters a-z, 0-9, "-". @default the resource name */
   readonly name?: pulumi.Input<string>;
   /** Interfaces whose traffic is translated; "ve-+" and "ve-*" both mean every ve-… interface. @default ["ve-+"] */

@@ -1,11 +1,13 @@
 // `NmUnmanaged`: a NetworkManager drop-in that keeps NetworkManager's hands off container veths.
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionInput } from "./connectionArgs";
+import { ConnectionInput, TimeoutsArgs } from "./connectionArgs";
 import { HostResource } from "./shim";
 
 export interface NmUnmanagedArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
   readonly connection: ConnectionInput;
+  /** How long each operation may take on the host (seconds). @default see TimeoutsArgs */
+  readonly timeouts?: pulumi.Input<TimeoutsArgs>;
   /** Names the drop-in file; a-z, 0-9, "-". @default the resource name */
   readonly name?: pulumi.Input<string>;
   /** NetworkManager device specs (NetworkManager.conf(5)). @default ["interface-name:ve-*"] */

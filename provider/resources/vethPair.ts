@@ -1,11 +1,13 @@
 // `VethPair`: an extra veth between the host and a container (like NixOS `extraVeths`).
 import * as pulumi from "@pulumi/pulumi";
-import { ConnectionInput } from "./connectionArgs";
+import { ConnectionInput, TimeoutsArgs } from "./connectionArgs";
 import { HostResource } from "./shim";
 
 export interface VethPairArgs {
   /** How to reach the host over SSH (the shape of @pulumi/command's remote.ConnectionArgs). */
   readonly connection: ConnectionInput;
+  /** How long each operation may take on the host (seconds). @default see TimeoutsArgs */
+  readonly timeouts?: pulumi.Input<TimeoutsArgs>;
   /** Name of the (running) container. */
   readonly container: pulumi.Input<string>;
   /** Host end's interface name (1-15 characters). */

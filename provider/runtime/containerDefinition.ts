@@ -1,6 +1,7 @@
 // Container: a container with its own network namespace, linked to the host by `ve-<name>` ↔ `eth0`, made by
 // the host's `nixos-container` (driver "nixos") or as a plain network namespace (driver "netns").
 import { ContainerSpec, containerInterfaces, parseContainerInputs } from "../core/containerSpec";
+import { DEFAULT_TIMEOUTS, NIXOS_BUILD_TIMEOUTS } from "../core/timeouts";
 import { ContainerItem, ObservedContainer, observeContainer } from "../host/containerScripts";
 import { Ownership } from "../host/shell";
 import {
@@ -27,8 +28,10 @@ function grouped(group: ScriptGroup<ContainerItem>, spec: ContainerSpec, owner: 
   return groupJob(group, { spec, owner }, spec.name);
 }
 
+/** A script of its own; a nixos create or update builds a system, so it runs on its own command too. */
 function alone(verb: string, spec: ContainerSpec, script: string): HostJob {
-  return { display: `${verb} container ${spec.name}`, script };
+  const builds = spec.driver === "nixos" && (verb === "create" || verb === "update");
+  return { display: `${verb} container ${spec.name}`, script, alone: builds };
 }
 
 /** The addresses to keep: what the host picked at create, while the program sets none. */
@@ -82,6 +85,8 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
       ? { ...news, hostAddress: olds.hostAddress, localAddress: olds.localAddress }
       : news,
   adopts: (spec) => spec.adopt,
+  // A NixOS create or update evaluates and builds a system (minutes), then waits for the container to start.
+  defaultTimeouts: (spec) => (spec.driver === "nixos" ? NIXOS_BUILD_TIMEOUTS : DEFAULT_TIMEOUTS),
 
   id: (spec, machine) => `${machine}/${spec.name}`,
   subject: (spec) => `container "${spec.name}"`,

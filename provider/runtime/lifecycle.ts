@@ -3,6 +3,13 @@
 // script's report becomes an observation and the observation outputs, and its failure policy), and
 // `hostResourceHandler` turns that declaration into the provider methods. Every create, update and read ends
 // in the same place: the host's report → observation → outputs, so an output always means one thing.
+import {
+  DEFAULT_TIMEOUTS,
+  TimedOperation,
+  Timeouts,
+  parseTimeouts,
+  validateTimeouts,
+} from "../core/timeouts";
 import { Failure } from "../core/validate";
 import { HostResourceType } from "../core/types";
 import { randomBytes } from "node:crypto";
@@ -114,6 +121,8 @@ export interface HostResourceDefinition<Spec, Observation> {
   inputsOf?(props: Props): Props;
   /** Whether a create may take over what already exists on the host (Container's `adopt`). */
   adopts?(spec: Spec): boolean;
+  /** The default `timeouts` of this spec. @default five minutes for each operation */
+  defaultTimeouts?(spec: Spec): Timeouts;
 }
 
 /** The script builders of a resource whose every operation is one script of its own. */
@@ -201,8 +210,15 @@ export function hostResourceHandler<Spec, Observation>(
 
   function check(_olds: Props, news: Props): CheckResult {
     const { inputs, failures } = d.check(news);
-    return { inputs, failures: toCheckFailures([...connectionFailures(news.connection), ...failures]) };
+    const all = [...connectionFailures(news.connection), ...validateTimeouts(news.timeouts), ...failures];
+    return { inputs, failures: toCheckFailures(all) };
   }
+
+  /** The job with the time its operation may take (the `timeouts` input over the spec's defaults). */
+  const timed = (job: HostJob, spec: Spec, props: Props, operation: TimedOperation): HostJob => ({
+    ...job,
+    timeoutSeconds: parseTimeouts(props.timeouts, d.defaultTimeouts?.(spec) ?? DEFAULT_TIMEOUTS)[operation],
+  });
 
   /** The create script (or, with `adopts`, the update of what is there), run with `owner`; its report. */
   async function make(host: SshHost, spec: Spec, inputs: Props, owner: Ownership) {
@@ -213,13 +229,10 @@ export function hostResourceHandler<Spec, Observation>(
     if (existing && d.exists(d.observe(spec, existing))) {
       const seen = d.outputs(spec, d.observe(spec, existing), undefined, "read");
       // Adopting takes over an object someone made by hand: it becomes ours.
-      return report(
-        host,
-        d.scripts.update(spec, { ...inputs, ...seen }, { ...owner, legacy: true }),
-        operation,
-      );
+      const job = d.scripts.update(spec, { ...inputs, ...seen }, { ...owner, legacy: true });
+      return report(host, timed(job, spec, inputs, "create"), operation);
     }
-    return report(host, d.scripts.create(spec, owner), operation);
+    return report(host, timed(d.scripts.create(spec, owner), spec, inputs, "create"), operation);
   }
 
   async function create(inputs: Props): Promise<{ id: string; outs: Props }> {
@@ -285,14 +298,17 @@ export function hostResourceHandler<Spec, Observation>(
   ): Promise<Report> {
     const operation = { subject: d.subject(spec), action: "created", fix: d.refusalFix };
     const seen = await report(host, d.scripts.read(spec, owner), operation);
-    if (seen.results.owner !== owner.token) return report(host, d.scripts.create(spec, owner), operation);
+    if (seen.results.owner !== owner.token) {
+      return report(host, timed(d.scripts.create(spec, owner), spec, news, "create"), operation);
+    }
     // Addresses the host picked before the connection ended are in our marker.
     const kept = Object.fromEntries(
       Object.entries(seen.results)
         .filter(([key]) => key.startsWith("marker_"))
         .map(([key, value]) => [key.slice("marker_".length), value]),
     );
-    return report(host, d.scripts.update(spec, { ...olds, ...kept }, owner), operation);
+    const job = d.scripts.update(spec, { ...olds, ...kept }, owner);
+    return report(host, timed(job, spec, news, "create"), operation);
   }
 
   async function update(olds: Props, news: Props): Promise<Props> {
@@ -303,7 +319,7 @@ export function hostResourceHandler<Spec, Observation>(
     const done =
       olds.createPending === true
         ? await resume(host, spec, olds, news, owner)
-        : await report(host, d.scripts.update(spec, olds, owner), {
+        : await report(host, timed(d.scripts.update(spec, olds, owner), spec, news, "update"), {
             subject: d.subject(spec),
             action: "updated",
             fix: d.refusalFix,
@@ -348,7 +364,8 @@ export function hostResourceHandler<Spec, Observation>(
   async function remove(props: Props): Promise<void> {
     const spec = parsed(d, props);
     const { host } = hostOf(props);
-    const done = await report(host, d.scripts.delete(spec, ownershipOf(spec, props)), {
+    const job = timed(d.scripts.delete(spec, ownershipOf(spec, props)), spec, props, "delete");
+    const done = await report(host, job, {
       subject: d.subject(spec),
       action: "deleted",
     });

@@ -14,9 +14,13 @@ export interface ScriptGroup<Item> {
 }
 
 /** One host script to run: on its own (merged with others only as an independent item), or in a group. */
-export type HostJob =
-  | { readonly display: string; readonly script: string }
-  | { readonly display: string; readonly group: ScriptGroup<unknown>; readonly item: unknown };
+export type HostJob = (
+  | { readonly display: string; readonly script: string; readonly alone?: boolean }
+  | { readonly display: string; readonly group: ScriptGroup<unknown>; readonly item: unknown }
+) & {
+  /** How long it may take on the host, its lock waits included. @default 300 */
+  readonly timeoutSeconds?: number;
+};
 
 /** A job that shares one script with the other items of its group sent to the same host at the same time. */
 export function groupJob<Item>(group: ScriptGroup<Item>, item: Item, display: string): HostJob {
@@ -56,38 +60,66 @@ export function buildBatchScript(scripts: readonly string[], mark: string): stri
   return script("set -eu", assignments({ PNC_MARK: mark }), REPORT_ITEM, RUN_ITEM, ...body);
 }
 
+/** How long a job may run: its timeout, or the default five minutes. */
+function secondsOf(job: { readonly timeoutSeconds?: number }): number {
+  return job.timeoutSeconds ?? 300;
+}
+
+/**
+ * The command limit for scripts whose own waits (the host locks) are bounded by `seconds`: a margin on top,
+ * so a lock timeout is reported by the script, not cut off by the command timer.
+ */
+function commandMs(seconds: number): number {
+  return (seconds + 30) * 1000;
+}
+
+/** The script as it runs: its lock waits bounded by the job's timeout. */
+function withLockWait(text: string, seconds: number): string {
+  return `LOCK_WAIT_SECONDS=${seconds}\n${text}`;
+}
+
 /** Runs one script that reports items, and splits its output; items that never ran share the whole result. */
-async function runItems(host: SshHost, text: string, count: number, mark: string, display: string) {
-  const whole = await host.runScript(text, { display, check: false });
+async function runItems(
+  host: SshHost,
+  text: string,
+  count: number,
+  mark: string,
+  display: string,
+  ms: number,
+) {
+  const whole = await host.runScript(text, { display, check: false, timeoutMs: ms });
   return parseBatch(whole.stdout, count, mark).map((item): ScriptRun =>
     item.code === -1 ? { stdout: whole.stdout, stderr: whole.stderr, code: whole.code ?? -1 } : item,
   );
 }
 
-const independent = new Batcher<SshHost, { readonly script: string; readonly display: string }, ScriptRun>(
-  async (host, jobs) => {
-    if (jobs.length === 1) {
-      // Alone: run it as it is, without the wrapper.
-      const r = await host.runScript(jobs[0].script, { display: jobs[0].display, check: false });
-      return [{ stdout: r.stdout, stderr: r.stderr, code: r.code ?? -1 }];
-    }
-    const mark = batchMark();
-    const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
-    return runItems(
-      host,
-      buildBatchScript(
-        jobs.map((j) => j.script),
-        mark,
-      ),
-      jobs.length,
-      mark,
-      display,
-    );
-  },
-);
+/** Runs one script on its own command. */
+async function runAlone(host: SshHost, text: string, display: string, seconds: number): Promise<ScriptRun> {
+  const r = await host.runScript(withLockWait(text, seconds), {
+    display,
+    check: false,
+    timeoutMs: commandMs(seconds),
+  });
+  return { stdout: r.stdout, stderr: r.stderr, code: r.code ?? -1 };
+}
+
+type IndependentJob = Extract<HostJob, { script: string }>;
+
+const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(async (host, jobs) => {
+  // Alone: run it as it is, without the wrapper.
+  if (jobs.length === 1) return [await runAlone(host, jobs[0].script, jobs[0].display, secondsOf(jobs[0]))];
+  const mark = batchMark();
+  const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
+  const scripts = jobs.map((j) => withLockWait(j.script, secondsOf(j)));
+  const seconds = Math.max(...jobs.map(secondsOf));
+  return runItems(host, buildBatchScript(scripts, mark), jobs.length, mark, display, commandMs(seconds));
+});
 
 /** One Batcher per group, keyed by host. */
-const groups = new Map<string, Batcher<SshHost, { item: unknown; display: string }, ScriptRun>>();
+const groups = new Map<
+  string,
+  Batcher<SshHost, { item: unknown; display: string; seconds: number }, ScriptRun>
+>();
 
 function groupBatcher(group: ScriptGroup<unknown>) {
   let batcher = groups.get(group.name);
@@ -96,7 +128,9 @@ function groupBatcher(group: ScriptGroup<unknown>) {
       const mark = batchMark();
       const display = `${group.name} ${entries.map((e) => e.display).join(", ")}`;
       const items = entries.map((e) => e.item);
-      return runItems(host, group.build(items, mark), entries.length, mark, display);
+      const seconds = Math.max(...entries.map((e) => e.seconds));
+      const text = withLockWait(group.build(items, mark), seconds);
+      return runItems(host, text, entries.length, mark, display, commandMs(seconds));
     });
     groups.set(group.name, batcher);
   }
@@ -109,15 +143,18 @@ export function scriptOf(job: HostJob, mark: string): string {
 }
 
 /**
- * Runs a job on a host, sharing the round trip with what else is sent there at the same time, and returns
- * its outcome. Throws an SshError only when the run itself failed (unreachable, cut off, timed out).
+ * Runs a job on a host, sharing the round trip with what else is sent there at the same time (unless it is
+ * too large for a batch, or marked `alone`: a long build must not hold others' results), and returns its
+ * outcome. Throws an SshError only when the run itself failed (unreachable, cut off, timed out).
  */
 export async function runJob(host: SshHost, job: HostJob): Promise<ScriptOutcome> {
-  if ("group" in job)
-    return parseOutcome(await groupBatcher(job.group).submit(host, { item: job.item, display: job.display }));
-  if (Buffer.byteLength(job.script, "utf8") > MAX_BATCHED_SCRIPT_BYTES) {
-    const r = await host.runScript(job.script, { display: job.display, check: false });
-    return parseOutcome({ stdout: r.stdout, stderr: r.stderr, code: r.code ?? -1 });
+  const seconds = secondsOf(job);
+  if ("group" in job) {
+    const entry = { item: job.item, display: job.display, seconds };
+    return parseOutcome(await groupBatcher(job.group).submit(host, entry));
+  }
+  if (job.alone || Buffer.byteLength(job.script, "utf8") > MAX_BATCHED_SCRIPT_BYTES) {
+    return parseOutcome(await runAlone(host, job.script, job.display, seconds));
   }
   return parseOutcome(await independent.submit(host, job));
 }

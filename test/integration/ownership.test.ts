@@ -176,7 +176,7 @@ describe("a create cut off after its checks", () => {
 
 describe("another stack's NatRule of the same name", () => {
   it("fails (missing nft, lock timeout) without touching the first stack's rules, record or forwarding", async () => {
-    const other = await MiniEngine.start({ env: { PULUMI_NIXOS_CONTAINERS_LOCK_WAIT: "2" } });
+    const other = await MiniEngine.start();
     const inputs = { connection: connection(h1), name: "shared", externalInterface: "eth0" };
     const first = await engine.create("NatRule", "shared", inputs);
     const intact = () => ({
@@ -205,7 +205,9 @@ describe("another stack's NatRule of the same name", () => {
           "the lock is held",
           () => labExec(h1, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
         );
-        await expect(other.create("NatRule", "shared", inputs)).rejects.toThrow(/timed out after 2 s/);
+        await expect(
+          other.create("NatRule", "shared", { ...inputs, timeouts: { create: 2 } }),
+        ).rejects.toThrow(/timed out after 2 s/);
       } finally {
         holder.kill("SIGKILL");
       }

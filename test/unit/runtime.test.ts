@@ -322,6 +322,31 @@ describe("check: NatRule", () => {
   });
 });
 
+describe("check: timeouts (every host resource)", () => {
+  it("accepts whole seconds for create, update and delete, and unknown values", () => {
+    for (const type of ["Container", "VethPair", "NatRule", "NmUnmanaged"] as const) {
+      expect(failuresOf(type, { ...RAW[type], timeouts: { create: 1800, update: 60, delete: 5 } })).toEqual(
+        [],
+      );
+      expect(failuresOf(type, { ...RAW[type], timeouts: { create: UNKNOWN } })).toEqual([]);
+    }
+  });
+
+  it("rejects other keys, values outside 1-86400 and a non-object, naming each", () => {
+    const text = failuresOf("NatRule", { ...RAW.NatRule, timeouts: { create: 0, creat: 5, delete: 1.5 } })
+      .map((f) => `${f.property}: ${f.reason}`)
+      .join("\n");
+    expect(text).toContain(
+      "timeouts.create: timeouts.create 0 is invalid: use a whole number of seconds from 1 to 86400",
+    );
+    expect(text).toContain("timeouts.creat: timeouts.creat is not a timeout: use create, update or delete");
+    expect(text).toContain("timeouts.delete: timeouts.delete 1.5 is invalid");
+    expect(reasons("Container", { ...RAW.Container, timeouts: "30m" })).toContain(
+      'timeouts must be an object such as { create: 1800 }, got "30m"',
+    );
+  });
+});
+
 describe("check: NmUnmanaged", () => {
   it("applies devices interface-name:ve-* and computes the drop-in path and content", () => {
     const inputs = checked("NmUnmanaged", RAW.NmUnmanaged);
