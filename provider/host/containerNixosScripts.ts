@@ -162,9 +162,11 @@ export function nixosUpdateScript(
   spec: ContainerSpec,
   previous: shared.PreviousAddresses,
   owner: shell.Ownership,
+  rebuild: boolean,
 ): string {
   return shell.script(
     header(spec, true, owner, shared.updateAddresses(spec, previous)),
+    shell.assignments({ REBUILD: rebuild }),
     "require_ours",
     "taken=0",
     CONFIG_FILE_EXISTS,
@@ -183,9 +185,11 @@ export function nixosUpdateScript(
     'case "$conf" in /etc/containers/*) container_root="/var/lib/containers/$CONTAINER_NAME" ;; *) container_root="/var/lib/nixos-containers/$CONTAINER_NAME" ;; esac',
     'if [ -n "$CONFIG$CONFIG_FILE" ] && [ -d "$container_root" ]; then mkdir -p "$container_root/etc/nixos"; fi',
     // The conf is read only at start: rewrite it, then restart if anything the unit reads changed.
-    'before=$(cat "$conf")',
+    // What the unit reads at start, less AUTO_START (which only matters at boot: no restart for it).
+    `before=$(grep -v '^AUTO_START=' "$conf" || true)`,
     String.raw`sed -i -e "s|^HOST_ADDRESS=.*|HOST_ADDRESS=$HOST_ADDRESS|" -e "s|^LOCAL_ADDRESS=.*|LOCAL_ADDRESS=$LOCAL_ADDRESS|" -e "s|^AUTO_START=.*|AUTO_START=$AUTO_START|" "$conf"`,
-    'if [ -n "$CONFIG$CONFIG_FILE$FLAKE" ]; then',
+    // A build only when config, configFile or flake changed (or nothing is known of the last one).
+    'if [ "$REBUILD" = 1 ] && [ -n "$CONFIG$CONFIG_FILE$FLAKE" ]; then',
     '  set -- update "$CONTAINER_NAME"',
     '  [ -n "$CONFIG" ] && set -- "$@" --config "$CONFIG"',
     '  [ -n "$CONFIG_FILE" ] && set -- "$@" --config-file "$CONFIG_FILE"',
@@ -195,7 +199,8 @@ export function nixosUpdateScript(
     'state=$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)',
     // A changed conf is read only at start; live addresses that drifted from it come back with a restart too.
     `live_address=$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`,
-    'if { [ "$before" != "$(cat "$conf")" ] || [ "$live_address" != "$HOST_ADDRESS" ]; } && [ "$state" = up ]; then nixos-container stop "$CONTAINER_NAME" >&2; state=down; fi',
+    `after=$(grep -v '^AUTO_START=' "$conf" || true)`,
+    'if { [ "$before" != "$after" ] || [ "$live_address" != "$HOST_ADDRESS" ]; } && [ "$state" = up ]; then nixos-container stop "$CONTAINER_NAME" >&2; state=down; fi',
     'if [ "$state" != up ]; then nixos-container start "$CONTAINER_NAME" >&2; fi',
     shared.CLAIM,
     REPORT,

@@ -40,6 +40,19 @@ function previousAddresses(previous: Props): { hostAddress?: string; localAddres
   return { hostAddress: text(previous.hostAddress), localAddress: text(previous.localAddress) };
 }
 
+/**
+ * Whether the system must be built again: config, configFile or flake differ from the last create's or
+ * update's, or that create was cut off (its build may not have run).
+ */
+function configChanged(spec: ContainerSpec, previous: Props): boolean {
+  if (previous.createPending === true) return true;
+  const last = (key: "config" | "configFile" | "flake") =>
+    typeof previous[key] === "string" && previous[key] !== "" ? previous[key] : undefined;
+  return (
+    spec.config !== last("config") || spec.configFile !== last("configFile") || spec.flake !== last("flake")
+  );
+}
+
 export const containerDefinition: HostResourceDefinition<ContainerSpec, ObservedContainer> = {
   type: "Container",
 
@@ -104,7 +117,7 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
         spec,
         spec.driver === "netns"
           ? netnsUpdateScript(spec, previousAddresses(previous), owner)
-          : nixosUpdateScript(spec, previousAddresses(previous), owner),
+          : nixosUpdateScript(spec, previousAddresses(previous), owner, configChanged(spec, previous)),
       ),
     read: (spec, owner) =>
       alone(

@@ -229,7 +229,8 @@ export function hostResourceHandler<Spec, Observation>(
     if (existing && d.exists(d.observe(spec, existing))) {
       const seen = d.outputs(spec, d.observe(spec, existing), undefined, "read");
       // Adopting takes over an object someone made by hand: it becomes ours.
-      const job = d.scripts.update(spec, { ...inputs, ...seen }, { ...owner, legacy: true });
+      // `previous` is what is there, not what the program says (a config it has is then built).
+      const job = d.scripts.update(spec, seen, { ...owner, legacy: true });
       return report(host, timed(job, spec, inputs, "create"), operation);
     }
     return report(host, timed(d.scripts.create(spec, owner), spec, inputs, "create"), operation);

@@ -277,6 +277,43 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
     expect(onHost(h3, "chk").conf).toBeUndefined();
   });
 
+  it("restarts nothing for an autoStart-only change, and builds again only when the config changes", async () => {
+    const base = {
+      connection: connection(h3),
+      name: "quiet",
+      driver: "nixos",
+      hostAddress: "10.233.61.1",
+      localAddress: "10.233.61.2",
+      config: "{ services.nginx.enable = true; }",
+    };
+    const c = await engine.create("Container", "quiet", base);
+    const netnsInode = () => labExecOk(h3, ["stat", "-L", "-c", "%i", "/run/netns/quiet"]).trim();
+    const built = () =>
+      labExecOk(h3, [
+        "stat",
+        "-c",
+        "%Y.%Z %s",
+        "/var/lib/nixos-containers/quiet/etc/nixos/configuration.nix",
+      ]);
+    try {
+      const [inode, before] = [netnsInode(), built()];
+      await new Promise((r) => setTimeout(r, 1100)); // mtimes have one-second resolution
+      expect(await engine.up(c, { ...base, autoStart: true })).toBe("updated");
+      expect(labExecOk(h3, ["cat", "/etc/nixos-containers/quiet.conf"])).toContain("AUTO_START=1");
+      expect(netnsInode()).toBe(inode);
+      expect(built()).toBe(before);
+      expect(
+        await engine.up(c, { ...base, autoStart: true, config: "{ services.postgresql.enable = true; }" }),
+      ).toBe("updated");
+      expect(labExecOk(h3, ["cat", "/var/lib/nixos-containers/quiet/etc/nixos/configuration.nix"])).toContain(
+        "services.postgresql.enable",
+      );
+      expect(c.outs.running).toBe(true);
+    } finally {
+      await engine.destroy(c);
+    }
+  });
+
   it("switches a container made from a flake to a config (nixos-container itself cannot: no etc/nixos)", async () => {
     const base = {
       connection: connection(h3),
