@@ -241,11 +241,8 @@ export function hostResourceHandler<Spec, Observation>(
     const { host } = hostOf(inputs);
     const fingerprint = await host.fingerprint();
     const id = d.id(spec, machineOf(inputs.connection));
-    const owner: Ownership = {
-      token: newToken(),
-      legacy: false,
-      resource: `${d.type} ${d.marker(spec).name}`,
-    };
+    // A fresh token: what this create makes is marked with it.
+    const owner: Ownership = { ...ownershipOf(spec, {}), legacy: false };
     let done: Report;
     try {
       done = await make(host, spec, inputs, owner);
