@@ -2,7 +2,7 @@
 // in a provider process share the SSH pool, and the code in state stays a few lines long.
 import { ResourceType } from "../core/types";
 import { addressPoolHandler } from "./addressPoolDefinition";
-import { Handler, Props, ReadResult } from "./common";
+import { Handler, PartialCreateError, Props, ReadResult } from "./common";
 import { containerDefinition } from "./containerDefinition";
 import { hostResourceHandler } from "./lifecycle";
 import { natRuleDefinition } from "./natRuleDefinition";
@@ -56,8 +56,15 @@ export function diff(type: string, id: string, olds: Props, news: Props) {
 }
 
 export async function create(type: string, inputs: Props) {
-  const { id, outs } = await handler(type).create(inputs);
-  return { id, outs: clean(outs) };
+  try {
+    const { id, outs } = await handler(type).create(inputs);
+    return { id, outs: clean(outs) };
+  } catch (err) {
+    // The engine records these properties (init error); a Struct cannot carry `undefined`.
+    if (err instanceof PartialCreateError)
+      throw new PartialCreateError(err.message, err.id, clean(err.properties), err.reasons);
+    throw err;
+  }
 }
 
 export async function read(type: string, id: string, props: Props): Promise<ReadResult> {

@@ -203,8 +203,9 @@ export function hostResourceHandler<Spec, Observation>(
       ...d.outputs(spec, observation, previous, operation),
       [HOST_KEY_BOOKKEEPING]: fingerprint,
       owner: owner.token,
-      createPending: undefined,
     };
+    // Whatever the host reported, the create is no longer pending.
+    delete outs.createPending;
     return { observation, outs };
   };
 

@@ -3,7 +3,7 @@
 // back with the addresses the host picked; another stack's failed NatRule of the same name leaves the first
 // one's rules, record and forwarding alone; a VethPair update onto a taken address changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connection, cutOffCreate, h1, h3, holdLock, until } from "./fixture";
+import { connection, cutOffCreate, h1, h2, h3, holdLock, until } from "./fixture";
 import { MiniEngine } from "../harness/engine";
 import { closeAll, revealMap } from "../harness/providerHost";
 import { LabHost, labExec, labExecOk, restartSshd } from "../lab/labHosts";
@@ -360,5 +360,51 @@ describe("a 200 KiB NixOS config", () => {
       await engine.destroy(small);
     }
     expect(labExec(h3, ["test", "-e", "/var/lib/pulumi-nixos-containers/configs/big.nix"]).code).not.toBe(0);
+  });
+});
+
+describe("an NmUnmanaged whose devices stay managed after the reload", () => {
+  it("is recorded as made (init error), and the next up finishes it once nothing overrides it", async () => {
+    const c = await engine.create("Container", "nmh", {
+      connection: connection(h2),
+      name: "nmh",
+      driver: "netns",
+      hostAddress: "10.233.56.1",
+      localAddress: "10.233.56.2",
+    });
+    // A later drop-in that sets the whole list (ours appends) wins over ours: ve-nmh stays managed.
+    const reset = "/etc/NetworkManager/conf.d/zz-reset-unmanaged.conf";
+    labExecOk(h2, [
+      "sh",
+      "-c",
+      `printf '[keyfile]\\nunmanaged-devices=interface-name:nothing-here\\n' > ${reset}`,
+    ]);
+    const inputs = { connection: connection(h2), name: "nmh" };
+    const urn = engine.urn("NmUnmanaged", "nmh");
+    let state: { id: string; properties: Record<string, unknown> } | undefined;
+    try {
+      const err = await engine.create("NmUnmanaged", "nmh", inputs).then(
+        () => new Error("the create succeeded"),
+        (e: unknown) => e as Error & { initFailure?: { id: string; properties: Record<string, unknown> } },
+      );
+      expect(err.message).toMatch(/these devices are still managed: ve-nmh/);
+      if (!("initFailure" in err) || !err.initFailure) throw err;
+      state = { id: err.initFailure.id, properties: revealMap(err.initFailure.properties as never) };
+      expect(state.properties).toMatchObject({
+        present: false,
+        owner: expect.stringMatching(/^[0-9a-f]{16}$/),
+      });
+
+      labExecOk(h2, ["rm", "-f", reset]);
+      const checked = await engine.check("NmUnmanaged", "nmh", inputs, state.properties);
+      expect((await engine.host.diff(urn, state.id, state.properties, checked)).changes).toBe(true);
+      const { outs } = await engine.host.update(urn, state.id, state.properties, checked);
+      state = { id: state.id, properties: revealMap(outs) };
+      expect(state.properties).toMatchObject({ present: true, unmanagedDevices: ["ve-nmh"] });
+    } finally {
+      labExec(h2, ["rm", "-f", reset]);
+      if (state) await engine.host.delete(urn, state.id, state.properties);
+      await engine.destroy(c);
+    }
   });
 });
