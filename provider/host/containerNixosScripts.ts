@@ -3,7 +3,7 @@
 // does not do. Every create, update and read script ends with the same report.
 import { ContainerSpec } from "../core/containerSpec";
 import * as shared from "./containerScripts";
-import { MARK } from "./protocol";
+import { EXIT, MARK } from "./protocol";
 import * as shell from "./shell";
 
 /** Reads CONTAINER_NAME. Defines `find_conf`: prints NAME's conf in whichever layout this host uses. */
@@ -50,6 +50,19 @@ const NO_EMPTY_CONF = String.raw`for conf in /etc/nixos-containers/*.conf /etc/c
     echo "${MARK.clash} $conf is empty, and nixos-container create fails on any empty conf: remove it or give it its container's settings" >&2; taken=1
   fi
 done
+`;
+
+/**
+ * Reads CONTAINER_NAME (and what find_conf reads). Refuses a declarative container: its conf is a link into the
+ * Nix store that NixOS manages (`containers.<name>` in the host's configuration). Rewriting it would replace the
+ * link by a file of ours (and let a later destroy wipe the container's state), and a build of ours would make a
+ * profile its unit ignores.
+ */
+const NOT_DECLARATIVE = String.raw`declarative_conf=$(find_conf)
+if [ -n "$declarative_conf" ] && [ -L "$declarative_conf" ]; then
+  echo "${MARK.clash} container $CONTAINER_NAME is declarative ($declarative_conf links to $(readlink "$declarative_conf")): change it with containers.$CONTAINER_NAME in the host's NixOS configuration, or give this resource another name" >&2
+  exit ${EXIT.refused}
+fi
 `;
 
 /** Where a config too large for one command argument is kept, as a module file of ours. */
@@ -167,6 +180,7 @@ export function nixosUpdateScript(
   return shell.script(
     header(spec, true, owner, shared.updateAddresses(spec, previous)),
     shell.assignments({ REBUILD: rebuild }),
+    NOT_DECLARATIVE,
     "require_ours",
     "taken=0",
     CONFIG_FILE_EXISTS,

@@ -314,6 +314,31 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
     }
   });
 
+  it("refuses to adopt or change a declarative container (its conf is a link NixOS manages), leaving the link", async () => {
+    labExecOk(h3, [
+      "sh",
+      "-c",
+      "mkdir -p /run/pnc-test-store && printf 'PRIVATE_NETWORK=1\\nHOST_ADDRESS=10.233.62.1\\nLOCAL_ADDRESS=10.233.62.2\\n' > /run/pnc-test-store/dcl.conf && ln -s /run/pnc-test-store/dcl.conf /etc/nixos-containers/dcl.conf",
+    ]);
+    try {
+      await expect(
+        engine.create("Container", "dcl", {
+          connection: connection(h3),
+          name: "dcl",
+          driver: "nixos",
+          adopt: true,
+        }),
+      ).rejects.toThrow(
+        /container dcl is declarative.*containers\.dcl in the host's NixOS configuration.*Nothing was changed/s,
+      );
+      expect(labExecOk(h3, ["readlink", "/etc/nixos-containers/dcl.conf"]).trim()).toBe(
+        "/run/pnc-test-store/dcl.conf",
+      );
+    } finally {
+      labExec(h3, ["rm", "-rf", "/etc/nixos-containers/dcl.conf", "/run/pnc-test-store"]);
+    }
+  });
+
   it("switches a container made from a flake to a config (nixos-container itself cannot: no etc/nixos)", async () => {
     const base = {
       connection: connection(h3),
