@@ -15,12 +15,6 @@ const FIND_CONF = String.raw`find_conf() {
 }
 `;
 
-/**
- * `nixos-container create` takes /run/lock/nixos-container itself, so we hold it only while checking and
- * release it before calling create; our own lock stays held throughout, so our operations never interleave.
- */
-const RELEASE_NIXOS_LOCK = "exec 9>&-";
-
 /** CONFIG, CONFIG_FILE, FLAKE and AUTO_START of the spec. */
 function configVariables(spec: ContainerSpec): string {
   return shell.assignments({
@@ -95,16 +89,87 @@ const CREATE_ARGUMENTS = String.raw`set -- create "$CONTAINER_NAME" --host-addre
 `;
 
 /**
- * Reads CONTAINER_NAME, HOST_INTERFACE, OWNER_MARKER, MADE. Installs an EXIT trap that destroys what this
- * run created: armed before `nixos-container create`, whose failed builds leave the conf and profile behind.
+ * Reads FLAKE. Sets taken=1 (printing why) when a build without a flake could not find `<nixpkgs/nixos>`
+ * (nixos-container builds a config with `nix-env -f '<nixpkgs/nixos>'`): on hosts without channels and
+ * without nix.nixPath it fails only after the conf is written.
+ */
+const NIXPKGS_RESOLVES = String.raw`if [ -z "$FLAKE" ] && command -v nix-instantiate >/dev/null 2>&1 && ! nix-instantiate --find-file nixpkgs/nixos >/dev/null 2>&1; then
+  echo "${MARK.clash} <nixpkgs/nixos> does not resolve on the host (NIX_PATH of the SSH session: \${NIX_PATH:-unset}), and nixos-container builds a config with it: give the host a nixpkgs channel or nix.nixPath, or use flake" >&2; taken=1
+fi
+`;
+
+/**
+ * Reads CONTAINER_NAME. Refuses (taken=1) a name whose marker holds another resource's token: its build may be
+ * under way without a conf yet.
+ */
+const NAME_NOT_CLAIMED = String.raw`if [ -n "$(marker_owner)" ] && [ "$(marker_owner)" != "$OWNER" ]; then
+  echo "${MARK.clash} name $CONTAINER_NAME: $(not_ours)" >&2; taken=1
+fi
+`;
+
+/** Where the addresses of a container being built are recorded until its conf holds them (see ADDRESSES). */
+const BUILD_RECORD = `${shell.ADDRESS_RECORDS}/nixos-$CONTAINER_NAME`;
+
+/**
+ * Reads CONTAINER_NAME, HOST_ADDRESS, LOCAL_ADDRESS. Records the addresses while nixos-container has not written
+ * them into a conf yet: other operations, running while we build, see them taken.
+ */
+const RECORD_ADDRESSES = String.raw`mkdir -p ${shell.ADDRESS_RECORDS}
+printf '%s\tnixos container "%s" (being built)\n' "$HOST_ADDRESS" "$CONTAINER_NAME" "$LOCAL_ADDRESS" "$CONTAINER_NAME" > "${BUILD_RECORD}"
+`;
+
+/**
+ * Defines SCRATCH, a private directory the build runs in and which is removed at the end: `nix build -o .tmp`
+ * (a flake build without --system-path) leaves a GC root in the working directory.
+ */
+const SCRATCH = String.raw`SCRATCH=$(mktemp -d)
+cd "$SCRATCH"
+`;
+
+/** Where a container's boot-time wants-link is: a persistent unit directory that NixOS leaves writable. */
+const AUTO_START_LINK = "/etc/systemd/system.control/machines.target.wants/container@$CONTAINER_NAME.service";
+
+/**
+ * Reads CONTAINER_NAME, AUTO_START. Makes `autoStart` real: NixOS starts at boot only the containers that
+ * machines.target wants (nothing reads an imperative conf's AUTO_START), so a wants-link of ours for
+ * container@NAME.service goes into /etc/systemd/system.control (in systemd's unit search path, kept across
+ * reboots), or is removed.
+ */
+const SET_AUTO_START = String.raw`auto_start_link="${AUTO_START_LINK}"
+if [ "$AUTO_START" = 1 ]; then
+  mkdir -p "$(dirname "$auto_start_link")"
+  ln -sfn /etc/systemd/system/container@.service "$auto_start_link"
+elif [ -L "$auto_start_link" ]; then
+  rm -f "$auto_start_link"
+fi
+`;
+
+/**
+ * Reads CONTAINER_NAME. Stops the container's unit and waits (a start under way, or a restart after a failed
+ * one, is cancelled; `systemctl stop` returns when the container is down), then forgets a failed state: what
+ * `nixos-container destroy` needs first, as it terminates only an `active` unit.
+ */
+const STOP_UNIT = String.raw`systemctl stop "container@$CONTAINER_NAME.service" >&2 || true
+systemctl reset-failed "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true
+`;
+
+/**
+ * Reads CONTAINER_NAME, HOST_INTERFACE, OWNER_MARKER, MADE, SCRATCH. Installs an EXIT trap that removes the
+ * scratch directory and destroys what this run created: armed before `nixos-container create`, whose failed
+ * builds leave the conf and profile behind.
  */
 const ROLLBACK = String.raw`MADE=0
+SCRATCH=
 rollback() {
   exit_code=$?
+  cd /
+  [ -z "$SCRATCH" ] || rm -rf "$SCRATCH"
   if [ "$exit_code" -ne 0 ] && [ "$MADE" = 1 ]; then
+    systemctl stop "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true
     nixos-container destroy "$CONTAINER_NAME" >/dev/null 2>&1 || true
+    systemctl reset-failed "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true
     ip link del "$HOST_INTERFACE" 2>/dev/null || true
-    rm -f "$OWNER_MARKER"
+    rm -f "$OWNER_MARKER" "${BUILD_RECORD}" "${AUTO_START_LINK}"
     echo "${MARK.rolledBack}" >&2
   fi
   exit "$exit_code"
@@ -112,36 +177,76 @@ rollback() {
 trap rollback EXIT
 `;
 
+/** Removes the scratch directory (SCRATCH) when the script ends, keeping its exit code. */
+const REMOVE_SCRATCH_AT_EXIT = String.raw`SCRATCH=
+remove_scratch() {
+  exit_code=$?
+  cd /
+  [ -z "$SCRATCH" ] || rm -rf "$SCRATCH"
+  exit "$exit_code"
+}
+trap remove_scratch EXIT
+`;
+
+/**
+ * Marks the container as ours with its addresses and whether its system was built (a create cut off during
+ * its build is finished by the next update, which builds when `built` is not 1).
+ */
+function claimBuilt(built: boolean): string {
+  return String.raw`MARKER_EXTRA="hostAddress=$HOST_ADDRESS
+localAddress=$LOCAL_ADDRESS
+built=${built ? 1 : 0}"
+claim`;
+}
+
 /**
  * Reads CONTAINER_NAME (and what find_conf and report_live read). Prints the driver's observation: the conf,
- * its addresses and AUTO_START, nixos-container's status and the live veth.
+ * its addresses, the unit's ActiveState, the boot-time wants-link and the live veth.
  */
 const REPORT = String.raw`conf=$(find_conf)
 ${shell.result("conf", "$conf")}
 if [ -n "$conf" ]; then
-  sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p; s/^AUTO_START=\(.*\)$/PNC-RESULT confAutoStart=\1/p' "$conf"
-  ${shell.result("status", '$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)')}
+  sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p' "$conf"
+  ${shell.result("unitState", '$(systemctl show -p ActiveState --value "container@$CONTAINER_NAME.service" 2>/dev/null || true)')}
+  if [ -L "${AUTO_START_LINK}" ]; then ${shell.result("autoStartLink", "1")}; else ${shell.result("autoStartLink", "0")}; fi
   report_live
 fi`;
 
-/** What create and update start with: the spec's variables, the host locks, and the functions they use. */
+/** What create and update start with: the spec's variables, the container's lock, the host locks, the functions. */
 function header(
   spec: ContainerSpec,
   own: boolean,
   owner: shell.Ownership,
   addresses: shared.PreviousAddresses,
 ): string {
-  return shell.changingScript(
-    ["ip", "flock", "nixos-container"],
-    shared.containerVariables(spec, own, owner, addresses),
-    configVariables(spec),
+  return shell.objectScript(
+    ["ip", "flock", "nixos-container", "systemctl"],
+    shell.script(
+      shared.containerVariables(spec, own, owner, addresses),
+      configVariables(spec),
+      lockAndRecord(spec, own),
+    ),
     shell.ADDRESSES,
     FIND_CONF,
     shared.REPORT_LIVE,
   );
 }
 
-/** Checks name and addresses (under the host locks), then creates and starts; rolls back on failure. */
+/**
+ * OBJECT_LOCK of a container (every nixos operation on it holds that lock throughout, builds included), and
+ * for its own operations OWN_RECORD: the address record of its build is its own, not a clash.
+ */
+function lockAndRecord(spec: Pick<ContainerSpec, "name">, own: boolean): string {
+  return shell.assignments({
+    OBJECT_LOCK: `container-${spec.name}`,
+    ...(own ? { OWN_RECORD: `nixos-${spec.name}` } : {}),
+  });
+}
+
+/**
+ * Checks name and addresses and claims them under the host locks; then, holding only the container's lock,
+ * builds (`nixos-container create`) and starts it; rolls back on failure.
+ */
 export function nixosCreateScript(spec: ContainerSpec, owner: shell.Ownership): string {
   return shell.script(
     header(spec, false, owner, spec),
@@ -149,27 +254,37 @@ export function nixosCreateScript(spec: ContainerSpec, owner: shell.Ownership): 
     `if [ -n "$(find_conf)" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a nixos container of that name exists ($(find_conf))" >&2; taken=1; fi`,
     `if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi`,
     `if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi`,
+    NAME_NOT_CLAIMED,
     "USED_ADDRESS_LIST=$(used_addresses)",
     'if [ -z "$HOST_ADDRESS" ]; then block=$(allocate_block); HOST_ADDRESS="10.233.$block.1"; LOCAL_ADDRESS="10.233.$block.2"; fi',
     'clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
     CONFIG_FILE_EXISTS,
     NO_EMPTY_CONF,
+    NIXPKGS_RESOLVES,
     shell.REFUSE_IF_TAKEN,
-    RELEASE_NIXOS_LOCK,
     ROLLBACK,
-    shared.CLAIM,
+    claimBuilt(false),
+    RECORD_ADDRESSES,
     "MADE=1",
+    // Name and addresses are ours now: the build (minutes) runs without the host locks.
+    shell.RELEASE_HOST_LOCKS,
+    SCRATCH,
     LARGE_CONFIG,
     CREATE_ARGUMENTS,
     'nixos-container "$@" >&2',
+    claimBuilt(true),
+    `rm -f "${BUILD_RECORD}"`,
+    SET_AUTO_START,
     'nixos-container start "$CONTAINER_NAME" >&2',
     REPORT,
   );
 }
 
 /**
- * Brings an existing container to the spec: creates its conf when it has none (adopting by hand), rewrites
- * addresses and AUTO_START, runs `nixos-container update` for a config, and restarts when the conf changed.
+ * Brings an existing container to the spec. Under the host locks: checks, and the conf's addresses and
+ * AUTO_START. Then, holding only the container's lock: stop when the addresses change (or drifted), build
+ * (`nixos-container update`, which reloads a running container) only when config, configFile or flake changed
+ * or the last build never finished, and start. Creates the conf when it has none (adopting by hand).
  */
 export function nixosUpdateScript(
   spec: ContainerSpec,
@@ -182,27 +297,40 @@ export function nixosUpdateScript(
     shell.assignments({ REBUILD: rebuild }),
     NOT_DECLARATIVE,
     "require_ours",
+    // A create cut off during its build: build again (Nix reuses what the first one finished).
+    `if [ -f "$OWNER_MARKER" ] && grep -q '^built=0$' "$OWNER_MARKER"; then REBUILD=1; fi`,
     "taken=0",
     CONFIG_FILE_EXISTS,
+    'if [ "$REBUILD" = 1 ] || [ -z "$(find_conf)" ]; then',
+    NIXPKGS_RESOLVES,
+    "fi",
     shell.REFUSE_IF_TAKEN,
     shared.UPDATE_ADDRESSES_FREE,
-    RELEASE_NIXOS_LOCK,
-    LARGE_CONFIG,
+    REMOVE_SCRATCH_AT_EXIT,
     "conf=$(find_conf)",
+    "restart=0",
+    'if [ -n "$conf" ]; then',
+    // The conf is read only at start: changed addresses (or live ones that drifted) need a stop first.
+    `  live_address=$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`,
+    `  if ! grep -qx "HOST_ADDRESS=$HOST_ADDRESS" "$conf" || ! grep -qx "LOCAL_ADDRESS=$LOCAL_ADDRESS" "$conf" || [ "$live_address" != "$HOST_ADDRESS" ]; then restart=1; fi`,
+    String.raw`  sed -i -e "s|^HOST_ADDRESS=.*|HOST_ADDRESS=$HOST_ADDRESS|" -e "s|^LOCAL_ADDRESS=.*|LOCAL_ADDRESS=$LOCAL_ADDRESS|" -e "s|^AUTO_START=.*|AUTO_START=$AUTO_START|" "$conf"`,
+    "fi",
+    shell.RELEASE_HOST_LOCKS,
+    SCRATCH,
+    LARGE_CONFIG,
+    'state=$(systemctl show -p ActiveState --value "container@$CONTAINER_NAME.service" 2>/dev/null || true)',
+    'if [ "$restart" = 1 ] && [ "$state" != inactive ] && [ "$state" != failed ]; then systemctl stop "container@$CONTAINER_NAME.service" >&2; fi',
     'if [ -z "$conf" ]; then',
     CREATE_ARGUMENTS,
     '  nixos-container "$@" >&2',
     "  conf=$(find_conf)",
+    "  REBUILD=0",
     "fi",
     // `nixos-container update --config` writes etc/nixos/configuration.nix without making the directory, which
     // only a create without --flake made: a container made from a flake could never switch to a config.
     'case "$conf" in /etc/containers/*) container_root="/var/lib/containers/$CONTAINER_NAME" ;; *) container_root="/var/lib/nixos-containers/$CONTAINER_NAME" ;; esac',
-    'if [ -n "$CONFIG$CONFIG_FILE" ] && [ -d "$container_root" ]; then mkdir -p "$container_root/etc/nixos"; fi',
-    // The conf is read only at start: rewrite it, then restart if anything the unit reads changed.
-    // What the unit reads at start, less AUTO_START (which only matters at boot: no restart for it).
-    `before=$(grep -v '^AUTO_START=' "$conf" || true)`,
-    String.raw`sed -i -e "s|^HOST_ADDRESS=.*|HOST_ADDRESS=$HOST_ADDRESS|" -e "s|^LOCAL_ADDRESS=.*|LOCAL_ADDRESS=$LOCAL_ADDRESS|" -e "s|^AUTO_START=.*|AUTO_START=$AUTO_START|" "$conf"`,
-    // A build only when config, configFile or flake changed (or nothing is known of the last one).
+    'if [ -n "$CONFIG$CONFIG_FILE" ]; then mkdir -p "$container_root/etc/nixos"; fi',
+    // A build only when config, configFile or flake changed (or its last build never finished).
     'if [ "$REBUILD" = 1 ] && [ -n "$CONFIG$CONFIG_FILE$FLAKE" ]; then',
     '  set -- update "$CONTAINER_NAME"',
     '  [ -n "$CONFIG" ] && set -- "$@" --config "$CONFIG"',
@@ -210,18 +338,17 @@ export function nixosUpdateScript(
     '  [ -n "$FLAKE" ] && set -- "$@" --flake "$FLAKE"',
     '  nixos-container "$@" >&2',
     "fi",
-    'state=$(nixos-container status "$CONTAINER_NAME" 2>/dev/null || true)',
-    // A changed conf is read only at start; live addresses that drifted from it come back with a restart too.
-    `live_address=$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`,
-    `after=$(grep -v '^AUTO_START=' "$conf" || true)`,
-    'if { [ "$before" != "$after" ] || [ "$live_address" != "$HOST_ADDRESS" ]; } && [ "$state" = up ]; then nixos-container stop "$CONTAINER_NAME" >&2; state=down; fi',
-    'if [ "$state" != up ]; then nixos-container start "$CONTAINER_NAME" >&2; fi',
-    shared.CLAIM,
+    claimBuilt(true),
+    `rm -f "${BUILD_RECORD}"`,
+    SET_AUTO_START,
+    'state=$(systemctl show -p ActiveState --value "container@$CONTAINER_NAME.service" 2>/dev/null || true)',
+    'if [ "$state" = failed ]; then systemctl reset-failed "container@$CONTAINER_NAME.service" >&2 || true; fi',
+    'if [ "$state" != active ] && [ "$state" != reloading ]; then nixos-container start "$CONTAINER_NAME" >&2; fi',
     REPORT,
   );
 }
 
-/** Reports the conf, status and live veth of the container; changes nothing. */
+/** Reports the conf, unit state, wants-link and live veth of the container; changes nothing. */
 export function nixosReadScript(
   spec: Pick<ContainerSpec, "name" | "hostInterface">,
   owner: shell.Ownership,
@@ -230,24 +357,34 @@ export function nixosReadScript(
   return shell.reportingScript(variables, FIND_CONF, shared.REPORT_LIVE, REPORT, "report_owner");
 }
 
-/** Destroys the container and its stale veth if it is ours (else leaves it, saying why); succeeds when gone. */
+/**
+ * Stops (and waits for) the container, then destroys it and its stale veth if it is ours (else leaves it,
+ * saying why); succeeds when gone.
+ */
 export function nixosDeleteScript(
   spec: Pick<ContainerSpec, "name" | "hostInterface">,
   owner: shell.Ownership,
 ): string {
-  return shell.changingScript(
+  return shell.objectScript(
     ["ip", "flock"],
-    shared.containerVariables(spec, true, owner),
+    shell.script(shared.containerVariables(spec, true, owner), lockAndRecord(spec, true)),
     FIND_CONF,
     'if [ -n "$(find_conf)" ] && ! ours; then',
     `  ${shell.result("leftBehind", "nixos container $CONTAINER_NAME ($(find_conf)): $(not_ours)")}`,
     "  exit 0",
     "fi",
-    RELEASE_NIXOS_LOCK,
+    shell.RELEASE_HOST_LOCKS,
     // Without the command a conf must not be left behind as if the delete had worked.
-    'if [ -n "$(find_conf)" ]; then need nixos-container; nixos-container destroy "$CONTAINER_NAME" >&2; fi',
+    'if [ -n "$(find_conf)" ]; then',
+    "  need nixos-container systemctl",
+    STOP_UNIT,
+    '  nixos-container destroy "$CONTAINER_NAME" >&2',
+    // destroy's own terminate leaves the unit failed when the container does not stop cleanly.
+    '  systemctl reset-failed "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true',
+    "fi",
     // Stale ve-* links outlive containers (nixpkgs #16330) and block address reuse: remove ours.
     'ip link del "$HOST_INTERFACE" 2>/dev/null || true',
-    `rm -f "$OWNER_MARKER" "${LARGE_CONFIGS}/$CONTAINER_NAME.nix"`,
+    `rm -f "$OWNER_MARKER" "${LARGE_CONFIGS}/$CONTAINER_NAME.nix" "${BUILD_RECORD}"`,
+    `if [ -L "${AUTO_START_LINK}" ]; then rm -f "${AUTO_START_LINK}"; fi`,
   );
 }

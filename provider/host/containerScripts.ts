@@ -13,8 +13,13 @@ export interface ObservedContainer {
   readonly localAddress?: string;
   /** nixos driver: the conf file (its layout is detected per host). */
   readonly confPath?: string;
-  /** nixos driver: the conf's AUTO_START. */
+  /** nixos driver: whether machines.target wants the container's unit (it starts at boot). */
   readonly autoStart?: boolean;
+  /**
+   * nixos driver: the container@ unit's ActiveState. `activating`, `reloading` and `deactivating` are busy (a
+   * start, a switch to a new configuration or a stop is under way), not stopped.
+   */
+  readonly unitState?: string;
 }
 
 /** The addresses a container had before an update (what the host picked at create, when it did). */
@@ -130,21 +135,24 @@ function observeNetns(results: Readonly<Record<string, string>>): ObservedContai
   };
 }
 
-/** The nixos driver's report: the conf and its values, nixos-container's status, plus report_live. */
+/** The nixos driver's report: the conf and its addresses, the unit's state and wants-link, plus report_live. */
 function observeNixos(results: Readonly<Record<string, string>>): ObservedContainer {
   if (!results.conf) return { exists: false, running: false };
   const strip = (a: string | undefined): string | undefined => (a ? a.replace(/\/\d+$/, "") : undefined);
-  // Running means as configured: up, with the conf's addresses live on both ends (drift shows as not running).
+  // Running means as configured: active (or reloading a new configuration, which keeps it serving), with the
+  // conf's addresses live on both ends (drift shows as not running).
   const live =
     results.liveHostAddress === strip(results.confHostAddress) &&
     results.liveLocalAddress === strip(results.confLocalAddress);
+  const unitState = results.unitState || "inactive";
   return {
     exists: true,
-    running: results.status === "up" && results.hostLink === "1" && live,
+    running: (unitState === "active" || unitState === "reloading") && results.hostLink === "1" && live,
+    unitState,
     hostAddress: strip(results.confHostAddress),
     localAddress: strip(results.confLocalAddress),
     confPath: results.conf,
-    autoStart: results.confAutoStart === "1",
+    autoStart: results.autoStartLink === "1",
   };
 }
 

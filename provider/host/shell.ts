@@ -205,6 +205,35 @@ allocate_block() {
 }
 `;
 
+/** Where the locks of single objects live (root only: no other user can hold one and stall us). */
+export const OBJECT_LOCKS_DIR = "/run/pulumi-nixos-containers/locks";
+
+/**
+ * Reads OBJECT_LOCK (a file name). Takes the lock of one object of ours (file descriptor 7), waiting at most
+ * LOCK_WAIT_SECONDS. Take it before the host locks (every script that takes both does so in this order):
+ * what runs long for one object (a NixOS build) holds only this lock, after `RELEASE_HOST_LOCKS`.
+ */
+export const OBJECT_LOCK = String.raw`mkdir -p ${OBJECT_LOCKS_DIR}
+chmod 0700 ${OBJECT_LOCKS_DIR}
+exec 7>>"${OBJECT_LOCKS_DIR}/$OBJECT_LOCK"
+flock -w "$LOCK_WAIT_SECONDS" 7 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for ${OBJECT_LOCKS_DIR}/$OBJECT_LOCK (another operation on it is still running, e.g. a build)" >&2; exit ${EXIT.lockTimeout}; }
+`;
+
+/** Lets other operations on the host go on (closing the host locks' descriptors); the object lock stays. */
+export const RELEASE_HOST_LOCKS = "exec 8>&- 9>&-";
+
+/**
+ * A script that changes one object for long: like `changingScript`, with the object's lock (OBJECT_LOCK)
+ * taken before the host locks.
+ */
+export function objectScript(
+  tools: readonly string[],
+  variables: string,
+  ...body: readonly string[]
+): string {
+  return script(PRELUDE, need(...tools), variables, OBJECT_LOCK, LOCKS, OWNERSHIP, ...body);
+}
+
 /**
  * A script that changes the host: strict mode, the tools it needs (`need`), its variables, the host locks and
  * the ownership functions, then its body.

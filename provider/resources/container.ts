@@ -44,6 +44,11 @@ export class Container extends HostResource {
   declare readonly localAddress: pulumi.Output<string>;
   /** Whether the container was up with its addresses at the last create, update or refresh. */
   declare readonly running: pulumi.Output<boolean>;
+  /**
+   * nixos driver: the container@ unit's ActiveState at the last create, update or refresh (`active`;
+   * `activating`, `reloading`, `deactivating` while busy; `inactive`, `failed`).
+   */
+  declare readonly unitState: pulumi.Output<string | undefined>;
   /** Bookkeeping: whether the host picked the addresses at create (they are kept while none are set). */
   declare readonly allocatedOnHost: pulumi.Output<boolean>;
   /** Bookkeeping (nixos driver): the container's conf file on the host. */
@@ -60,6 +65,7 @@ export class Container extends HostResource {
         "hostAddress",
         "localAddress",
         "running",
+        "unitState",
         "allocatedOnHost",
         "confPath",
       ],

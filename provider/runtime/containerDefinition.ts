@@ -80,12 +80,13 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
     // A refresh found the container not running, or an address missing.
     healthy: (olds) => olds.running !== false,
   },
-  observed: ["running"],
+  observed: ["running", "unitState"],
   bookkeeping: [HOST_KEY_BOOKKEEPING, "allocatedOnHost", "confPath"],
   // Addresses the host picked were no input either.
   inputsOf: (props) =>
     withoutKeys(props, [
       "running",
+      "unitState",
       HOST_KEY_BOOKKEEPING,
       "allocatedOnHost",
       "confPath",
@@ -138,6 +139,8 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
     hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress,
     localAddress: seen.localAddress ?? previous?.localAddress ?? spec.localAddress,
     running: seen.running,
+    // nixos driver: the unit's state (a start, reload or stop under way shows as such, not as stopped).
+    ...(seen.unitState === undefined ? {} : { unitState: seen.unitState }),
     autoStart: seen.autoStart ?? spec.autoStart,
     allocatedOnHost: previous?.allocatedOnHost === true || spec.hostAddress === undefined,
     confPath: seen.confPath ?? previous?.confPath,

@@ -287,38 +287,51 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
       config: "{ services.nginx.enable = true; }",
     };
     const c = await engine.create("Container", "quiet", base);
-    const netnsInode = () => labExecOk(h3, ["stat", "-L", "-c", "%i", "/run/netns/quiet"]).trim();
+    // The container's leader PID changes with every start; the profile gains a generation with every build.
+    const leader = () => labExecOk(h3, ["machinectl", "show", "quiet", "-p", "Leader", "--value"]).trim();
     const built = () =>
       labExecOk(h3, [
-        "stat",
+        "sh",
         "-c",
-        "%Y.%Z %s",
-        "/var/lib/nixos-containers/quiet/etc/nixos/configuration.nix",
-      ]);
+        "ls -d /var/lib/nix-stand-in/var/nix/profiles/per-container/quiet/system-*-link | wc -l",
+      ]).trim();
+    const wantsLink = "/etc/systemd/system.control/machines.target.wants/container@quiet.service";
     try {
-      const [inode, before] = [netnsInode(), built()];
-      await new Promise((r) => setTimeout(r, 1100)); // mtimes have one-second resolution
+      const [pid, before] = [leader(), built()];
+      expect(before).toBe("1");
       expect(await engine.up(c, { ...base, autoStart: true })).toBe("updated");
       expect(labExecOk(h3, ["cat", "/etc/nixos-containers/quiet.conf"])).toContain("AUTO_START=1");
-      expect(netnsInode()).toBe(inode);
+      // autoStart is real: machines.target wants the unit at boot (nothing reads an imperative AUTO_START).
+      expect(labExecOk(h3, ["readlink", wantsLink]).trim()).toBe("/etc/systemd/system/container@.service");
+      expect(c.outs.autoStart).toBe(true);
+      expect(leader()).toBe(pid);
       expect(built()).toBe(before);
+      // Drift: the link removed by hand shows at refresh, and the next up puts it back.
+      labExecOk(h3, ["rm", wantsLink]);
+      expect(await engine.refresh(c)).toBe(true);
+      expect(c.outs.autoStart).toBe(false);
+      expect(await engine.up(c, { ...base, autoStart: true })).toBe("updated");
+      expect(labExec(h3, ["test", "-L", wantsLink]).code).toBe(0);
       expect(
         await engine.up(c, { ...base, autoStart: true, config: "{ services.postgresql.enable = true; }" }),
       ).toBe("updated");
       expect(labExecOk(h3, ["cat", "/var/lib/nixos-containers/quiet/etc/nixos/configuration.nix"])).toContain(
         "services.postgresql.enable",
       );
+      expect(built()).toBe("2");
       expect(c.outs.running).toBe(true);
     } finally {
       await engine.destroy(c);
     }
+    expect(labExec(h3, ["test", "-e", wantsLink]).code).not.toBe(0);
   });
 
   it("refuses to adopt or change a declarative container (its conf is a link NixOS manages), leaving the link", async () => {
     labExecOk(h3, [
       "sh",
       "-c",
-      "mkdir -p /run/pnc-test-store && printf 'PRIVATE_NETWORK=1\\nHOST_ADDRESS=10.233.62.1\\nLOCAL_ADDRESS=10.233.62.2\\n' > /run/pnc-test-store/dcl.conf && ln -s /run/pnc-test-store/dcl.conf /etc/nixos-containers/dcl.conf",
+      // Like NixOS: the conf links into the store, mounted read-only.
+      "mkdir -p /run/pnc-test-store && mount -t tmpfs pnc-test-store /run/pnc-test-store && printf 'PRIVATE_NETWORK=1\\nHOST_ADDRESS=10.233.62.1\\nLOCAL_ADDRESS=10.233.62.2\\n' > /run/pnc-test-store/dcl.conf && mount -o remount,ro /run/pnc-test-store && ln -s /run/pnc-test-store/dcl.conf /etc/nixos-containers/dcl.conf",
     ]);
     try {
       await expect(
@@ -335,7 +348,11 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
         "/run/pnc-test-store/dcl.conf",
       );
     } finally {
-      labExec(h3, ["rm", "-rf", "/etc/nixos-containers/dcl.conf", "/run/pnc-test-store"]);
+      labExec(h3, [
+        "sh",
+        "-c",
+        "rm -f /etc/nixos-containers/dcl.conf; umount /run/pnc-test-store; rmdir /run/pnc-test-store",
+      ]);
     }
   });
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Self-test for test/lab/nixos-container (the nixos-container test stand-in).
+# Self-test for test/lab/nixos-container (the nixos-container test stand-in)
+# and test/lab/nixos-host-stand-in (its systemctl, machinectl, nix-env, nix).
 #
 # Runs the stand-in only inside a throwaway scratch environment: new network,
 # mount and PID namespaces (unshare), a tmpfs over /run, and overlays whose
@@ -46,9 +47,18 @@ done
 # Only whiteouts in the scratch upper layer: start from an empty layout even
 # on a machine that has containers of its own.
 rm -rf /etc/nixos-containers /var/lib/nixos-containers /etc/containers /var/lib/containers /etc/nixos-container-legacy
-cp "$here/nixos-container" /run/scratch/bin/nixos-container
-chmod 0755 /run/scratch/bin/nixos-container
-export PATH=/run/scratch/bin:$PATH
+rm -rf /etc/nixos-container-stand-in /var/lib/nix-stand-in
+install -m 0755 "$here/nixos-container" /run/scratch/bin/nixos-container
+install -m 0755 "$here/nixos-host-stand-in" /run/scratch/bin/nixos-host-stand-in
+for tool in systemctl machinectl nix-env nix nix-instantiate; do
+  ln -s nixos-host-stand-in "/run/scratch/bin/$tool"
+done
+# A channel, so that <nixpkgs/nixos> resolves through Nix's default nix-path.
+CHANNEL=/var/lib/nix-stand-in/var/nix/profiles/per-user/root/channels/nixpkgs
+mkdir -p "$CHANNEL/nixos"
+export PATH=/run/scratch/bin:$PATH HOME=/root
+unset NIX_PATH
+mkdir -p /run/scratch/cwd && cd /run/scratch/cwd
 ip link set lo up
 
 # ---------------------------------------------------------------- helpers ----
@@ -107,11 +117,27 @@ same() {
   fi
 }
 
-# has_addr [NETNS] IFACE ADDR PREFIXLEN: `ip -j addr` lists it.
+# leader NAME: the PID machinectl knows for the container (fails when none).
+leader() { machinectl show "$1" -p Leader --value 2>/dev/null; }
+running() { [[ -n "$(leader "$1")" ]]; }
+# cip NAME ARGS...: `ip ARGS...` in the container's (anonymous) network namespace.
+cip() { local l; l=$(leader "$1") || return 1; shift; nsenter -t "$l" -n ip "$@"; }
+unit_state() { systemctl show -p ActiveState --value "container@$1"; }
+state_is() { [[ "$(unit_state "$1")" == "$2" ]]; }
+unit_sub() { systemctl show -p SubState --value "container@$1"; }
+knob() { mkdir -p "$(dirname "/etc/nixos-container-stand-in/$1")"; printf '%s' "$2" >"/etc/nixos-container-stand-in/$1"; }
+noknob() { rm -f "/etc/nixos-container-stand-in/$1"; }
+# until_true SECONDS CMD...: CMD succeeds within SECONDS.
+until_true() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do ((SECONDS < end)) || return 1; sleep 0.05; done
+}
+
+# has_addr [CONTAINER] IFACE ADDR PREFIXLEN: `ip -j addr` lists it.
 has_addr() {
-  local nsargs=()
-  if [[ $# == 4 ]]; then nsargs=(-n "$1"); shift; fi
-  ip "${nsargs[@]}" -j addr show dev "$1" 2>/dev/null |
+  local run=(ip)
+  if [[ $# == 4 ]]; then run=(cip "$1"); shift; fi
+  "${run[@]}" -j addr show dev "$1" 2>/dev/null |
     jq -e --arg a "$2" --argjson p "$3" \
       'any(.[].addr_info[]; .local == $a and .prefixlen == $p)' >/dev/null
 }
@@ -119,17 +145,16 @@ has_addr() {
 # route_is DST DEV [GATEWAY] (host); route_in NETNS DST DEV [GATEWAY]
 route_is() { route_in "" "$@"; }
 route_in() {
-  local nsargs=()
-  if [[ -n "$1" ]]; then nsargs=(-n "$1"); fi
+  local run=(ip)
+  if [[ -n "$1" ]]; then run=(cip "$1"); fi
   local dst=$2 dev=$3 gw=${4:-}
-  ip "${nsargs[@]}" -j route show 2>/dev/null |
+  "${run[@]}" -j route show 2>/dev/null |
     jq -e --arg d "$dst" --arg dev "$dev" --arg gw "$gw" \
       'any(.[]; .dst == $d and .dev == $dev and ($gw == "" or .gateway == $gw))' >/dev/null
 }
 
 # ip, not /sys/class/net: /sys here is still the machine's sysfs.
 link_exists() { ip link show dev "$1" >/dev/null 2>&1; }
-netns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
 not() { ! "$@"; }
 
 # Ping from inside the container. Debian lab hosts have ping; this machine may
@@ -150,13 +175,15 @@ check "create prints nothing on stdout" test -z "$OUT"
 same "foo.conf byte for byte" $CONFDIR/foo.conf $'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=0\n'
 same "foo configuration.nix as create writes it" $STATEDIR/foo/etc/nixos/configuration.nix \
   $'{ config, lib, pkgs, ... }:\n\n{ boot.isContainer = true;\n  networking.hostName = lib.mkDefault "foo";\n  networking.useDHCP = false;\n  services.openssh.enable = true;\n}\n'
-check "create does not start" not netns_exists foo
+check "create does not start" not running foo
 check "create makes no ve- link" not link_exists ve-foo
 
 expect_ok "create bar: second automatic allocation, flake, auto-start" create bar --auto-start --flake 'github:acme/infra#web'
 check "bar gets 10.233.2.x" test "$ERR" = "host IP is 10.233.2.1, container IP is 10.233.2.2"
 same "bar.conf: AUTO_START=1 and FLAKE without #attr" $CONFDIR/bar.conf $'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.2.1\nLOCAL_ADDRESS=10.233.2.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=1\nFLAKE=github:acme/infra\n'
-check "bar root dir exists" test -d $STATEDIR/bar
+check "a flake create makes no root dir (the unit's start does)" test ! -e $STATEDIR/bar
+check "a flake build leaves no .tmp link in the working directory when it succeeds" test ! -e .tmp
+check "bar has a system profile" test -e /var/lib/nix-stand-in/var/nix/profiles/per-container/bar/system/init
 
 : > $CONFDIR/empty.conf
 expect_err "an empty conf kills every create (read_file ... or die, like the real one)" nonzero "Died" create e1
@@ -165,10 +192,28 @@ expect_ok "a configFile in a missing directory still builds (like the real one)"
 check "... with imports = [ ] and no error" grep -qE 'imports = \[ *\];' $STATEDIR/cf1/etc/nixos/configuration.nix
 expect_ok "destroy cf1" destroy cf1
 
-mkdir -p /etc/nixos-container-stand-in && touch /etc/nixos-container-stand-in/fail-flake-builds
+knob fail-flake-builds ""
 expect_err "a failed flake build fails the create (like the real one)" nonzero "failed to build container from flake" create flk --flake 'github:acme/infra#web'
 check "a failed flake build leaves its conf, as the real one does" test -f $CONFDIR/flk.conf
-rm -f /etc/nixos-container-stand-in/fail-flake-builds
+check "... and its profile directory" test -d /var/lib/nix-stand-in/var/nix/profiles/per-container/flk
+noknob fail-flake-builds
+knob fail-builds ""
+expect_err "a failed nix-env build fails the create" nonzero "failed to build initial container configuration" create nb1
+check "... and clears the container's state (conf, root, profile)" test ! -e $CONFDIR/nb1.conf -a ! -e $STATEDIR/nb1 -a ! -e /var/lib/nix-stand-in/var/nix/profiles/per-container/nb1
+noknob fail-builds
+NIX_PATH= nc create np1
+check "with an empty NIX_PATH <nixpkgs/nixos> does not resolve: create fails naming the search path" \
+  test "$RC" != 0 -a -n "$(grep -F "file 'nixpkgs/nixos' was not found in the Nix search path" <<<"$ERR")"
+check "... and leaves no conf" test ! -e $CONFDIR/np1.conf
+NIX_PATH="nixpkgs=$CHANNEL" nc create np2
+check "with NIX_PATH=nixpkgs=DIR it resolves" test "$RC" = 0
+expect_ok "destroy np2" destroy np2
+knob build-seconds 1
+start_s=$SECONDS
+expect_ok "a build takes build-seconds" create slow1
+check "... (at least 1 s)" test $((SECONDS - start_s)) -ge 1
+noknob build-seconds
+expect_ok "destroy slow1" destroy slow1
 expect_ok "destroy removes the failed create's conf" destroy flk
 check "no conf after destroy" test ! -e $CONFDIR/flk.conf
 
@@ -195,15 +240,17 @@ check "show-ip foo = 10.233.1.2" test "$OUT" = 10.233.1.2
 expect_ok "start foo" start foo
 expect_ok "status foo after start" status foo
 check "status is up" test "$OUT" = up
-check "netns foo exists" netns_exists foo
+check "the container has a leader" running foo
+check "its network namespace is anonymous (no /run/netns/foo)" test ! -e /run/netns/foo
+check "unit is active/running" test "$(unit_state foo)/$(unit_sub foo)" = active/running
 check "host side ve-foo has 10.233.1.1/32" has_addr ve-foo 10.233.1.1 32
 check "container side eth0 has 10.233.1.2/32" has_addr foo eth0 10.233.1.2 32
-check "no host0 left inside" not ip -n foo link show host0 2>/dev/null
+check "no host0 left inside" not cip foo link show host0 2>/dev/null
 check "ve-foo is up" test "$(ip -j link show dev ve-foo | jq -r '.[0].flags | index("UP") != null')" = true
 check "host route to 10.233.1.2 via ve-foo" route_is 10.233.1.2 ve-foo
 check "container route to 10.233.1.1 via eth0" route_in foo 10.233.1.1 eth0
 check "container default route via 10.233.1.1" route_in foo default eth0 10.233.1.1
-check "lo is up in the container" test "$(ip -n foo -j link show dev lo | jq -r '.[0].flags | index("UP") != null')" = true
+check "lo is up in the container" test "$(cip foo -j link show dev lo | jq -r '.[0].flags | index("UP") != null')" = true
 expect_ok "run foo -- ping the host address" run foo -- "${PING[@]}" 10.233.1.1
 check "host pings the container address" "${PING[@]}" 10.233.1.2
 nc run foo -- sh -c 'exit 3'
@@ -216,7 +263,8 @@ check "still one address on ve-foo" test "$(ip -j addr show dev ve-foo | jq '[.[
 expect_ok "stop foo" stop foo
 expect_ok "status foo after stop" status foo
 check "status is down" test "$OUT" = down
-check "no netns foo" not netns_exists foo
+check "no leader" not running foo
+check "unit is inactive" test "$(unit_state foo)" = inactive
 check "no ve-foo" not link_exists ve-foo
 expect_ok "stop of a stopped container succeeds" stop foo
 expect_err "terminate of a stopped container fails" nonzero "unable to get container's main PID" terminate foo
@@ -245,7 +293,7 @@ check "ve-foo has the host address" has_addr ve-foo 10.233.1.1 32
 
 # ---------------------------------------------------------------- destroy ----
 expect_ok "destroy a running container" destroy foo
-check "no netns after destroy" not netns_exists foo
+check "no leader after destroy" not running foo
 check "no ve-foo after destroy" not link_exists ve-foo
 check "no conf after destroy" not test -e $CONFDIR/foo.conf
 check "no root dir after destroy" not test -e $STATEDIR/foo
@@ -256,11 +304,15 @@ expect_ok "destroy again exits 0" destroy foo
 expect_ok "create after destroy reuses the first free addresses" create foo2
 check "foo2 gets 10.233.1.x" test "$ERR" = "host IP is 10.233.1.1, container IP is 10.233.1.2"
 
-ln -s /run/scratch/decl.conf $CONFDIR/decl.conf
-printf 'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.240.0.1\nLOCAL_ADDRESS=10.240.0.2\n' >/run/scratch/decl.conf
-expect_err "destroy refuses a declarative (symlinked) conf" nonzero "cannot destroy declarative container" destroy decl
+# A declarative conf links into the store, which is mounted read-only.
+mkdir -p /run/scratch/store && mount -t tmpfs store /run/scratch/store
+printf 'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.240.0.1\nLOCAL_ADDRESS=10.240.0.2\n' >/run/scratch/store/decl.conf
+mount -o remount,ro /run/scratch/store
+ln -s /run/scratch/store/decl.conf $CONFDIR/decl.conf
+expect_err "destroy refuses a declarative conf (not writable: a link into the read-only store)" nonzero "cannot destroy declarative container" destroy decl
 check "declarative conf left alone" test -L $CONFDIR/decl.conf
 rm $CONFDIR/decl.conf
+umount /run/scratch/store
 
 # ----------------------------------------------------------------- errors ----
 expect_err "--config with --config-file" nonzero "--config and --config-file are mutually incompatible. Please define one or the other, but not both" create x --config a --config-file /dev/null
@@ -301,11 +353,14 @@ expect_ok "destroy bar-0" destroy bar-0
 expect_ok "create with --bridge" create brc --bridge br0 --host-address 10.252.0.1 --local-address 10.252.0.2
 same "brc.conf byte for byte" $CONFDIR/brc.conf $'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.252.0.1\nLOCAL_ADDRESS=10.252.0.2\nHOST_BRIDGE=br0\nHOST_PORT=\nAUTO_START=0\n'
 expect_err "start with a missing bridge fails" nonzero "failed to start container" start brc
-check "failed start leaves no netns" not netns_exists brc
+check "failed start leaves no leader" not running brc
+check "a failed start restarts (Restart=on-failure) or ends failed" test "$(unit_state brc)" != active
 check "failed start leaves no vb-brc" not link_exists vb-brc
 ip link add br0 type bridge
 ip link set br0 up
 ip addr add 10.252.0.1/24 dev br0
+systemctl stop container@brc
+systemctl reset-failed container@brc
 expect_ok "start brc with br0" start brc
 check "vb-brc is enslaved to br0" test "$(ip -j link show vb-brc | jq -r '.[0].master')" = br0
 check "no ve-brc with a bridge" not link_exists ve-brc
@@ -346,10 +401,101 @@ check "legacy destroy removes everything" not test -e /etc/containers/leg.conf -
 check "legacy destroy removes ve-leg" not link_exists ve-leg
 rm /etc/nixos-container-legacy
 
+# ------------------------------------------------- container@.service ----
+expect_ok "create u1" create u1 --host-address 10.241.0.1 --local-address 10.241.0.2
+mkdir -p /etc/nixos-container-stand-in/u1 && printf 2 >/etc/nixos-container-stand-in/u1/boot-seconds
+nixos-container start u1 2>/dev/null &
+start_pid=$!
+check "a booting unit is activating" until_true 2 state_is u1 activating
+check "... and status prints down (only ActiveState=active is up)" test "$(nixos-container status u1)" = down
+check "... its eth0 is addressed at the start of the boot (container-init)" until_true 2 has_addr u1 eth0 10.241.0.2 32
+check "... the host end has no address before READY (postStart)" not has_addr ve-u1 10.241.0.1 32
+wait "$start_pid"
+check "systemctl start waits for READY" test "$(unit_state u1)" = active
+check "the host end is addressed after READY" has_addr ve-u1 10.241.0.1 32
+
+# destroy while activating: the real one terminates only an active unit
+expect_ok "stop u1" stop u1
+nixos-container start u1 2>/dev/null &
+start_pid=$!
+until_true 2 has_addr u1 eth0 10.241.0.2 32
+sleep 0.3 # past the start of stage 2 (the boot takes 2 s)
+expect_ok "destroy of an activating container succeeds" destroy u1
+check "... removes the conf" test ! -e $CONFDIR/u1.conf
+check "... but the container keeps booting (orphan)" running u1
+wait "$start_pid" || true
+check "... and comes up holding its address" has_addr ve-u1 10.241.0.1 32
+systemctl stop container@u1
+check "systemctl stop ends the orphan" not running u1
+rm -rf $STATEDIR/u1 /etc/nixos-container-stand-in/u1
+
+# TimeoutStartSec and Restart=on-failure
+expect_ok "create u2" create u2 --host-address 10.241.1.1 --local-address 10.241.1.2
+knob u2/boot-seconds 3
+knob u2/timeout-start-sec 1
+knob u2/restart-sec 2
+expect_err "a boot longer than TimeoutStartSec fails the start" nonzero "failed to start container" start u2
+check "... systemctl says a timeout was exceeded" grep -q "a timeout was exceeded" <<<"$ERR"
+check "... the unit waits to restart (activating/auto-restart)" test "$(unit_state u2)/$(unit_sub u2)" = activating/auto-restart
+check "... its Result is timeout" test "$(systemctl show -p Result --value container@u2)" = timeout
+check "... and restarts by itself, with a new leader" until_true 3 running u2
+check "... whose directories are made again by the start script" test -d $STATEDIR/u2/etc
+systemctl stop container@u2
+check "a stop during a restarted start ends inactive (a new start resets Result)" test "$(unit_state u2)" = inactive
+knob u2/restart-sec 5
+expect_err "the start fails again" nonzero "failed to start container" start u2
+systemctl stop container@u2
+check "a stop while waiting to restart leaves the unit failed" test "$(unit_state u2)" = failed
+check "... no leader, no ve-u2" test -z "$(leader u2)" -a -z "$(ip -o link show dev ve-u2 2>/dev/null)"
+systemctl reset-failed container@u2
+check "reset-failed makes it inactive" test "$(unit_state u2)" = inactive
+rm -rf /etc/nixos-container-stand-in/u2
+expect_ok "start u2 after reset-failed" start u2
+
+# update of a running container: rebuild, then reload (ReloadingState)
+knob u2/reload-seconds 1
+nixos-container update u2 --config 'services.nginx.enable = true;' 2>/dev/null &
+upd_pid=$!
+check "a reload shows as ActiveState=reloading" until_true 3 state_is u2 reloading
+check "... and status prints down meanwhile" test "$(nixos-container status u2)" = down
+wait "$upd_pid"
+check "back to active after the reload" test "$(unit_state u2)" = active
+knob u2/fail-reloads ""
+expect_err "a failed reload fails the update" nonzero "failed to reload container" update u2 --config 'x = 1;'
+check "... the unit stays active" test "$(unit_state u2)" = active
+rm -rf /etc/nixos-container-stand-in/u2
+
+# stop while stopping, and the stop time
+knob u2/stop-seconds 1
+systemctl stop container@u2 &
+stop_pid=$!
+check "a stopping unit is deactivating" until_true 2 state_is u2 deactivating
+check "... and is not active for destroy either" test "$(nixos-container status u2)" = down
+wait "$stop_pid"
+check "stop waits until the container is down" test "$(unit_state u2)" = inactive
+rm -rf /etc/nixos-container-stand-in/u2
+expect_ok "destroy u2" destroy u2
+
+# a FLAKE conf without a profile: the unit's start script builds it first
+expect_ok "create fk1 from a flake" create fk1 --flake 'github:acme/infra#fk1' --host-address 10.241.2.1 --local-address 10.241.2.2
+rm -rf /var/lib/nix-stand-in/var/nix/profiles/per-container/fk1
+expect_ok "start fk1 without a profile" start fk1
+check "... the start ran nixos-container update (profile built)" test -e /var/lib/nix-stand-in/var/nix/profiles/per-container/fk1/system/init
+check "... the rebuilt flake attribute is the default, not fk1 (the conf keeps no #attr)" \
+  grep -q 'nixosConfigurations."container"' /var/lib/nix-stand-in/var/nix/profiles/per-container/fk1/system/what
+expect_ok "destroy fk1" destroy fk1
+
+# other units: there is no systemd
+set +e
+systemctl restart sshd 2>/run/scratch/stderr
+rc=$?
+set -e
+check "systemctl of another unit fails as without systemd" test "$rc" = 1 -a -n "$(grep -F 'not been booted with systemd' /run/scratch/stderr)"
+
 # ---------------------------------------------------------------- cleanup ----
 for c in $(nixos-container list); do nixos-container destroy "$c"; done
 check "everything destroyed: no confs" test -z "$(ls -A $CONFDIR)"
-check "everything destroyed: no netns" test -z "$(ip netns list)"
+check "everything destroyed: no machines" test -z "$(machinectl list)"
 check "everything destroyed: no ve-/vb- links" test -z "$(ip -o link show | grep -E ': v[eb]-' || true)"
 
 echo "$passed passed, $failed failed"

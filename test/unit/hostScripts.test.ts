@@ -257,13 +257,21 @@ describe("observations", () => {
     });
   });
 
-  it("nixos: addresses from the conf (prefix stripped), running when up with its veth", () => {
+  it("nixos: addresses from the conf (prefix stripped), running when active with its veth", () => {
+    const live = {
+      conf: "/etc/nixos-containers/web.conf",
+      confHostAddress: "10.233.1.1",
+      confLocalAddress: "10.233.1.2",
+      hostLink: "1",
+      liveHostAddress: "10.233.1.1",
+      liveLocalAddress: "10.233.1.2",
+    };
     const seen = observeContainer("nixos", {
       conf: "/etc/nixos-containers/web.conf",
       confHostAddress: "10.233.1.1/24",
       confLocalAddress: "10.233.1.2",
-      confAutoStart: "1",
-      status: "up",
+      autoStartLink: "1",
+      unitState: "active",
       hostLink: "1",
       liveHostAddress: "10.233.1.1",
       liveLocalAddress: "10.233.1.2",
@@ -275,6 +283,13 @@ describe("observations", () => {
       localAddress: "10.233.1.2",
       confPath: "/etc/nixos-containers/web.conf",
       autoStart: true,
+      unitState: "active",
+    });
+    // Busy is not stopped: a reload keeps it serving; a start under way is not running yet, and says so.
+    expect(observeContainer("nixos", { ...live, unitState: "reloading" }).running).toBe(true);
+    expect(observeContainer("nixos", { ...live, unitState: "activating" })).toMatchObject({
+      running: false,
+      unitState: "activating",
     });
     expect(observeContainer("nixos", { conf: "" })).toEqual({ exists: false, running: false });
     // An address that drifted from the conf (changed by hand) is not running as configured.
@@ -282,14 +297,15 @@ describe("observations", () => {
       conf: "/etc/nixos-containers/web.conf",
       confHostAddress: "10.233.1.1",
       confLocalAddress: "10.233.1.2",
-      status: "up",
+      unitState: "active",
       hostLink: "1",
       liveHostAddress: "10.9.9.9",
       liveLocalAddress: "10.233.1.2",
     };
     expect(observeContainer("nixos", drifted).running).toBe(false);
     expect(
-      observeContainer("nixos", { conf: "/etc/containers/web.conf", status: "down", hostLink: "1" }).running,
+      observeContainer("nixos", { conf: "/etc/containers/web.conf", unitState: "inactive", hostLink: "1" })
+        .running,
     ).toBe(false);
   });
 
