@@ -120,10 +120,19 @@ printf '%s\tnixos container "%s" (being built)\n' "$HOST_ADDRESS" "$CONTAINER_NA
 
 /**
  * Defines SCRATCH, a private directory the build runs in and which is removed at the end: `nix build -o .tmp`
- * (a flake build without --system-path) leaves a GC root in the working directory.
+ * (a flake build without --system-path) leaves a GC root in the working directory. Defines `run_logged
+ * COMMAND...`: runs it with its output in a log there, printing the log's tail on failure. Nothing a build
+ * writes goes to the SSH channel, so a build outlives a connection that ends (or an operation that times out):
+ * it finishes under the container's lock, and the next operation on the container waits for it.
  */
 const SCRATCH = String.raw`SCRATCH=$(mktemp -d)
 cd "$SCRATCH"
+run_logged() {
+  "$@" > "$SCRATCH/build.log" 2>&1 && return 0
+  logged_status=$?
+  tail -n 40 "$SCRATCH/build.log" >&2
+  return "$logged_status"
+}
 `;
 
 /** Where a container's boot-time wants-link is: a persistent unit directory that NixOS leaves writable. */
@@ -271,11 +280,13 @@ export function nixosCreateScript(spec: ContainerSpec, owner: shell.Ownership): 
     SCRATCH,
     LARGE_CONFIG,
     CREATE_ARGUMENTS,
-    'nixos-container "$@" >&2',
+    'run_logged nixos-container "$@"',
     claimBuilt(true),
     `rm -f "${BUILD_RECORD}"`,
     SET_AUTO_START,
     'nixos-container start "$CONTAINER_NAME" >&2',
+    // Made and running: a report that cannot be written any more (the connection ended) must not undo it.
+    "MADE=0",
     REPORT,
   );
 }
@@ -322,7 +333,7 @@ export function nixosUpdateScript(
     'if [ "$restart" = 1 ] && [ "$state" != inactive ] && [ "$state" != failed ]; then systemctl stop "container@$CONTAINER_NAME.service" >&2; fi',
     'if [ -z "$conf" ]; then',
     CREATE_ARGUMENTS,
-    '  nixos-container "$@" >&2',
+    '  run_logged nixos-container "$@"',
     "  conf=$(find_conf)",
     "  REBUILD=0",
     "fi",
@@ -336,7 +347,7 @@ export function nixosUpdateScript(
     '  [ -n "$CONFIG" ] && set -- "$@" --config "$CONFIG"',
     '  [ -n "$CONFIG_FILE" ] && set -- "$@" --config-file "$CONFIG_FILE"',
     '  [ -n "$FLAKE" ] && set -- "$@" --flake "$FLAKE"',
-    '  nixos-container "$@" >&2',
+    '  run_logged nixos-container "$@"',
     "fi",
     claimBuilt(true),
     `rm -f "${BUILD_RECORD}"`,

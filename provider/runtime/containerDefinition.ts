@@ -45,7 +45,8 @@ function previousAddresses(previous: Props): { hostAddress?: string; localAddres
  * update's, or that create was cut off (its build may not have run).
  */
 function configChanged(spec: ContainerSpec, previous: Props): boolean {
-  if (previous.createPending === true) return true;
+  // A create cut off during its build: the host knows (the marker says built=0) and the update builds then.
+  if (previous.createPending === true) return false;
   const last = (key: "config" | "configFile" | "flake") =>
     typeof previous[key] === "string" && previous[key] !== "" ? previous[key] : undefined;
   return (

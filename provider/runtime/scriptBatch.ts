@@ -65,17 +65,22 @@ function secondsOf(job: { readonly timeoutSeconds?: number }): number {
   return job.timeoutSeconds ?? 300;
 }
 
-/**
- * The command limit for scripts whose own waits (the host locks) are bounded by `seconds`: a margin on top,
- * so a lock timeout is reported by the script, not cut off by the command timer.
- */
+/** The command limit of a job that may take `seconds`: exactly its timeout. */
 function commandMs(seconds: number): number {
-  return (seconds + 30) * 1000;
+  return seconds * 1000;
 }
 
-/** The script as it runs: its lock waits bounded by the job's timeout. */
+/**
+ * How long the script may wait for a host lock within `seconds`: a quarter less (at most 30 s less), so that a
+ * lock timeout is reported by the script itself, before the command timer ends it.
+ */
+export function lockWaitOf(seconds: number): number {
+  return Math.max(1, seconds - Math.min(30, Math.ceil(seconds / 4)));
+}
+
+/** The script as it runs: its lock waits bounded within the job's timeout. */
 function withLockWait(text: string, seconds: number): string {
-  return `LOCK_WAIT_SECONDS=${seconds}\n${text}`;
+  return `LOCK_WAIT_SECONDS=${lockWaitOf(seconds)}\n${text}`;
 }
 
 /** Runs one script that reports items, and splits its output; items that never ran share the whole result. */

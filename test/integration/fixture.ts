@@ -16,10 +16,21 @@ export function connection(host: LabHost): Record<string, unknown> {
   return { host: host.address, port: host.port, user: host.user, privateKey: key };
 }
 
-/** One ping from the host (or from inside network namespace `from` on it) to `address`. */
+/**
+ * ARGV run inside container `name`'s network namespace: a named one (netns driver), or the anonymous one of
+ * a NixOS container's leader process (nixos driver; as systemd-nspawn makes it).
+ */
+export function inContainer(name: string, argv: readonly string[]): string[] {
+  const enter =
+    'if [ -e "/run/netns/$0" ]; then exec ip netns exec "$0" "$@"; fi; ' +
+    'leader=$(machinectl show "$0" -p Leader --value) && exec nsenter -t "$leader" -n -- "$@"';
+  return ["sh", "-c", enter, name, ...argv];
+}
+
+/** One ping from the host (or from inside container `from` on it) to `address`. */
 export function reachable(host: LabHost, from: string | undefined, address: string): boolean {
   const argv = ["ping", "-c", "1", "-W", "2", address];
-  return labExec(host, from ? ["ip", "netns", "exec", from, ...argv] : argv).code === 0;
+  return labExec(host, from ? inContainer(from, argv) : argv).code === 0;
 }
 
 const started: ChildProcess[] = [];
@@ -60,7 +71,7 @@ export async function wanEchoPeer(port: number, seconds = 150): Promise<void> {
 /** Connects from inside container `name` on `host` to the WAN echo listener: what the WAN saw as its address. */
 export function fromContainer(host: LabHost, name: string, port: number): { ok: boolean; seenAs: string } {
   const socat = ["socat", "-T", "3", "-", `TCP:${lab.wanAddress}:${port},connect-timeout=2`];
-  const r = labExec(host, ["ip", "netns", "exec", name, "timeout", "5", ...socat]);
+  const r = labExec(host, inContainer(name, ["timeout", "5", ...socat]));
   return { ok: r.code === 0 && r.stdout.trim() !== "", seenAs: r.stdout.trim() };
 }
 

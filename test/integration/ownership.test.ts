@@ -206,8 +206,8 @@ describe("another stack's NatRule of the same name", () => {
           () => labExec(h1, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
         );
         await expect(
-          other.create("NatRule", "shared", { ...inputs, timeouts: { create: 2 } }),
-        ).rejects.toThrow(/timed out after 2 s/);
+          other.create("NatRule", "shared", { ...inputs, timeouts: { create: 4 } }),
+        ).rejects.toThrow(/timed out after 3 s/);
       } finally {
         holder.kill("SIGKILL");
       }

@@ -201,7 +201,7 @@ knob fail-builds ""
 expect_err "a failed nix-env build fails the create" nonzero "failed to build initial container configuration" create nb1
 check "... and clears the container's state (conf, root, profile)" test ! -e $CONFDIR/nb1.conf -a ! -e $STATEDIR/nb1 -a ! -e /var/lib/nix-stand-in/var/nix/profiles/per-container/nb1
 noknob fail-builds
-NIX_PATH= nc create np1
+NIX_PATH='' nc create np1
 check "with an empty NIX_PATH <nixpkgs/nixos> does not resolve: create fails naming the search path" \
   test "$RC" != 0 -a -n "$(grep -F "file 'nixpkgs/nixos' was not found in the Nix search path" <<<"$ERR")"
 check "... and leaves no conf" test ! -e $CONFDIR/np1.conf
