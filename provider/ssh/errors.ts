@@ -15,6 +15,8 @@ export interface SshErrorDetails {
   readonly stderrTail?: string;
   readonly stdout?: string;
   readonly stderr?: string;
+  /** What to do, when it is more specific than the kind's hint. */
+  readonly hint?: string;
 }
 
 const HINTS: Record<SshErrorKind, string> = {
@@ -39,7 +41,7 @@ export class SshError extends Error {
       parts.push(`exit code: ${details.exitCode}`);
     if (details.signal) parts.push(`signal: ${details.signal}`);
     if (details.stderrTail) parts.push(`stderr: ${details.stderrTail}`);
-    parts.push(`hint: ${HINTS[kind]}`);
+    parts.push(`hint: ${details.hint ?? HINTS[kind]}`);
     super(parts.join("\n  "));
     this.name = "SshError";
     this.kind = kind;

@@ -177,6 +177,7 @@ export class SshConnection {
                 {
                   target: this.target,
                   command: display,
+                  hint: "the operation took longer than its limit: raise the resource's `timeouts` input (seconds, e.g. timeouts: { create: 3600 } for a long NixOS build); the next `pulumi up` finishes what it began",
                 },
               ),
             );

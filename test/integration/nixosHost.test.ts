@@ -187,7 +187,7 @@ describe("nixos driver: long builds", () => {
     }
     if (!(err instanceof ProviderHostError) || !err.initFailure)
       throw new Error(`no init error: ${String(err)}`);
-    expect(err.message).toMatch(/did not finish within 5000 ms/);
+    expect(err.message).toMatch(/did not finish within 5000 ms.*raise the resource.s `timeouts` input/s);
     const init = { ...err.initFailure, properties: revealMap(err.initFailure.properties) };
     expect(init.properties).toMatchObject({ createPending: true, running: false });
     // The build goes on on the host (its output goes to a log of ours, not to the closed channel).
