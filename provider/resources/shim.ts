@@ -61,12 +61,14 @@ export abstract class HostResource extends pulumi.dynamic.Resource {
     const props = {
       ...Object.fromEntries([...outputs, "hostKeyFingerprint"].map((key) => [key, undefined])),
       ...args,
+      // Credentials are secret in the inputs too (state, `preview --diff`), even when given as plain strings.
+      connection: pulumi.secret(args.connection),
     };
     super(makeProvider(type), name, props, withSecretConnection(opts), "nixos", type);
   }
 }
 
-/** Options every host resource gets: the connection (credentials) is a secret output. */
+/** Options every host resource gets: the connection (credentials) is a secret output as well as an input. */
 function withSecretConnection(opts: pulumi.CustomResourceOptions | undefined): pulumi.CustomResourceOptions {
   return { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "connection"] };
 }

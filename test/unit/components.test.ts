@@ -2,7 +2,17 @@
 // (each dynamic resource answered by its provider's real `check`, so addresses and rulesets are the real ones).
 import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
-import { Fleet, Host, fleetConnection, natNameFor, validateHostName } from "../../provider";
+import {
+  Container,
+  Fleet,
+  Host,
+  NatRule,
+  NmUnmanaged,
+  VethPair,
+  fleetConnection,
+  natNameFor,
+  validateHostName,
+} from "../../provider";
 import { validateFleet } from "../../provider/resources/fleet";
 import { validateHostContainers } from "../../provider/resources/host";
 import { DYNAMIC_PREFIX, RecordedResource, runUnderMocks } from "../harness/mockRun";
@@ -261,5 +271,41 @@ describe("deletedWith", () => {
       ["AddressPool", "Container", "NatRule", "NmUnmanaged"].sort(),
     );
     for (const [type, deletedWith] of dynamic) expect(deletedWith, type).toBe(machine);
+  });
+});
+
+describe("credentials in inputs", () => {
+  it("registers every host resource's connection as a secret, even when it is given as plain strings", async () => {
+    const plain = { host: "192.0.2.1", user: "root", password: "hunter2-plain", privateKey: "plain-key" };
+    const run = await runUnderMocks(
+      () => [
+        new Container("c", { connection: plain, driver: "netns" }),
+        new NatRule("n", { connection: plain, externalInterface: "eth0", internalIPs: ["10.233.0.0/16"] }),
+        new NmUnmanaged("m", { connection: plain }),
+        new VethPair("v", {
+          connection: plain,
+          container: "c",
+          hostInterface: "vx-c",
+          containerInterface: "eth1",
+          hostAddress: "192.168.9.1",
+          localAddress: "192.168.9.2",
+        }),
+        new Host("h", {
+          connection: plain,
+          externalInterface: "eth0",
+          driver: "netns",
+          containers: [{ name: "web" }],
+        }),
+      ],
+      { wait: (made) => (made[4] as Host).plan },
+    );
+    const hostResources = run.resources.filter(
+      (r) => r.type.startsWith(DYNAMIC_PREFIX) && !r.type.endsWith("AddressPool"),
+    );
+    expect(hostResources.length).toBeGreaterThanOrEqual(7);
+    for (const r of hostResources) {
+      expect(r.secretKeys, `${r.type} ${r.name}`).toContain("connection");
+      expect(r.inputs.connection).toMatchObject({ password: "hunter2-plain" });
+    }
   });
 });
