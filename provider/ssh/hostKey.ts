@@ -15,3 +15,19 @@ export function matchesHostKey(spec: HostKeySpec, blob: Buffer): boolean {
 export function describeHostKeySpec(spec: HostKeySpec): string {
   return spec.kind === "key" ? fingerprintOf(spec.blob) : spec.fingerprint;
 }
+
+/** The key type a blob starts with (its length-prefixed name: `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp256`). */
+export function keyTypeOf(blob: Buffer): string {
+  return blob.subarray(4, 4 + blob.readUInt32BE(0)).toString("latin1");
+}
+
+/**
+ * The host key algorithms to offer for a pinned key: only that key's, so a host that also has an ed25519 key
+ * (which clients prefer) presents the one pinned. An RSA key signs with SHA-2 (RFC 8332) or, on old servers,
+ * SHA-1. A pinned fingerprint names no type: every algorithm is offered.
+ */
+export function hostKeyAlgorithmsFor(spec: HostKeySpec | undefined): string[] | undefined {
+  if (spec?.kind !== "key") return undefined;
+  const type = keyTypeOf(spec.blob);
+  return type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type];
+}

@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { ConnectionSpec, ProxySpec, describeTarget, parseHostKeySpec } from "./connection";
 import { SshError, SshErrorKind, tail } from "./errors";
-import { describeHostKeySpec, fingerprintOf, matchesHostKey } from "./hostKey";
+import { describeHostKeySpec, fingerprintOf, hostKeyAlgorithmsFor, matchesHostKey } from "./hostKey";
 import { quoteArgv } from "./quote";
 
 export interface ExecOptions {
@@ -368,6 +368,9 @@ export class SshConnection {
         return true;
       },
     };
+    // Pinned to one key: negotiate that key's algorithm, whatever else the host offers.
+    const serverHostKey = hostKeyAlgorithmsFor(hostKeySpec);
+    if (serverHostKey) config.algorithms = { serverHostKey: serverHostKey as never };
     const methods: string[] = [];
     if (spec.privateKey) {
       config.privateKey = spec.privateKey;

@@ -1,6 +1,7 @@
 // The SSH layer against real sshd on lab hosts: every auth method, jump hosts, host keys, byte-exact argv,
 // one handshake for many commands (counted by the server), reconnects, and clear errors that name the target.
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -124,6 +125,32 @@ describe("host keys", () => {
     expect(err.message).toContain(h2.hostKeyFingerprint);
     expect(err.message).toContain(h1.hostKeyFingerprint);
   });
+
+  it.each(["ecdsa", "rsa"])(
+    "negotiates a pinned %s key although the host also offers ed25519 (which clients prefer)",
+    async (type) => {
+      // A second sshd on h1 with three host keys; ended by the PID in its pid file.
+      const setup = [
+        "rm -f /tmp/pnc-hk-ecdsa /tmp/pnc-hk-ecdsa.pub /tmp/pnc-hk-rsa /tmp/pnc-hk-rsa.pub",
+        "ssh-keygen -q -t ecdsa -N '' -f /tmp/pnc-hk-ecdsa",
+        "ssh-keygen -q -t rsa -b 2048 -N '' -f /tmp/pnc-hk-rsa",
+        "/usr/sbin/sshd -f /etc/ssh/sshd_config -p 2222 -o PidFile=/tmp/pnc-sshd2.pid -o HostKey=/etc/ssh/ssh_host_ed25519_key -o HostKey=/tmp/pnc-hk-ecdsa -o HostKey=/tmp/pnc-hk-rsa",
+      ].join(" && ");
+      expect(labExec(h1, ["sh", "-c", setup]).code).toBe(0);
+      try {
+        const pinned = labExec(h1, ["cat", `/tmp/pnc-hk-${type}.pub`]).stdout.trim();
+        const pool = newPool();
+        const host = pool.host(conn(h1, { port: 2222, hostKey: pinned }));
+        expect((await host.exec(["echo", "pinned"])).stdout).toBe("pinned\n");
+        const blob = Buffer.from(pinned.split(" ")[1], "base64");
+        expect(await host.fingerprint()).toBe(
+          "SHA256:" + createHash("sha256").update(blob).digest("base64").replace(/=+$/, ""),
+        );
+      } finally {
+        labExec(h1, ["sh", "-c", "kill $(cat /tmp/pnc-sshd2.pid); rm -f /tmp/pnc-sshd2.pid /tmp/pnc-hk-*"]);
+      }
+    },
+  );
 
   it("rejects a host whose key differs from the fingerprint recorded earlier", async () => {
     const err = await failure(newPool().host(conn(h1), h2.hostKeyFingerprint).exec(["true"]));
