@@ -6,7 +6,7 @@ const HOST_RESOURCE_TYPES = ["Container", "VethPair", "NatRule", "NmUnmanaged"] 
 export type HostResourceType = (typeof HOST_RESOURCE_TYPES)[number];
 
 /** Every resource type; the token is `pulumi-nodejs:dynamic/nixos:<ResourceType>`. */
-export const RESOURCE_TYPES = ["AddressPool", ...HOST_RESOURCE_TYPES] as const;
+export const RESOURCE_TYPES = ["AddressPool", "HostIdentity", ...HOST_RESOURCE_TYPES] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
 /** How a Container is made: the host's `nixos-container`, or a plain Linux network namespace. */

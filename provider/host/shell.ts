@@ -45,15 +45,22 @@ export function need(...tools: readonly string[]): string {
   return `need ${tools.join(" ")}`;
 }
 
+/** Our host lock, in a root-only directory: no other user can open it (and flock it, to stall us). */
+export const HOST_LOCK = "/run/pulumi-nixos-containers/lock";
+
 /**
  * Takes the host locks (file descriptors 8 and 9), waiting at most LOCK_WAIT_SECONDS for each (the
- * operation's timeout, set by the runtime in front of the script; 120 s when unset, see PRELUDE). Our own lock serialises
- * every change this package makes on a host (across stacks and processes); the nixos-container lock is the
- * one `nixos-container create` takes, so hand-run creates wait for us too. Reads and defines nothing.
+ * operation's timeout less a margin, set by the runtime in front of the script; 120 s when unset, see
+ * PRELUDE). Our own lock serialises every change this package makes on a host (across stacks and processes);
+ * the nixos-container lock is the one `nixos-container create` takes, so hand-run creates wait for us too
+ * (made root-only when we are the first to make it). Reads and defines nothing.
  */
-export const LOCKS = String.raw`mkdir -p /run/lock
-exec 8>>/run/lock/pulumi-nixos-containers
-flock -w "$LOCK_WAIT_SECONDS" 8 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for /run/lock/pulumi-nixos-containers" >&2; exit ${EXIT.lockTimeout}; }
+export const LOCKS = String.raw`mkdir -p "$(dirname ${HOST_LOCK})"
+chmod 0700 "$(dirname ${HOST_LOCK})"
+exec 8>>${HOST_LOCK}
+flock -w "$LOCK_WAIT_SECONDS" 8 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for ${HOST_LOCK}" >&2; exit ${EXIT.lockTimeout}; }
+mkdir -p /run/lock
+[ -e /run/lock/nixos-container ] || (umask 077 && : >> /run/lock/nixos-container)
 exec 9>>/run/lock/nixos-container
 flock -w "$LOCK_WAIT_SECONDS" 9 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
 `;

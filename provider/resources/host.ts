@@ -9,6 +9,7 @@ import { AddressPair, AddressPool } from "./addressPool";
 import { NatRule } from "./natRule";
 import { NmUnmanaged } from "./nmUnmanaged";
 import { ConnectionInput } from "./connectionArgs";
+import { HostIdentity, pinnedConnection } from "./hostIdentity";
 import { Container, ContainerArgs } from "./container";
 import { VethPair } from "./vethPair";
 
@@ -205,6 +206,8 @@ export class Host extends pulumi.ComponentResource {
   readonly veths: VethPair[];
   readonly nat?: NatRule;
   readonly networkManager?: NmUnmanaged;
+  /** The host's one known key (and its jump host's): every resource above is pinned to it. */
+  readonly identity: HostIdentity;
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     validateHostName(name);
@@ -230,9 +233,13 @@ export class Host extends pulumi.ComponentResource {
     );
     const allocations = this.pool.allocations;
 
+    // First the host's identity (its key, recorded once or pinned), then everything on the host trusts only it.
+    this.identity = new HostIdentity(`${name}-identity`, { connection: args.connection }, child);
+    const connection = pinnedConnection(args.connection, this.identity);
+
     // The drop-in goes first, so NetworkManager never takes a container's veth for one of its own.
     if (args.networkManager ?? true) {
-      this.networkManager = new NmUnmanaged(`${name}-nm`, { connection: args.connection, name }, child);
+      this.networkManager = new NmUnmanaged(`${name}-nm`, { connection, name }, child);
     }
 
     this.containers = {};
@@ -241,7 +248,7 @@ export class Host extends pulumi.ComponentResource {
       const container = new Container(
         `${name}-${c.name}`,
         {
-          connection: args.connection,
+          connection,
           name: c.name,
           driver: c.driver ?? args.driver ?? "nixos",
           hostAddress: allocations.apply((a) => a[c.name].hostAddress),
@@ -260,7 +267,7 @@ export class Host extends pulumi.ComponentResource {
           new VethPair(
             `${name}-${c.name}-${v.hostInterface}`,
             {
-              connection: args.connection,
+              connection,
               container: container.name,
               hostInterface: v.hostInterface,
               containerInterface: v.containerInterface,
@@ -280,7 +287,7 @@ export class Host extends pulumi.ComponentResource {
       this.nat = new NatRule(
         `${name}-nat`,
         {
-          connection: args.connection,
+          connection,
           name: natName,
           externalInterface: args.externalInterface,
           externalIP: nat.externalIP,

@@ -2,7 +2,7 @@
 // text Pulumi stores is therefore tiny and stable, every resource type in the provider process shares one
 // runtime (and one SSH pool), and deletes always run the installed code (see the dynamic-provider reference).
 import * as pulumi from "@pulumi/pulumi";
-import { HostResourceType, ResourceType } from "../core/types";
+import { ResourceType } from "../core/types";
 import { ConnectionInput } from "./connectionArgs";
 
 /** The runtime's methods, as the shims call them. */
@@ -52,7 +52,7 @@ export abstract class HostResource extends pulumi.dynamic.Resource {
    * @param outputs output keys that are no inputs: registered as undefined, for the engine to fill
    */
   protected constructor(
-    type: HostResourceType,
+    type: Exclude<ResourceType, "AddressPool">,
     name: string,
     args: { readonly connection: ConnectionInput; readonly name?: pulumi.Input<string> },
     outputs: readonly string[],

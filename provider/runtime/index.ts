@@ -4,6 +4,7 @@ import { ResourceType } from "../core/types";
 import { addressPoolHandler } from "./addressPoolDefinition";
 import { Handler, PartialCreateError, Props, ReadResult } from "./common";
 import { containerDefinition } from "./containerDefinition";
+import { hostIdentityHandler } from "./hostIdentityDefinition";
 import { hostResourceHandler } from "./lifecycle";
 import { natRuleDefinition } from "./natRuleDefinition";
 import { nmUnmanagedDefinition } from "./nmUnmanagedDefinition";
@@ -21,6 +22,7 @@ export const HOST_RESOURCE_DEFINITIONS = {
 
 const handlers: Record<ResourceType, Handler> = {
   AddressPool: addressPoolHandler,
+  HostIdentity: hostIdentityHandler,
   Container: hostResourceHandler(containerDefinition),
   VethPair: hostResourceHandler(vethPairDefinition),
   NatRule: hostResourceHandler(natRuleDefinition),

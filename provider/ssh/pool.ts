@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { ConnectionSpec, ProxySpec, describeTarget, parseHostKeySpec } from "./connection";
 import { SshError, SshErrorKind, tail } from "./errors";
-import { describeHostKeySpec, fingerprintOf, hostKeyAlgorithmsFor, matchesHostKey } from "./hostKey";
+import { describeHostKeySpec, fingerprintOf, hostKeyAlgorithmsFor, keyTypeOf, matchesHostKey } from "./hostKey";
 import { quoteArgv } from "./quote";
 
 export interface ExecOptions {
@@ -85,6 +85,7 @@ export class SshConnection {
   private client: Client | undefined;
   private connecting: Promise<Client> | undefined;
   private observedFingerprint: string | undefined;
+  private observedKey: Buffer | undefined;
   private readonly channels: Semaphore;
   private busy = 0;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -107,6 +108,13 @@ export class SshConnection {
   /** Runs one command built from an argument vector with the one quoting function. */
   exec(argv: readonly string[], options: ExecOptions = {}, expected?: string): Promise<ExecResult> {
     return this.run(quoteArgv(argv), options, expected);
+  }
+
+  /** The public key lines this host and its jump host (when it has one) presented, connecting first if needed. */
+  async presentedKeys(expected?: string): Promise<{ hostKey: string; proxyHostKey?: string }> {
+    await this.fingerprint(expected);
+    const line = (key: Buffer | undefined) => (key ? `${keyTypeOf(key)} ${key.toString("base64")}` : undefined);
+    return { hostKey: line(this.observedKey) as string, proxyHostKey: line(this.proxy?.observedKey) };
   }
 
   /**
@@ -356,6 +364,7 @@ export class SshConnection {
       hostVerifier: (key: Buffer) => {
         const presented = fingerprintOf(key);
         this.observedFingerprint = presented;
+        this.observedKey = key;
         if (hostKeySpec && !matchesHostKey(hostKeySpec, key)) {
           rejected = { expected: describeHostKeySpec(hostKeySpec), presented };
           return false;
@@ -448,6 +457,11 @@ export class SshHost {
   /** The fingerprint of the key this host presented, connecting first if needed. */
   fingerprint(): Promise<string> {
     return this.connection.fingerprint(this.expectedFingerprint);
+  }
+
+  /** The public key lines the host and its jump host presented. */
+  presentedKeys(): Promise<{ hostKey: string; proxyHostKey?: string }> {
+    return this.connection.presentedKeys(this.expectedFingerprint);
   }
 
   /** Runs one command built from an argument vector with the one quoting function. */

@@ -65,9 +65,19 @@ export function compiledRuntime(): RuntimeModule {
   return req("./bin/runtime") as RuntimeModule;
 }
 
-/** The default mock: dynamic resources get what their provider's `check` computes; others echo their inputs. */
+/** The key a HostIdentity records under the default mock, unless its connection pins one. */
+export const MOCK_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETAIv8KW1Of+/W5lUsSPGWwg7svBuqQvKu03XGb7hgH";
+
+/**
+ * The default mock: dynamic resources get what their provider's `check` computes (a HostIdentity, the key its
+ * host would present: MOCK_HOST_KEY); others echo their inputs.
+ */
 export const checkOnly: NewResource = async (type, name, inputs) => {
   if (!type.startsWith(DYNAMIC_PREFIX)) return { id: "", state: inputs };
+  if (type === `${DYNAMIC_PREFIX}HostIdentity`) {
+    const pinned = (inputs.connection as Record<string, unknown> | undefined)?.hostKey;
+    return { id: `${name}-id`, state: { ...inputs, hostKey: pinned ?? MOCK_HOST_KEY } };
+  }
   const result = compiledRuntime().check(type.slice(DYNAMIC_PREFIX.length), {}, inputs);
   if (result.failures.length > 0) {
     throw new Error(

@@ -29,7 +29,7 @@ describe("a create cut off by a lost connection", () => {
         "timeout",
         "6",
         "flock",
-        "/run/lock/pulumi-nixos-containers",
+        "/run/pulumi-nixos-containers/lock",
         "sleep",
         "6",
       ],
@@ -41,7 +41,7 @@ describe("a create cut off by a lost connection", () => {
     try {
       await until(
         "the lock is held",
-        () => labExec(h1, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
+        () => labExec(h1, ["flock", "-n", "/run/pulumi-nixos-containers/lock", "true"]).code !== 0,
       );
       const inputs = {
         connection: connection(h1),
@@ -327,6 +327,31 @@ describe("adopting a container that is already on the host", () => {
       expect(labExec(h3, ["nixos-container", "status", "legacy"]).code).not.toBe(0);
     } finally {
       labExec(h3, ["nixos-container", "destroy", "legacy"]);
+    }
+  });
+});
+
+describe("host hygiene", () => {
+  it("keeps its locks root-only: another local user can neither open nor flock them to stall us", async () => {
+    const c = await engine.create("Container", "hyg", {
+      connection: connection(h1),
+      name: "hyg",
+      driver: "netns",
+    });
+    try {
+      expect(labExecOk(h1, ["stat", "-c", "%a %U", "/run/pulumi-nixos-containers"]).trim()).toBe("700 root");
+      const asUser = labExec(h1, [
+        "su",
+        "labuser",
+        "-s",
+        "/bin/sh",
+        "-c",
+        "flock -n /run/pulumi-nixos-containers/lock true",
+      ]);
+      expect(asUser.code).not.toBe(0);
+      expect(asUser.stderr).toMatch(/Permission denied/);
+    } finally {
+      await engine.destroy(c);
     }
   });
 });

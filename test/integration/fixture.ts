@@ -101,7 +101,7 @@ export async function cutOffCreate(
   try {
     await until(
       "the lock is held",
-      () => labExec(host, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
+      () => labExec(host, ["flock", "-n", "/run/pulumi-nixos-containers/lock", "true"]).code !== 0,
     );
     const creating = engine.create(type, name, inputs).then(
       () => undefined,
@@ -132,7 +132,7 @@ export function holdLock(host: LabHost, seconds: number): ChildProcess {
       "timeout",
       String(seconds),
       "flock",
-      "/run/lock/pulumi-nixos-containers",
+      "/run/pulumi-nixos-containers/lock",
       "sleep",
       String(seconds),
     ],

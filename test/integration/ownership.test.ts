@@ -203,7 +203,7 @@ describe("another stack's NatRule of the same name", () => {
       try {
         await until(
           "the lock is held",
-          () => labExec(h1, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code !== 0,
+          () => labExec(h1, ["flock", "-n", "/run/pulumi-nixos-containers/lock", "true"]).code !== 0,
         );
         await expect(
           other.create("NatRule", "shared", { ...inputs, timeouts: { create: 4 } }),
@@ -213,7 +213,7 @@ describe("another stack's NatRule of the same name", () => {
       }
       await until(
         "the lock is free",
-        () => labExec(h1, ["flock", "-n", "/run/lock/pulumi-nixos-containers", "true"]).code === 0,
+        () => labExec(h1, ["flock", "-n", "/run/pulumi-nixos-containers/lock", "true"]).code === 0,
       );
       expect(intact()).toEqual(before);
       // And once the lock is free, the name check refuses it: the first stack's NatRule holds the name.

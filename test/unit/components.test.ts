@@ -15,7 +15,7 @@ import {
 } from "../../provider";
 import { validateFleet } from "../../provider/resources/fleet";
 import { validateHostContainers } from "../../provider/resources/host";
-import { DYNAMIC_PREFIX, RecordedResource, runUnderMocks } from "../harness/mockRun";
+import { DYNAMIC_PREFIX, MOCK_HOST_KEY, RecordedResource, runUnderMocks } from "../harness/mockRun";
 
 const connection = { host: "192.0.2.1", privateKey: "not-a-real-key" };
 
@@ -124,6 +124,7 @@ describe("Host under mocks", () => {
     expect(types).toEqual(
       [
         "AddressPool",
+        "HostIdentity",
         "Container",
         "Container",
         "NatRule",
@@ -132,6 +133,10 @@ describe("Host under mocks", () => {
         "nixos-containers:index:Host",
       ].sort(),
     );
+    // One known key for the host: every resource on it is pinned to what its HostIdentity recorded.
+    for (const r of run.resources.filter((x) => /Container|NatRule|NmUnmanaged|VethPair/.test(x.type))) {
+      expect((r.inputs.connection as Record<string, unknown>).hostKey, r.name).toBe(MOCK_HOST_KEY);
+    }
     expect(ofType(run.resources, "Container").map((r) => [r.name, r.inputs.name])).toEqual(
       expect.arrayContaining([
         ["edge-web", "web"],
@@ -268,7 +273,7 @@ describe("deletedWith", () => {
     );
     const dynamic = seen.filter(([type]) => type.startsWith(DYNAMIC_PREFIX));
     expect(dynamic.map(([type]) => type.replace(DYNAMIC_PREFIX, "")).sort()).toEqual(
-      ["AddressPool", "Container", "NatRule", "NmUnmanaged"].sort(),
+      ["AddressPool", "HostIdentity", "Container", "NatRule", "NmUnmanaged"].sort(),
     );
     for (const [type, deletedWith] of dynamic) expect(deletedWith, type).toBe(machine);
   });

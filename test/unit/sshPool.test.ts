@@ -263,6 +263,8 @@ describe("the in-process server", () => {
     expect(err.message).toContain(`root@127.0.0.1:${sshd.port}`);
     // Authentication failures are not dial failures: no retry.
     expect(only(pool.stats().dials)).toBe(1);
+    // The server counts the connection in its own event, which may come after the client has given up.
+    await waitFor("the server counted the connection", () => sshd.tcpConnections > 0);
     expect(sshd.tcpConnections).toBe(1);
     expect(sshd.execs).toEqual([]);
   });
