@@ -44,7 +44,11 @@ export function pinnedConnection(connection: ConnectionInput, identity: HostIden
     ...(proxy === undefined
       ? {}
       : pulumi.Output.isInstance(proxy)
-        ? { proxy: pulumi.all([proxy, identity.proxyHostKey]).apply(([p, k]) => ({ ...p, hostKey: p.hostKey || k })) }
+        ? {
+            proxy: pulumi
+              .all([proxy, identity.proxyHostKey])
+              .apply(([p, k]) => ({ ...p, hostKey: p.hostKey || k })),
+          }
         : {
             proxy: {
               ...(proxy as ProxyConnectionArgs),

@@ -5,7 +5,13 @@ import { writeFileSync } from "node:fs";
 import { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { ConnectionSpec, ProxySpec, describeTarget, parseHostKeySpec } from "./connection";
 import { SshError, SshErrorKind, tail } from "./errors";
-import { describeHostKeySpec, fingerprintOf, hostKeyAlgorithmsFor, keyTypeOf, matchesHostKey } from "./hostKey";
+import {
+  describeHostKeySpec,
+  fingerprintOf,
+  hostKeyAlgorithmsFor,
+  keyTypeOf,
+  matchesHostKey,
+} from "./hostKey";
 import { quoteArgv } from "./quote";
 
 export interface ExecOptions {
@@ -113,7 +119,8 @@ export class SshConnection {
   /** The public key lines this host and its jump host (when it has one) presented, connecting first if needed. */
   async presentedKeys(expected?: string): Promise<{ hostKey: string; proxyHostKey?: string }> {
     await this.fingerprint(expected);
-    const line = (key: Buffer | undefined) => (key ? `${keyTypeOf(key)} ${key.toString("base64")}` : undefined);
+    const line = (key: Buffer | undefined) =>
+      key ? `${keyTypeOf(key)} ${key.toString("base64")}` : undefined;
     return { hostKey: line(this.observedKey) as string, proxyHostKey: line(this.proxy?.observedKey) };
   }
 

@@ -66,7 +66,8 @@ export function compiledRuntime(): RuntimeModule {
 }
 
 /** The key a HostIdentity records under the default mock, unless its connection pins one. */
-export const MOCK_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETAIv8KW1Of+/W5lUsSPGWwg7svBuqQvKu03XGb7hgH";
+export const MOCK_HOST_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETAIv8KW1Of+/W5lUsSPGWwg7svBuqQvKu03XGb7hgH";
 
 /**
  * The default mock: dynamic resources get what their provider's `check` computes (a HostIdentity, the key its

@@ -26,6 +26,7 @@ function failuresOf(type: Type, news: Props): { property: string; reason: string
 /** Raw program inputs per type, as the resource classes send them. */
 const RAW: Record<Type, Props> = {
   AddressPool: { members: ["web", "db"] },
+  HostIdentity: { connection: CONNECTION },
   Container: {
     connection: CONNECTION,
     name: "web",
@@ -56,6 +57,10 @@ const KEPT = { hostKeyFingerprint: "SHA256:fp", owner: "0123456789abcdef" };
 
 const HEALTHY_OUTPUTS: Record<Type, Props> = {
   AddressPool: {},
+  HostIdentity: {
+    hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETAIv8KW1Of+/W5lUsSPGWwg7svBuqQvKu03XGb7hgH",
+    hostKeyFingerprint: "SHA256:fp",
+  },
   Container: { running: true, allocatedOnHost: false, ...KEPT },
   VethPair: { present: true, ...KEPT },
   NatRule: { live: "applied", forwarding: true, ...KEPT },
