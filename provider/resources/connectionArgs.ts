@@ -33,6 +33,14 @@ export interface ConnectionArgs extends ProxyConnectionArgs {
   readonly hostKey?: pulumi.Input<string>;
   /** A jump host to reach this one through. @default none: direct */
   readonly proxy?: pulumi.Input<ProxyConnectionArgs>;
+  /**
+   * Run every host script as root through `sudo`, for an SSH user that is not root: `sudo -n` (passwordless
+   * rights, NOPASSWD) or, with `sudoPassword`, `sudo -S` given the password on stdin when it asks (never on a
+   * command line). @default false: the SSH user must be root
+   */
+  readonly sudo?: pulumi.Input<boolean>;
+  /** sudo's password for `user` (a secret). @default none: passwordless sudo */
+  readonly sudoPassword?: pulumi.Input<string>;
 }
 
 /**

@@ -173,7 +173,7 @@ export class PartialCreateError extends Error {
 function secretsOf(connection: unknown): string[] {
   if (connection === null || typeof connection !== "object") return [];
   const c = connection as Props;
-  const own = ["password", "privateKey", "privateKeyPassword"]
+  const own = ["password", "privateKey", "privateKeyPassword", "sudoPassword"]
     .map((k) => c[k])
     .filter((v): v is string => typeof v === "string" && v.length >= 4);
   return [...own, ...secretsOf(c.proxy)];

@@ -12,6 +12,10 @@ export interface ProxySpec {
   readonly hostKey?: string;
   readonly dialErrorLimit: number;
   readonly perDialTimeout: number;
+  /** Run every command as root through `sudo` (the target only: a jump host runs no commands). */
+  readonly sudo?: boolean;
+  /** sudo's password for `user`, sent on stdin only when sudo asks. */
+  readonly sudoPassword?: string;
 }
 
 export interface ConnectionSpec extends ProxySpec {
@@ -33,8 +37,9 @@ const STRING_FIELDS = [
   "privateKeyPassword",
   "agentSocketPath",
   "hostKey",
+  "sudoPassword",
 ];
-const KNOWN_FIELDS = new Set([...STRING_FIELDS, "port", "dialErrorLimit", "perDialTimeout", "proxy"]);
+const KNOWN_FIELDS = new Set([...STRING_FIELDS, "port", "dialErrorLimit", "perDialTimeout", "proxy", "sudo"]);
 
 /** A DNS name or an IPv4/IPv6 literal: nothing a shell or ssh option parser could misread. */
 const HOST_PATTERN =
@@ -88,6 +93,19 @@ export function validateConnection(raw: unknown, property = "connection"): strin
         `("ssh-ed25519 AAAA…", as in known_hosts or /etc/ssh/ssh_host_ed25519_key.pub) or its "SHA256:…" fingerprint`,
     );
   }
+  if (obj.sudo !== undefined && typeof obj.sudo !== "boolean") {
+    problems.push(`${property}.sudo must be true or false, got ${JSON.stringify(obj.sudo)}`);
+  }
+  if (obj.sudoPassword !== undefined && obj.sudo !== true) {
+    problems.push(
+      `${property}.sudoPassword is set but ${property}.sudo is not true: set sudo: true to use it`,
+    );
+  }
+  if (property.endsWith(".proxy") && (obj.sudo !== undefined || obj.sudoPassword !== undefined)) {
+    problems.push(
+      `${property}.sudo is not supported: a jump host only forwards the connection, it runs no commands`,
+    );
+  }
   if (obj.proxy !== undefined) {
     if (obj.proxy !== null && typeof obj.proxy === "object" && "proxy" in obj.proxy) {
       problems.push(`${property}.proxy.proxy is not supported: one jump host only, as in @pulumi/command`);
@@ -130,6 +148,8 @@ function parseProxy(obj: Record<string, unknown>): ProxySpec {
     hostKey: str("hostKey"),
     dialErrorLimit: (obj.dialErrorLimit as number | undefined) ?? CONNECTION_DEFAULTS.dialErrorLimit,
     perDialTimeout: (obj.perDialTimeout as number | undefined) ?? CONNECTION_DEFAULTS.perDialTimeout,
+    sudo: obj.sudo === true ? true : undefined,
+    sudoPassword: str("sudoPassword"),
   };
   // Drop undefined fields so specs compare and hash the same however they were written.
   return Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as unknown as ProxySpec;

@@ -165,15 +165,40 @@ export class SshConnection {
     }
   }
 
-  private execOn(client: Client, command: string, options: ExecOptions): Promise<ExecResult> {
-    const display = options.display ?? command;
+  private execOn(client: Client, plain: string, options: ExecOptions): Promise<ExecResult> {
+    const display = options.display ?? plain;
+    const sudo = this.spec.sudo ? { password: this.spec.sudoPassword } : undefined;
+    const command = sudo ? sudoCommand(plain, sudo.password !== undefined) : plain;
     const timeoutMs = options.timeoutMs ?? 300_000;
     const refused = (message: string) =>
       new ChannelOpenError(`could not open a channel: ${message}`, { target: this.target, command: display });
     return new Promise<ExecResult>((resolve, reject) => {
+      // A server that never answers the channel request must not hang us: bounded like a dial. The command
+      // never started then, so it is safe to say so (and to retry on another connection).
+      let channelOpen = false;
+      const openMs = this.spec.perDialTimeout > 0 ? this.spec.perDialTimeout * 1000 : timeoutMs;
+      const openTimer = setTimeout(() => {
+        if (channelOpen) return;
+        channelOpen = true;
+        client.end();
+        // Not retried (that could take long again): the next operation dials afresh.
+        reject(
+          new SshError(
+            "timeout",
+            `the host did not open a channel within ${openMs / 1000} s (perDialTimeout); the command never started`,
+            { target: this.target, command: display },
+          ),
+        );
+      }, openMs);
       // ssh2 throws at once on a client whose connection has just ended: the command never started.
       const opened = attempt(() =>
         client.exec(command, (err, stream: ClientChannel) => {
+          if (channelOpen) {
+            stream?.close();
+            return;
+          }
+          channelOpen = true;
+          clearTimeout(openTimer);
           if (err) {
             reject(refused(err.message));
             return;
@@ -198,7 +223,20 @@ export class SshConnection {
             );
           }, timeoutMs);
           stream.on("data", (chunk: Buffer) => out.push(chunk));
-          stream.stderr.on("data", (chunk: Buffer) => errOut.push(chunk));
+          // Through sudo, stdin waits until sudo has let the command run (SUDO_RAN on stderr), so no byte
+          // of it can reach sudo's password prompt; the password goes only when sudo asks (SUDO_PROMPT).
+          const gate = sudo ? new SudoGate(sudo.password) : undefined;
+          stream.stderr.on("data", (chunk: Buffer) => {
+            if (!gate) {
+              errOut.push(chunk);
+              return;
+            }
+            const { passthrough, write } = gate.feed(chunk);
+            if (passthrough.length > 0) errOut.push(passthrough);
+            if (write === "password") stream.write(`${sudo?.password ?? ""}\n`);
+            else if (write === "stdin") stream.end(options.stdin ?? undefined);
+            else if (write === "close") stream.end();
+          });
           stream.on("exit", (code: number | null, signal?: string) => {
             exit = { code: typeof code === "number" ? code : null, signal: signal ?? null };
           });
@@ -222,6 +260,10 @@ export class SshConnection {
               );
               return;
             }
+            if (gate && !gate.ran) {
+              reject(sudoRefused(this.target, this.spec.user, display, stderr + gate.leftover));
+              return;
+            }
             const result: ExecResult = { stdout, stderr, ...exit };
             if (options.check !== false && result.code !== 0) {
               reject(
@@ -239,10 +281,13 @@ export class SshConnection {
             }
             resolve(result);
           });
-          stream.end(options.stdin ?? undefined);
+          if (!gate) stream.end(options.stdin ?? undefined);
         }),
       );
-      if (opened !== undefined) reject(refused(opened.message));
+      if (opened !== undefined) {
+        clearTimeout(openTimer);
+        reject(refused(opened.message));
+      }
     });
   }
 
@@ -276,7 +321,7 @@ export class SshConnection {
   }
 
   /** Opens a TCP tunnel through this host (used when this host is another target's jump host). */
-  async tunnel(host: string, port: number): Promise<ClientChannel> {
+  async tunnel(host: string, port: number, timeoutSeconds: number): Promise<ClientChannel> {
     this.busy++;
     let held = true;
     const releaseHold = (): void => {
@@ -287,9 +332,34 @@ export class SshConnection {
     };
     try {
       const client = await this.connect(undefined);
-      const stream = await new Promise<ClientChannel>((resolve, reject) =>
-        client.forwardOut("127.0.0.1", 0, host, port, (err, s) => (err ? reject(err) : resolve(s))),
-      );
+      // A bastion that never answers the tunnel request: bounded like a dial of the target.
+      const openMs = (timeoutSeconds > 0 ? timeoutSeconds : 15) * 1000;
+      const stream = await new Promise<ClientChannel>((resolve, reject) => {
+        let settled = false;
+        const timer = setTimeout(
+          () =>
+            reject(
+              new SshError(
+                "timeout",
+                `the jump host did not open a tunnel to ${host}:${port} within ${openMs / 1000} s`,
+                {
+                  target: this.target,
+                },
+              ),
+            ),
+          openMs,
+        );
+        client.forwardOut("127.0.0.1", 0, host, port, (err, s) => {
+          clearTimeout(timer);
+          if (settled) {
+            s?.close(); // answered after we gave up
+            return;
+          }
+          settled = true;
+          if (err) reject(err);
+          else resolve(s);
+        });
+      });
       stream.on("close", releaseHold);
       return stream;
     } catch (err) {
@@ -347,7 +417,7 @@ export class SshConnection {
     this.pool.count("dials", this.target);
     const spec = this.spec;
     const sock = this.proxy
-      ? await this.proxy.tunnel(spec.host, spec.port).catch((err: unknown) => {
+      ? await this.proxy.tunnel(spec.host, spec.port, spec.perDialTimeout).catch((err: unknown) => {
           if (err instanceof SshError) throw err;
           throw new SshError(
             "unreachable",
@@ -602,4 +672,72 @@ function attempt(work: () => unknown): Error | undefined {
   } catch (err) {
     return err instanceof Error ? err : new Error(String(err));
   }
+}
+
+/** What sudo prints when it asks for the password, and what the command prints once sudo let it run. */
+const SUDO_PROMPT = "PNC-SUDO-PROMPT:";
+const SUDO_RAN = "PNC-SUDO-RAN";
+
+/**
+ * `command` run as root through sudo: `-n` (never ask) without a password, `-S` (the password on stdin, only
+ * when asked) with one; either way the password is never on a command line. The inner shell announces that
+ * sudo let it run before anything reads stdin.
+ */
+function sudoCommand(command: string, withPassword: boolean): string {
+  const inner = `echo ${SUDO_RAN} >&2; exec ${command}`;
+  const how = withPassword ? ["-S", "-p", SUDO_PROMPT] : ["-n"];
+  return quoteArgv(["sudo", ...how, "--", "sh", "-c", inner]);
+}
+
+/** Watches a sudo command's stderr: says when to send the password and when stdin may flow. */
+class SudoGate {
+  ran = false;
+  private asked = 0;
+  private buffer = "";
+  constructor(private readonly password: string | undefined) {}
+
+  /** What sudo said that is not passed through yet (its error, when it never ran the command). */
+  get leftover(): string {
+    return this.buffer;
+  }
+
+  feed(chunk: Buffer): { passthrough: Buffer; write?: "password" | "stdin" | "close" } {
+    if (this.ran) return { passthrough: chunk };
+    this.buffer += chunk.toString("utf8");
+    if (this.buffer.includes(SUDO_RAN)) {
+      this.ran = true;
+      const rest = this.buffer.slice(this.buffer.indexOf(SUDO_RAN) + SUDO_RAN.length).replace(/^\n/, "");
+      const before = this.buffer.slice(0, this.buffer.indexOf(SUDO_RAN)).split(SUDO_PROMPT).join("");
+      this.buffer = "";
+      return { passthrough: Buffer.from(before + rest), write: "stdin" };
+    }
+    if (this.buffer.includes(SUDO_PROMPT)) {
+      this.asked++;
+      const text = this.buffer.split(SUDO_PROMPT).join("");
+      this.buffer = "";
+      // Asked again: the password was wrong; give sudo nothing more (it then fails).
+      return {
+        passthrough: Buffer.from(text),
+        write: this.asked === 1 && this.password !== undefined ? "password" : "close",
+      };
+    }
+    return { passthrough: Buffer.alloc(0) };
+  }
+}
+
+/** sudo did not run the command: say why, and what to change. */
+function sudoRefused(target: string, user: string, command: string, stderr: string): SshError {
+  const said = stderr
+    .split("\n")
+    .filter((l) => /^sudo:|sorry|incorrect|not in the sudoers|not allowed/i.test(l))
+    .join("; ");
+  return new SshError(
+    "authentication",
+    `sudo refused to run commands as root for user "${user}"${said ? `: ${said}` : ""}`,
+    {
+      target,
+      command,
+      hint: `give "${user}" sudo rights on the host (passwordless, NOPASSWD, or set connection.sudoPassword), or connect as root`,
+    },
+  );
 }

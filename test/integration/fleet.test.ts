@@ -69,9 +69,16 @@ describe("the lab example, deployed through mocks forwarding to the provider hos
       console.log(`network plan (stack output):\n${JSON.stringify(plan, null, 2)}`);
     const created = [...engine.state.values()];
     expect(created.map((e) => e.type.split(":").pop()).sort()).toEqual(
-      HOSTS.flatMap(() => ["AddressPool", "NmUnmanaged", "Container", "Container", "NatRule"]).sort(),
+      HOSTS.flatMap(() => [
+        "AddressPool",
+        "HostIdentity",
+        "NmUnmanaged",
+        "Container",
+        "Container",
+        "NatRule",
+      ]).sort(),
     );
-    // Dependency order: on each host the pool and the drop-in came before its containers.
+    // Dependency order: on each host the pool, its identity and the drop-in came before its containers.
     for (const h of HOSTS) {
       const names = created.map((e) => e.name);
       const first = Math.min(
@@ -79,6 +86,14 @@ describe("the lab example, deployed through mocks forwarding to the provider hos
       );
       expect(names.indexOf(`${PREFIX}${h.name}-pool`)).toBeLessThan(first);
       expect(names.indexOf(`${PREFIX}${h.name}-nm`)).toBeLessThan(first);
+      expect(names.indexOf(`${PREFIX}${h.name}-identity`)).toBeLessThan(
+        names.indexOf(`${PREFIX}${h.name}-nm`),
+      );
+    }
+    // Every resource of a host is pinned to the key its identity recorded (the lab's real host key).
+    for (const e of created.filter((x) => /Container|NatRule|NmUnmanaged/.test(x.type))) {
+      const host = HOSTS.find((h) => (e.inputs.connection as { host: string }).host === h.address);
+      expect((e.inputs.connection as { hostKey?: string }).hostKey, e.name).toBe(host?.hostKey);
     }
     expect(Object.keys(plan).sort()).toEqual(HOSTS.map((h) => `${PREFIX}${h.name}`).sort());
   });

@@ -121,6 +121,7 @@ describe("preview, then update: a container added, the external interface and th
     expect(preview.map((s) => [s.name, s.op]).sort()).toEqual(
       [
         [`${HOST}-pool`, "update"],
+        [`${HOST}-identity`, "same"],
         [`${HOST}-nm`, "same"],
         [`${HOST}-fp-a`, "same"],
         [`${HOST}-fp-b`, "same"],
@@ -175,6 +176,7 @@ describe("preview, then update: a container removed", () => {
     expect(preview.map((s) => [s.name, s.op]).sort()).toEqual(
       [
         [`${HOST}-pool`, "update"],
+        [`${HOST}-identity`, "same"],
         [`${HOST}-nm`, "same"],
         [`${HOST}-fp-a`, "same"],
         [`${HOST}-fp-c`, "same"],

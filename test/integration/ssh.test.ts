@@ -106,6 +106,27 @@ describe("jump host", () => {
     expect(await host.fingerprint()).toBe(hj.hostKeyFingerprint);
     expect(host.target).toContain(`via root@${h1.address}:22`);
   });
+
+  it("gives up on a bastion that drops the packets to the target, within dialErrorLimit × perDialTimeout", async () => {
+    // h1 (the bastion) silently drops what it sends to hj: its sshd never answers the tunnel request.
+    const rule = ["OUTPUT", "-d", hj.address, "-p", "tcp", "--dport", "22", "-j", "DROP"];
+    expect(labExec(h1, ["iptables", "-I", ...rule]).code).toBe(0);
+    try {
+      const pool = newPool();
+      const spec = conn(hj, {
+        dialErrorLimit: 2,
+        perDialTimeout: 2,
+        proxy: { host: h1.address, user: "root", privateKey: key },
+      });
+      const err = await failure(pool.host(spec).exec(["hostname"]));
+      expect(err.kind).toBe("timeout");
+      expect(err.message).toMatch(
+        new RegExp(`the jump host did not open a tunnel to ${hj.address}:22 within 2 s after 2 attempts`),
+      );
+    } finally {
+      labExec(h1, ["iptables", "-D", ...rule]);
+    }
+  });
 });
 
 describe("host keys", () => {

@@ -54,6 +54,9 @@ class FakeSshd {
   /** Refuse this many session channel opens before accepting again. */
   refuseSessions = 0;
   refusedSessions = 0;
+  /** Leave this many session channel opens unanswered (neither accepted nor refused). */
+  ignoreSessions = 0;
+  ignoredSessions = 0;
   onExec: (call: ExecCall) => void = (call) => call.finish(`ran ${call.command}\n`);
 
   private readonly sockets = new Set<net.Socket>();
@@ -111,6 +114,10 @@ class FakeSshd {
     connection.on("error", () => undefined); // dropped sockets are the point of some tests
     connection.on("authentication", (ctx: AuthContext) => this.authenticate(ctx));
     connection.on("session", (accept, reject) => {
+      if (this.ignoredSessions < this.ignoreSessions) {
+        this.ignoredSessions++;
+        return;
+      }
       if (this.refusedSessions < this.refuseSessions) {
         this.refusedSessions++;
         reject();
@@ -267,6 +274,23 @@ describe("the in-process server", () => {
     await waitFor("the server counted the connection", () => sshd.tcpConnections > 0);
     expect(sshd.tcpConnections).toBe(1);
     expect(sshd.execs).toEqual([]);
+  });
+});
+
+describe("bounded waits", () => {
+  it("gives up on a channel the host never opens after perDialTimeout, and the next command dials afresh", async () => {
+    const sshd = await startSshd();
+    sshd.ignoreSessions = 1;
+    const pool = newPool();
+    const host = pool.host(spec(sshd.port, { perDialTimeout: 1 }));
+    const err = await failure(host.exec(["echo", "stuck"]));
+    expect(err.kind).toBe("timeout");
+    expect(err.message).toMatch(
+      /did not open a channel within 1 s \(perDialTimeout\); the command never started/,
+    );
+    expect(sshd.execs).toEqual([]);
+    expect((await host.exec(["echo", "next"])).stdout).toBe("ran echo next\n");
+    expect(sshd.tcpConnections).toBe(2);
   });
 });
 
