@@ -54,6 +54,8 @@ export function fleetConnection(host: FleetHostArgs, defaults: FleetDefaults = {
     proxy: host.proxy ?? defaults.proxy,
     dialErrorLimit: host.dialErrorLimit ?? defaults.dialErrorLimit,
     perDialTimeout: host.perDialTimeout ?? defaults.perDialTimeout,
+    sudo: host.sudo ?? defaults.sudo,
+    sudoPassword: host.sudoPassword ?? defaults.sudoPassword,
   };
   // Unset fields are left out, so the stored connection shows only what the program set.
   return Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as ConnectionArgs;

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { parseConnection, parseHostKeySpec, validateConnection } from "../../provider/ssh/connection";
 import { fingerprintOf } from "../../provider/ssh/hostKey";
+import { fleetConnection } from "../../provider/resources/fleet";
 
 const ED25519_LINE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
@@ -78,5 +79,37 @@ describe("parseHostKeySpec", () => {
 
   it("rejects a key line whose type does not match its blob", () => {
     expect(parseHostKeySpec(ED25519_LINE.replace("ssh-ed25519", "ssh-rsa"))).toBeUndefined();
+  });
+});
+
+describe("sudo", () => {
+  it("takes sudo and sudoPassword on the target, and says what is wrong otherwise", () => {
+    expect(parseConnection({ host: "h", user: "deploy", sudo: true, sudoPassword: "pw" })).toMatchObject({
+      user: "deploy",
+      sudo: true,
+      sudoPassword: "pw",
+    });
+    expect(() => parseConnection({ host: "h", sudo: "yes" })).toThrow(
+      /connection\.sudo must be true or false/,
+    );
+    expect(() => parseConnection({ host: "h", sudoPassword: "pw" })).toThrow(
+      /connection\.sudoPassword is set but connection\.sudo is not true/,
+    );
+    expect(() => parseConnection({ host: "h", proxy: { host: "b", sudo: true } })).toThrow(
+      /connection\.proxy\.sudo is not supported: a jump host only forwards/,
+    );
+  });
+
+  it("is handed from Fleet defaults to each host, a host's own value winning", () => {
+    expect(
+      fleetConnection(
+        { name: "a", address: "192.0.2.1", sudo: false } as never,
+        {
+          user: "deploy",
+          sudo: true,
+          sudoPassword: "pw",
+        } as never,
+      ),
+    ).toMatchObject({ user: "deploy", sudo: false, sudoPassword: "pw" });
   });
 });
