@@ -25,14 +25,14 @@ export interface ProxyConnectionArgs {
   readonly dialErrorLimit?: pulumi.Input<number>;
   /** Seconds each dial may take, handshake included. @default 15 */
   readonly perDialTimeout?: pulumi.Input<number>;
+  /** The jump host this one is reached through: jump hosts chain, each verified. @default none */
+  readonly proxy?: pulumi.Input<ProxyConnectionArgs>;
 }
 
 /** How to reach a host over SSH: the shape of @pulumi/command's `remote.ConnectionArgs`. */
 export interface ConnectionArgs extends ProxyConnectionArgs {
   /** The host's key (a public key line or a `SHA256:` fingerprint): any other key is refused. @default the key seen at create is recorded and enforced */
   readonly hostKey?: pulumi.Input<string>;
-  /** A jump host to reach this one through. @default none: direct */
-  readonly proxy?: pulumi.Input<ProxyConnectionArgs>;
   /**
    * Run every host script as root through `sudo`, for an SSH user that is not root: `sudo -n` (passwordless
    * rights, NOPASSWD) or, with `sudoPassword`, `sudo -S` given the password on stdin when it asks (never on a

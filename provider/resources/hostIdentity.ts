@@ -14,58 +14,65 @@ export interface HostIdentityArgs {
 export class HostIdentity extends HostResource {
   /** The host's public key line (`ssh-ed25519 AAAA…`), recorded at create (or the pinned one). */
   declare readonly hostKey: pulumi.Output<string>;
-  /** The jump host's public key line, when the connection has a `proxy`. */
+  /** The jump host's public key line, when the connection has a `proxy` (the first of `proxyHostKeys`). */
   declare readonly proxyHostKey: pulumi.Output<string | undefined>;
+  /** Every jump host's key line, nearest first (`proxy`, then `proxy.proxy`, ...). */
+  declare readonly proxyHostKeys: pulumi.Output<string[] | undefined>;
 
   constructor(name: string, args: HostIdentityArgs, opts?: pulumi.CustomResourceOptions) {
-    super("HostIdentity", name, args, ["hostKey", "proxyHostKey"], opts);
+    super("HostIdentity", name, args, ["hostKey", "proxyHostKey", "proxyHostKeys"], opts);
   }
 }
 
-/**
- * `connection` with the identity's keys as pins wherever the program sets none, and a dependency on the
- * identity: every resource given it checks the one key recorded for the host. Field by field, so a preview
- * (before the identity exists) still shows host, port and jump host as known; only the pins are unknown then.
- */
-export function pinnedConnection(connection: ConnectionInput, identity: HostIdentity): ConnectionInput {
-  const pin = (own: pulumi.Input<string> | undefined, recorded: pulumi.Output<string | undefined>) =>
-    pulumi.all([own, recorded]).apply(([o, r]) => (o ? o : r)) as pulumi.Output<string>;
-  if (pulumi.Output.isInstance(connection)) {
-    // One output for the whole connection: its fields are known only together (preview shows it unknown).
-    return pulumi
-      .all([connection, identity.hostKey, identity.proxyHostKey])
-      .apply(([c, hostKey, proxyHostKey]) => pinResolved(c, hostKey, proxyHostKey));
-  }
-  const c = connection as ConnectionArgs;
-  const proxy = c.proxy;
-  return {
-    ...c,
-    hostKey: pin(c.hostKey, identity.hostKey),
-    ...(proxy === undefined
-      ? {}
-      : pulumi.Output.isInstance(proxy)
-        ? {
-            proxy: pulumi
-              .all([proxy, identity.proxyHostKey])
-              .apply(([p, k]) => ({ ...p, hostKey: p.hostKey || k })),
-          }
-        : {
-            proxy: {
-              ...(proxy as ProxyConnectionArgs),
-              hostKey: pin((proxy as ProxyConnectionArgs).hostKey, identity.proxyHostKey),
-            },
-          }),
-  };
-}
+type Connection = pulumi.Unwrap<ConnectionArgs>;
 
+/** A resolved connection with the recorded keys as pins wherever it sets none, on every hop. */
 function pinResolved(
-  c: pulumi.Unwrap<ConnectionArgs>,
-  hostKey: string,
-  proxyHostKey: string | undefined,
-): pulumi.Unwrap<ConnectionArgs> {
+  c: Connection,
+  hostKey: string | undefined,
+  hops: readonly string[],
+  at = 0,
+): Connection {
   return {
     ...c,
     hostKey: c.hostKey || hostKey,
-    ...(c.proxy ? { proxy: { ...c.proxy, hostKey: c.proxy.hostKey || proxyHostKey } } : {}),
+    ...(c.proxy ? { proxy: pinResolved(c.proxy as Connection, hops[at], hops, at + 1) } : {}),
   };
+}
+
+/**
+ * `connection` with the identity's keys as pins wherever the program sets none (the host and every jump host),
+ * and a dependency on the identity: every resource given it checks the one key recorded for each host. Field
+ * by field for a connection given as an object, so a preview (before the identity exists) still shows host,
+ * port and jump hosts as known; only the pins are unknown then.
+ */
+export function pinnedConnection(connection: ConnectionInput, identity: HostIdentity): ConnectionInput {
+  const hops = identity.proxyHostKeys.apply((k) => k ?? []);
+  const pinObject = (
+    c: pulumi.Input<ProxyConnectionArgs>,
+    key: pulumi.Output<string | undefined>,
+    at: number,
+  ): pulumi.Input<ProxyConnectionArgs> => {
+    if (pulumi.Output.isInstance(c)) {
+      // One output for the whole (jump) connection: its fields are known only together.
+      return pulumi.all([c, key, hops]).apply(([v, k, h]) => pinResolved(v as Connection, k, h, at));
+    }
+    const plain = c as ProxyConnectionArgs;
+    return {
+      ...plain,
+      hostKey: pulumi
+        .all([plain.hostKey, key])
+        .apply(([own, recorded]) => (own ? own : recorded)) as pulumi.Output<string>,
+      ...(plain.proxy === undefined
+        ? {}
+        : {
+            proxy: pinObject(
+              plain.proxy,
+              hops.apply((h) => h[at]),
+              at + 1,
+            ),
+          }),
+    };
+  };
+  return pinObject(connection, identity.hostKey, 0) as ConnectionInput;
 }

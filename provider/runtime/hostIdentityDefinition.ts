@@ -16,21 +16,21 @@ import {
 import { SshError, fingerprintOf, parseConnection, parseHostKeySpec, sharedPool } from "../ssh";
 
 /** What a HostIdentity records (outputs, never inputs). */
-const RECORDED = ["hostKey", "hostKeyFingerprint", "proxyHostKey"] as const;
+const RECORDED = ["hostKey", "hostKeyFingerprint", "proxyHostKey", "proxyHostKeys"] as const;
 
-/** The connection with the recorded keys as pins wherever the program pins none. */
+/** The connection with the recorded keys as pins wherever the program pins none, on every hop. */
 function pinned(connection: unknown, recorded: Props): Props {
-  const c = { ...(connection as Props) };
-  if (!c.hostKey && typeof recorded.hostKey === "string") c.hostKey = recorded.hostKey;
-  if (c.proxy && typeof c.proxy === "object") {
-    const proxy = { ...(c.proxy as Props) };
-    if (!proxy.hostKey && typeof recorded.proxyHostKey === "string") proxy.hostKey = recorded.proxyHostKey;
-    c.proxy = proxy;
-  }
-  return c;
+  const keys = Array.isArray(recorded.proxyHostKeys) ? (recorded.proxyHostKeys as unknown[]) : [];
+  const pin = (c: Props, key: unknown, hop: number): Props => {
+    const out = { ...c };
+    if (!out.hostKey && typeof key === "string" && key !== "") out.hostKey = key;
+    if (out.proxy && typeof out.proxy === "object") out.proxy = pin(out.proxy as Props, keys[hop], hop + 1);
+    return out;
+  };
+  return pin(connection as Props, recorded.hostKey, 0);
 }
 
-/** Connects with `connection` (its pins enforced) and returns what to record. */
+/** Connects with `connection` (its pins enforced on every hop) and returns what to record. */
 async function observe(connection: Props): Promise<Props> {
   const spec = parseConnection(connection);
   const keys = await sharedPool().host(spec).presentedKeys();
@@ -38,7 +38,10 @@ async function observe(connection: Props): Promise<Props> {
   return {
     hostKey: keys.hostKey,
     hostKeyFingerprint: blob?.kind === "key" ? fingerprintOf(blob.blob) : undefined,
-    ...(keys.proxyHostKey ? { proxyHostKey: keys.proxyHostKey } : {}),
+    // Jump hosts, nearest first; the first also alone, for the common one-hop case.
+    ...(keys.proxyHostKeys.length > 0
+      ? { proxyHostKey: keys.proxyHostKeys[0], proxyHostKeys: keys.proxyHostKeys }
+      : {}),
   };
 }
 

@@ -16,11 +16,14 @@ export interface ProxySpec {
   readonly sudo?: boolean;
   /** sudo's password for `user`, sent on stdin only when sudo asks. */
   readonly sudoPassword?: string;
-}
-
-export interface ConnectionSpec extends ProxySpec {
+  /** The jump host this one is reached through (jump hosts chain: each may have its own). */
   readonly proxy?: ProxySpec;
 }
+
+export type ConnectionSpec = ProxySpec;
+
+/** How many jump hosts a chain may have. */
+const MAX_HOPS = 8;
 
 const CONNECTION_DEFAULTS = {
   port: 22,
@@ -107,8 +110,8 @@ export function validateConnection(raw: unknown, property = "connection"): strin
     );
   }
   if (obj.proxy !== undefined) {
-    if (obj.proxy !== null && typeof obj.proxy === "object" && "proxy" in obj.proxy) {
-      problems.push(`${property}.proxy.proxy is not supported: one jump host only, as in @pulumi/command`);
+    if (property.split(".proxy").length > MAX_HOPS) {
+      problems.push(`${property}.proxy: at most ${MAX_HOPS} jump hosts in a chain`);
     } else {
       problems.push(...validateConnection(obj.proxy, `${property}.proxy`));
     }
@@ -129,9 +132,7 @@ function checkInteger(value: unknown, property: string, min: number, max: number
 export function parseConnection(raw: unknown): ConnectionSpec {
   const problems = validateConnection(raw);
   if (problems.length > 0) throw new Error(problems.join("\n"));
-  const obj = raw as Record<string, unknown>;
-  const proxy = obj.proxy === undefined ? undefined : parseProxy(obj.proxy as Record<string, unknown>);
-  return { ...parseProxy(obj), ...(proxy ? { proxy } : {}) };
+  return parseProxy(raw as Record<string, unknown>);
 }
 
 function parseProxy(obj: Record<string, unknown>): ProxySpec {
@@ -150,6 +151,7 @@ function parseProxy(obj: Record<string, unknown>): ProxySpec {
     perDialTimeout: (obj.perDialTimeout as number | undefined) ?? CONNECTION_DEFAULTS.perDialTimeout,
     sudo: obj.sudo === true ? true : undefined,
     sudoPassword: str("sudoPassword"),
+    proxy: obj.proxy === undefined ? undefined : parseProxy(obj.proxy as Record<string, unknown>),
   };
   // Drop undefined fields so specs compare and hash the same however they were written.
   return Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as unknown as ProxySpec;

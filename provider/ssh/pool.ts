@@ -117,11 +117,12 @@ export class SshConnection {
   }
 
   /** The public key lines this host and its jump host (when it has one) presented, connecting first if needed. */
-  async presentedKeys(expected?: string): Promise<{ hostKey: string; proxyHostKey?: string }> {
+  async presentedKeys(expected?: string): Promise<{ hostKey: string; proxyHostKeys: string[] }> {
     await this.fingerprint(expected);
-    const line = (key: Buffer | undefined) =>
-      key ? `${keyTypeOf(key)} ${key.toString("base64")}` : undefined;
-    return { hostKey: line(this.observedKey) as string, proxyHostKey: line(this.proxy?.observedKey) };
+    const line = (key: Buffer | undefined) => (key ? `${keyTypeOf(key)} ${key.toString("base64")}` : "");
+    const hops: string[] = [];
+    for (let hop = this.proxy; hop; hop = hop.proxy) hops.push(line(hop.observedKey));
+    return { hostKey: line(this.observedKey), proxyHostKeys: hops };
   }
 
   /**
@@ -536,8 +537,8 @@ export class SshHost {
     return this.connection.fingerprint(this.expectedFingerprint);
   }
 
-  /** The public key lines the host and its jump host presented. */
-  presentedKeys(): Promise<{ hostKey: string; proxyHostKey?: string }> {
+  /** The public key lines the host and its jump hosts (nearest first) presented. */
+  presentedKeys(): Promise<{ hostKey: string; proxyHostKeys: string[] }> {
     return this.connection.presentedKeys(this.expectedFingerprint);
   }
 
@@ -583,12 +584,7 @@ export class SshPool {
   host(spec: ConnectionSpec, expectedFingerprint?: string): SshHost {
     const key = poolKey(spec);
     let connection = this.connections.get(key);
-    if (!connection) {
-      const proxy = spec.proxy ? this.connectionFor(spec.proxy) : undefined;
-      const { proxy: _proxy, ...own } = spec;
-      connection = new SshConnection(this, own, proxy);
-      this.connections.set(key, connection);
-    }
+    if (!connection) connection = this.connectionFor(spec);
     const handleKey = `${key}/${expectedFingerprint ?? ""}`;
     let handle = this.handles.get(handleKey);
     if (!handle) {
@@ -598,11 +594,14 @@ export class SshPool {
     return handle;
   }
 
+  /** The shared connection of a target, reached through its chain of jump hosts (each one shared too). */
   private connectionFor(spec: ProxySpec): SshConnection {
     const key = poolKey(spec);
     let connection = this.connections.get(key);
     if (!connection) {
-      connection = new SshConnection(this, spec, undefined);
+      const proxy = spec.proxy ? this.connectionFor(spec.proxy) : undefined;
+      const { proxy: _proxy, ...own } = spec;
+      connection = new SshConnection(this, own, proxy);
       this.connections.set(key, connection);
     }
     return connection;

@@ -125,4 +125,37 @@ describe("HostIdentity", () => {
     await engine.destroy(c);
     await engine.destroy(identity);
   });
+
+  it("goes through a chain of two jump hosts, recording and enforcing each hop's key", async () => {
+    // hj is reachable only from h1; h1 is reached here through h2: two hops.
+    const viaH1 = labConnection(hj) as unknown as Record<string, unknown>;
+    const h1Hop = viaH1.proxy as Record<string, unknown>;
+    const chain = { ...viaH1, proxy: { ...h1Hop, proxy: connection(h2) } };
+    const loginsOnH2 = countHandshakes(h2);
+    const identity = await engine.create("HostIdentity", "chain-identity", { connection: chain });
+    expect(identity.outs).toMatchObject({
+      hostKey: hj.hostKey,
+      proxyHostKey: h1.hostKey,
+      proxyHostKeys: [h1.hostKey, h2.hostKey],
+    });
+    expect(countHandshakes(h2)).toBeGreaterThan(loginsOnH2); // the outer hop was really used
+    const pins = {
+      ...chain,
+      hostKey: hj.hostKey,
+      proxy: { ...h1Hop, hostKey: h1.hostKey, proxy: { ...connection(h2), hostKey: h2.hostKey } },
+    };
+    const c = await engine.create("Container", "chn", { connection: pins, name: "chn", driver: "netns" });
+    expect(c.outs.running).toBe(true);
+    expect(labExecOk(hj, ["ip", "netns", "list"])).toMatch(/^chn\b/m);
+    await engine.destroy(c);
+    // Another key for the outer hop is refused, naming it.
+    await expect(
+      engine.create("Container", "chn2", {
+        connection: { ...pins, proxy: { ...pins.proxy, proxy: { ...connection(h2), hostKey: h1.hostKey } } },
+        name: "chn2",
+        driver: "netns",
+      }),
+    ).rejects.toThrow(new RegExp(`host key mismatch for ${h2.address}:22`));
+    await engine.destroy(identity);
+  });
 });

@@ -15,7 +15,13 @@ import {
 } from "../../provider";
 import { validateFleet } from "../../provider/resources/fleet";
 import { validateHostContainers } from "../../provider/resources/host";
-import { DYNAMIC_PREFIX, MOCK_HOST_KEY, RecordedResource, runUnderMocks } from "../harness/mockRun";
+import {
+  DYNAMIC_PREFIX,
+  MOCK_HOST_KEY,
+  RecordedResource,
+  checkOnly,
+  runUnderMocks,
+} from "../harness/mockRun";
 
 const connection = { host: "192.0.2.1", privateKey: "not-a-real-key" };
 
@@ -312,5 +318,36 @@ describe("credentials in inputs", () => {
       expect(r.secretKeys, `${r.type} ${r.name}`).toContain("connection");
       expect(r.inputs.connection).toMatchObject({ password: "hunter2-plain" });
     }
+  });
+});
+
+describe("pinnedConnection", () => {
+  it("pins the host and every jump host of a chain to the keys its HostIdentity recorded", async () => {
+    const [k1, k2] = [
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKv/4xD2y8t5q/xOn3es4Vi/I2vdKIS/IWHcGoOt7wuK",
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII5vaO4B1hCyAzuzlhW/6bq+wchRgQE+GSMYMOy7p2/m",
+    ];
+    const run = await runUnderMocks(
+      () =>
+        new Host("edge", {
+          connection: { host: "192.0.2.1", proxy: { host: "192.0.2.2", proxy: { host: "192.0.2.3" } } },
+          externalInterface: "eth0",
+          driver: "netns",
+          containers: [{ name: "web" }],
+        }),
+      {
+        wait: (h) => h.plan,
+        newResource: async (type, name, inputs) =>
+          type.endsWith("HostIdentity")
+            ? { id: `${name}-id`, state: { ...inputs, hostKey: MOCK_HOST_KEY, proxyHostKeys: [k1, k2] } }
+            : checkOnly(type, name, inputs),
+      },
+    );
+    const container = run.resources.find((r) => r.type.endsWith(":Container"));
+    expect(container?.inputs.connection).toMatchObject({
+      host: "192.0.2.1",
+      hostKey: MOCK_HOST_KEY,
+      proxy: { host: "192.0.2.2", hostKey: k1, proxy: { host: "192.0.2.3", hostKey: k2 } },
+    });
   });
 });

@@ -40,14 +40,30 @@ describe("parseConnection", () => {
     );
   });
 
-  it("rejects unknown fields and a nested proxy of a proxy", () => {
+  it("rejects unknown fields, also on a jump host of a jump host, and chains longer than 8 hops", () => {
     const problems = validateConnection({
       host: "a",
       hostname: "b",
-      proxy: { host: "c", proxy: { host: "d" } },
+      proxy: { host: "c", proxy: { host: "d", colour: "red" } },
     });
     expect(problems.join("\n")).toMatch(/connection\.hostname is not a connection field/);
-    expect(problems.join("\n")).toMatch(/connection\.proxy\.proxy is not supported/);
+    expect(problems.join("\n")).toMatch(/connection\.proxy\.proxy\.colour is not a connection field/);
+    let chain: Record<string, unknown> = { host: "last" };
+    for (let i = 0; i < 9; i++) chain = { host: `hop${i}`, proxy: chain };
+    expect(validateConnection(chain).join("\n")).toMatch(/at most 8 jump hosts in a chain/);
+  });
+
+  it("parses a chain of jump hosts, each with its own defaults", () => {
+    const spec = parseConnection({
+      host: "t",
+      proxy: { host: "b1", user: "jump", proxy: { host: "b2", port: 2222 } },
+    });
+    expect(spec.proxy).toMatchObject({
+      host: "b1",
+      user: "jump",
+      port: 22,
+      proxy: { host: "b2", port: 2222, user: "root" },
+    });
   });
 
   it("rejects privateKeyPassword without privateKey and never echoes secrets", () => {
