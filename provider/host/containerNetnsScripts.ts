@@ -120,7 +120,7 @@ function itemBatch(
     shell.assignments({ PNC_MARK: mark }),
     ...header,
     REPORT_ITEM,
-    "ITEM_OUTPUT_DIR=$(mktemp -d)",
+    "ITEM_OUTPUT_DIR=$(private_tmp -d)",
     `trap 'rm -rf "$ITEM_OUTPUT_DIR"' EXIT`,
     "item() {",
     "  set +e",

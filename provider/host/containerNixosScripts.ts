@@ -125,7 +125,7 @@ printf '%s\tnixos container "%s" (being built)\n' "$HOST_ADDRESS" "$CONTAINER_NA
  * writes goes to the SSH channel, so a build outlives a connection that ends (or an operation that times out):
  * it finishes under the container's lock, and the next operation on the container waits for it.
  */
-const SCRATCH = String.raw`SCRATCH=$(mktemp -d)
+const SCRATCH = String.raw`SCRATCH=$(private_tmp -d)
 cd "$SCRATCH"
 run_logged() {
   "$@" > "$SCRATCH/build.log" 2>&1 && return 0

@@ -63,7 +63,7 @@ const WRITE_AND_RELOAD = String.raw`mkdir -p "$(dirname "$DROP_IN_PATH")"
 had_file=0; [ -f "$DROP_IN_PATH" ] && { cp -p "$DROP_IN_PATH" "$DROP_IN_PATH.pnc-old"; had_file=1; }
 printf '%s' "$DROP_IN_CONTENT" > "$DROP_IN_PATH.pnc-new" && mv -f "$DROP_IN_PATH.pnc-new" "$DROP_IN_PATH"
 if command -v NetworkManager >/dev/null 2>&1; then
-  check_output=$(mktemp)
+  check_output=$(private_tmp -q)
   if ! NetworkManager --print-config >/dev/null 2>"$check_output"; then
     if [ "$had_file" = 1 ]; then mv -f "$DROP_IN_PATH.pnc-old" "$DROP_IN_PATH"; else rm -f "$DROP_IN_PATH" "$OWNER_MARKER"; fi
     echo "${MARK.clash} NetworkManager rejects the drop-in: $(cat "$check_output")" >&2

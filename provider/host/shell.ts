@@ -23,7 +23,8 @@ export function script(...fragments: readonly string[]): string {
 
 /**
  * Strict mode, a PATH that finds tools on NixOS and Debian alike, and LOCK_WAIT_SECONDS (120 unless set).
- * Defines `need TOOL...`: exits MISSING_TOOL naming the first tool the host lacks.
+ * Defines `need TOOL...`: exits MISSING_TOOL naming the first tool the host lacks; and `private_tmp
+ * [-d]`: mktemp in a root-only directory of ours (nothing of ours in /tmp, where other users can look).
  */
 export const PRELUDE =
   String.raw`set -eu
@@ -37,6 +38,11 @@ need() {
   for tool in "$@"; do
     command -v "$tool" >/dev/null 2>&1 || { echo "${MARK.missing} $tool" >&2; exit ${EXIT.missingTool}; }
   done
+}
+private_tmp() {
+  mkdir -p /run/pulumi-nixos-containers/tmp
+  chmod 0700 /run/pulumi-nixos-containers /run/pulumi-nixos-containers/tmp
+  mktemp "$@" -p /run/pulumi-nixos-containers/tmp
 }
 `;
 

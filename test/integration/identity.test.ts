@@ -158,4 +158,24 @@ describe("HostIdentity", () => {
     ).rejects.toThrow(new RegExp(`host key mismatch for ${h2.address}:22`));
     await engine.destroy(identity);
   });
+
+  it("gives up within dialErrorLimit × perDialTimeout on a bastion that drops the packets, saying so", async () => {
+    const rule = ["OUTPUT", "-d", hj.address, "-p", "tcp", "--dport", "22", "-j", "DROP"];
+    labExecOk(h1, ["iptables", "-I", ...rule]);
+    try {
+      const viaJump = labConnection(hj) as unknown as Record<string, unknown>;
+      await expect(
+        engine.create("Container", "drp", {
+          connection: { ...viaJump, dialErrorLimit: 2, perDialTimeout: 2 },
+          name: "drp",
+          driver: "netns",
+        }),
+      ).rejects.toThrow(
+        new RegExp(`the jump host did not open a tunnel to ${hj.address}:22 within 2 s after 2 attempts`),
+      );
+    } finally {
+      labExec(h1, ["iptables", "-D", ...rule]);
+    }
+    expect(labExecOk(hj, ["ip", "netns", "list"])).not.toMatch(/^drp\b/m);
+  });
 });
