@@ -20,6 +20,9 @@ export interface ObservedContainer {
    * start, a switch to a new configuration or a stop is under way), not stopped.
    */
   readonly unitState?: string;
+  /** The addresses our marker keeps for the container (what it was made with), when the report has them. */
+  readonly recordedHostAddress?: string;
+  readonly recordedLocalAddress?: string;
 }
 
 /** The addresses a container had before an update (what the host picked at create, when it did). */
@@ -124,6 +127,7 @@ export const REPORT_LIVE = String.raw`${IN_CONTAINER}report_live() {
 function observeNetns(results: Readonly<Record<string, string>>): ObservedContainer {
   const exists = results.namespace === "1" || results.hostLink === "1";
   return {
+    ...recorded(results),
     exists,
     running:
       results.namespace === "1" &&
@@ -146,6 +150,7 @@ function observeNixos(results: Readonly<Record<string, string>>): ObservedContai
     results.liveLocalAddress === strip(results.confLocalAddress);
   const unitState = results.unitState || "inactive";
   return {
+    ...recorded(results),
     exists: true,
     running: (unitState === "active" || unitState === "reloading") && results.hostLink === "1" && live,
     unitState,
@@ -153,6 +158,14 @@ function observeNixos(results: Readonly<Record<string, string>>): ObservedContai
     localAddress: strip(results.confLocalAddress),
     confPath: results.conf,
     autoStart: results.autoStartLink === "1",
+  };
+}
+
+/** The addresses in our marker, as `report_owner` prints them. */
+function recorded(results: Readonly<Record<string, string>>): Partial<ObservedContainer> {
+  return {
+    ...(results.marker_hostAddress ? { recordedHostAddress: results.marker_hostAddress } : {}),
+    ...(results.marker_localAddress ? { recordedLocalAddress: results.marker_localAddress } : {}),
   };
 }
 

@@ -137,8 +137,10 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
   outputs: (spec, seen, previous) => ({
     ...containerInterfaces(spec.name),
     // A changed address shows as its new value; a missing one keeps the recorded value, with running false.
-    hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress,
-    localAddress: seen.localAddress ?? previous?.localAddress ?? spec.localAddress,
+    // Last, what our marker keeps: a host end whose address was flushed (NetworkManager taking a veth it
+    // should leave alone) must not leave state with one address of the two, which no later delete could parse.
+    hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress ?? seen.recordedHostAddress,
+    localAddress: seen.localAddress ?? previous?.localAddress ?? spec.localAddress ?? seen.recordedLocalAddress,
     running: seen.running,
     // nixos driver: the unit's state (a start, reload or stop under way shows as such, not as stopped).
     ...(seen.unitState === undefined ? {} : { unitState: seen.unitState }),

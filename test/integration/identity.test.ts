@@ -19,16 +19,16 @@ afterAll(async () => {
 const hj = labHost("hj", lab);
 const HOST_KEY = "/etc/ssh/ssh_host_ed25519_key";
 
-/** Gives h2 a new host key (a reinstall, or a man in the middle) until `restore` puts the old one back. */
+/** Gives h1 a new host key (a reinstall, or a man in the middle) until `restore` puts the old one back. */
 function changeHostKey(): { newKey: string; restore: () => void } {
-  labExecOk(h2, ["sh", "-c", `cp ${HOST_KEY} /root/pnc-key.bak && cp ${HOST_KEY}.pub /root/pnc-key.pub.bak`]);
-  labExecOk(h2, [
+  labExecOk(h1, ["sh", "-c", `cp ${HOST_KEY} /root/pnc-key.bak && cp ${HOST_KEY}.pub /root/pnc-key.pub.bak`]);
+  labExecOk(h1, [
     "sh",
     "-c",
     `rm -f ${HOST_KEY} ${HOST_KEY}.pub && ssh-keygen -q -t ed25519 -N '' -f ${HOST_KEY}`,
   ]);
-  restartSshd(h2, { dropSessions: true });
-  const newKey = labExecOk(h2, ["cat", `${HOST_KEY}.pub`])
+  restartSshd(h1, { dropSessions: true });
+  const newKey = labExecOk(h1, ["cat", `${HOST_KEY}.pub`])
     .trim()
     .split(" ")
     .slice(0, 2)
@@ -36,12 +36,12 @@ function changeHostKey(): { newKey: string; restore: () => void } {
   return {
     newKey,
     restore: () => {
-      labExecOk(h2, [
+      labExecOk(h1, [
         "sh",
         "-c",
         `mv /root/pnc-key.bak ${HOST_KEY} && mv /root/pnc-key.pub.bak ${HOST_KEY}.pub`,
       ]);
-      restartSshd(h2, { dropSessions: true });
+      restartSshd(h1, { dropSessions: true });
     },
   };
 }
@@ -52,36 +52,36 @@ function pinnedTo(identity: StateEntry, base: Record<string, unknown>): Record<s
 
 describe("HostIdentity", () => {
   it("records the host's key once; after it changes, a container added to the host is refused and nothing there changes", async () => {
-    const identity = await engine.create("HostIdentity", "h2-identity", { connection: connection(h2) });
-    expect(identity.outs.hostKey).toBe(h2.hostKey);
-    expect(identity.outs.hostKeyFingerprint).toBe(h2.hostKeyFingerprint);
+    const identity = await engine.create("HostIdentity", "h1-identity", { connection: connection(h1) });
+    expect(identity.outs.hostKey).toBe(h1.hostKey);
+    expect(identity.outs.hostKeyFingerprint).toBe(h1.hostKeyFingerprint);
     const first = await engine.create("Container", "idc1", {
-      connection: pinnedTo(identity, connection(h2)),
+      connection: pinnedTo(identity, connection(h1)),
       name: "idc1",
       driver: "netns",
     });
     const changed = changeHostKey();
     try {
-      const logins = countHandshakes(h2);
+      const logins = countHandshakes(h1);
       // The next `up` adds one more container to that host: its connection carries the recorded key.
       await expect(
         engine.create("Container", "idc2", {
-          connection: pinnedTo(identity, connection(h2)),
+          connection: pinnedTo(identity, connection(h1)),
           name: "idc2",
           driver: "netns",
         }),
       ).rejects.toThrow(
         new RegExp(
-          `host key mismatch for ${h2.address}:22: expected ${h2.hostKeyFingerprint.replace(/[+/]/g, "\\$&")}.*before authenticating`,
+          `host key mismatch for ${h1.address}:22: expected ${h1.hostKeyFingerprint.replace(/[+/]/g, "\\$&")}.*before authenticating`,
           "s",
         ),
       );
-      expect(countHandshakes(h2)).toBe(logins); // no credentials were handed over
-      expect(labExec(h2, ["ip", "netns", "list"]).stdout).not.toMatch(/^idc2\b/m);
+      expect(countHandshakes(h1)).toBe(logins); // no credentials were handed over
+      expect(labExec(h1, ["ip", "netns", "list"]).stdout).not.toMatch(/^idc2\b/m);
       // Refresh of the identity says so too, with the way to accept a deliberate change.
       await expect(engine.refresh(identity)).rejects.toThrow(/host key mismatch.*replace this HostIdentity/s);
       // The one documented way: pin the new key.
-      expect(await engine.up(identity, { connection: { ...connection(h2), hostKey: changed.newKey } })).toBe(
+      expect(await engine.up(identity, { connection: { ...connection(h1), hostKey: changed.newKey } })).toBe(
         "updated",
       );
       expect(identity.outs.hostKey).toBe(changed.newKey);

@@ -11,6 +11,8 @@ import { observeNat } from "../../provider/host/natRuleScripts";
 import { observeNm } from "../../provider/host/nmUnmanagedScripts";
 import { EXIT, parseDevices, parseOutcome, parseResults } from "../../provider/host/protocol";
 import { observeVeth } from "../../provider/host/vethPairScripts";
+import { parseContainerInputs } from "../../provider/core/containerSpec";
+import { containerDefinition } from "../../provider/runtime/containerDefinition";
 import { HOST_RESOURCE_DEFINITIONS, check } from "../../provider/runtime";
 import { HostResourceDefinition } from "../../provider/runtime/lifecycle";
 import { buildBatchScript, scriptOf } from "../../provider/runtime/scriptBatch";
@@ -331,5 +333,24 @@ describe("observations", () => {
       localAddress: "192.168.50.5/24",
       hostBridge: "br0",
     });
+  });
+});
+
+describe("a container whose host end lost its address", () => {
+  it("keeps both addresses in its outputs from our marker, so its state stays deletable", () => {
+    const seen = observeContainer("netns", {
+      namespace: "1",
+      hostLink: "1",
+      liveLocalAddress: "10.233.1.2",
+      marker_hostAddress: "10.233.1.1",
+      marker_localAddress: "10.233.1.2",
+    });
+    expect(seen).toMatchObject({ running: false, recordedHostAddress: "10.233.1.1" });
+    const inputs = { connection: { host: "192.0.2.1" }, name: "web", driver: "netns" };
+    const { spec } = parseContainerInputs(inputs);
+    const outs = containerDefinition.outputs(spec!, seen, undefined, "create");
+    expect(outs).toMatchObject({ hostAddress: "10.233.1.1", localAddress: "10.233.1.2", running: false });
+    // The state (inputs and outputs) parses again: its delete can run.
+    expect(parseContainerInputs({ ...inputs, ...outs }).failures).toEqual([]);
   });
 });
