@@ -140,7 +140,8 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
     // Last, what our marker keeps: a host end whose address was flushed (NetworkManager taking a veth it
     // should leave alone) must not leave state with one address of the two, which no later delete could parse.
     hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress ?? seen.recordedHostAddress,
-    localAddress: seen.localAddress ?? previous?.localAddress ?? spec.localAddress ?? seen.recordedLocalAddress,
+    localAddress:
+      seen.localAddress ?? previous?.localAddress ?? spec.localAddress ?? seen.recordedLocalAddress,
     running: seen.running,
     // nixos driver: the unit's state (a start, reload or stop under way shows as such, not as stopped).
     ...(seen.unitState === undefined ? {} : { unitState: seen.unitState }),
