@@ -154,16 +154,26 @@ fi
 `;
 
 /**
- * Reads CONTAINER_NAME. Stops the container's unit and waits (a start under way, or a restart after a failed
- * one, is cancelled; `systemctl stop` returns when the container is down), then forgets a failed state: what
- * `nixos-container destroy` needs first, as it terminates only an `active` unit.
+ * Reads CONTAINER_NAME. Defines, for the container's unit container@NAME.service:
+ * - `unit_state`: prints its ActiveState (`active`; `activating`, `reloading`, `deactivating` while busy);
+ * - `stop_unit`: stops it and waits (a start under way, or a restart after a failed one, is cancelled;
+ *   `systemctl stop` returns when the container is down);
+ * - `reset_failed`: forgets a failed state (systemd keeps failed units listed);
+ * - `destroy_container`: stop_unit, then `nixos-container destroy` (which by itself terminates only an
+ *   `active` unit: a booting, reloading or stopping one would keep running), then reset_failed.
  */
-const STOP_UNIT = String.raw`systemctl stop "container@$CONTAINER_NAME.service" >&2 || true
-systemctl reset-failed "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true
+const UNIT = String.raw`unit_state() { systemctl show -p ActiveState --value "container@$CONTAINER_NAME.service" 2>/dev/null || true; }
+stop_unit() { systemctl stop "container@$CONTAINER_NAME.service" || true; }
+reset_failed() { systemctl reset-failed "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true; }
+destroy_container() {
+  stop_unit
+  nixos-container destroy "$CONTAINER_NAME"
+  reset_failed
+}
 `;
 
 /**
- * Reads CONTAINER_NAME, HOST_INTERFACE, OWNER_MARKER, MADE, SCRATCH. Installs an EXIT trap that removes the
+ * Reads CONTAINER_NAME, HOST_INTERFACE, OWNER_MARKER, MADE, SCRATCH; uses UNIT. Installs an EXIT trap that removes the
  * scratch directory and destroys what this run created: armed before `nixos-container create`, whose failed
  * builds leave the conf and profile behind.
  */
@@ -174,9 +184,7 @@ rollback() {
   cd /
   [ -z "$SCRATCH" ] || rm -rf "$SCRATCH"
   if [ "$exit_code" -ne 0 ] && [ "$MADE" = 1 ]; then
-    systemctl stop "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true
-    nixos-container destroy "$CONTAINER_NAME" >/dev/null 2>&1 || true
-    systemctl reset-failed "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true
+    destroy_container >/dev/null 2>&1 || true
     ip link del "$HOST_INTERFACE" 2>/dev/null || true
     rm -f "$OWNER_MARKER" "${BUILD_RECORD}" "${AUTO_START_LINK}"
     echo "${MARK.rolledBack}" >&2
@@ -209,14 +217,14 @@ claim`;
 }
 
 /**
- * Reads CONTAINER_NAME (and what find_conf and report_live read). Prints the driver's observation: the conf,
+ * Reads CONTAINER_NAME (and what find_conf and report_live read); uses UNIT. Prints the driver's observation: the conf,
  * its addresses, the unit's ActiveState, the boot-time wants-link and the live veth.
  */
 const REPORT = String.raw`conf=$(find_conf)
 ${shell.result("conf", "$conf")}
 if [ -n "$conf" ]; then
   sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p' "$conf"
-  ${shell.result("unitState", '$(systemctl show -p ActiveState --value "container@$CONTAINER_NAME.service" 2>/dev/null || true)')}
+  ${shell.result("unitState", "$(unit_state)")}
   if [ -L "${AUTO_START_LINK}" ]; then ${shell.result("autoStartLink", "1")}; else ${shell.result("autoStartLink", "0")}; fi
   report_live
 fi`;
@@ -237,6 +245,7 @@ function header(
     ),
     shell.ADDRESSES,
     FIND_CONF,
+    UNIT,
     shared.REPORT_LIVE,
   );
 }
@@ -329,8 +338,8 @@ export function nixosUpdateScript(
     shell.RELEASE_HOST_LOCKS,
     SCRATCH,
     LARGE_CONFIG,
-    'state=$(systemctl show -p ActiveState --value "container@$CONTAINER_NAME.service" 2>/dev/null || true)',
-    'if [ "$restart" = 1 ] && [ "$state" != inactive ] && [ "$state" != failed ]; then systemctl stop "container@$CONTAINER_NAME.service" >&2; fi',
+    "state=$(unit_state)",
+    'if [ "$restart" = 1 ] && [ "$state" != inactive ] && [ "$state" != failed ]; then stop_unit >&2; fi',
     'if [ -z "$conf" ]; then',
     CREATE_ARGUMENTS,
     '  run_logged nixos-container "$@"',
@@ -352,8 +361,8 @@ export function nixosUpdateScript(
     claimBuilt(true),
     `rm -f "${BUILD_RECORD}"`,
     SET_AUTO_START,
-    'state=$(systemctl show -p ActiveState --value "container@$CONTAINER_NAME.service" 2>/dev/null || true)',
-    'if [ "$state" = failed ]; then systemctl reset-failed "container@$CONTAINER_NAME.service" >&2 || true; fi',
+    "state=$(unit_state)",
+    'if [ "$state" = failed ]; then reset_failed; fi',
     'if [ "$state" != active ] && [ "$state" != reloading ]; then nixos-container start "$CONTAINER_NAME" >&2; fi',
     REPORT,
   );
@@ -365,7 +374,7 @@ export function nixosReadScript(
   owner: shell.Ownership,
 ): string {
   const variables = shared.containerVariables(spec, true, owner);
-  return shell.reportingScript(variables, FIND_CONF, shared.REPORT_LIVE, REPORT, "report_owner");
+  return shell.reportingScript(variables, FIND_CONF, UNIT, shared.REPORT_LIVE, REPORT, "report_owner");
 }
 
 /**
@@ -380,6 +389,7 @@ export function nixosDeleteScript(
     ["ip", "flock"],
     shell.script(shared.containerVariables(spec, true, owner), lockAndRecord(spec, true)),
     FIND_CONF,
+    UNIT,
     'if [ -n "$(find_conf)" ] && ! ours; then',
     `  ${shell.result("leftBehind", "nixos container $CONTAINER_NAME ($(find_conf)): $(not_ours)")}`,
     "  exit 0",
@@ -388,10 +398,7 @@ export function nixosDeleteScript(
     // Without the command a conf must not be left behind as if the delete had worked.
     'if [ -n "$(find_conf)" ]; then',
     "  need nixos-container systemctl",
-    STOP_UNIT,
-    '  nixos-container destroy "$CONTAINER_NAME" >&2',
-    // destroy's own terminate leaves the unit failed when the container does not stop cleanly.
-    '  systemctl reset-failed "container@$CONTAINER_NAME.service" >/dev/null 2>&1 || true',
+    "  destroy_container >&2",
     "fi",
     // Stale ve-* links outlive containers (nixpkgs #16330) and block address reuse: remove ours.
     'ip link del "$HOST_INTERFACE" 2>/dev/null || true',

@@ -4,6 +4,7 @@
 // ones included, before authenticating.
 import * as pulumi from "@pulumi/pulumi";
 import { ConnectionArgs, ConnectionInput, ProxyConnectionArgs } from "./connectionArgs";
+import { withPins } from "../core/hostKeyPins";
 import { HostResource } from "./shim";
 
 export interface HostIdentityArgs {
@@ -26,20 +27,6 @@ export class HostIdentity extends HostResource {
 
 type Connection = pulumi.Unwrap<ConnectionArgs>;
 
-/** A resolved connection with the recorded keys as pins wherever it sets none, on every hop. */
-function pinResolved(
-  c: Connection,
-  hostKey: string | undefined,
-  hops: readonly string[],
-  at = 0,
-): Connection {
-  return {
-    ...c,
-    hostKey: c.hostKey || hostKey,
-    ...(c.proxy ? { proxy: pinResolved(c.proxy as Connection, hops[at], hops, at + 1) } : {}),
-  };
-}
-
 /**
  * `connection` with the identity's keys as pins wherever the program sets none (the host and every jump host),
  * and a dependency on the identity: every resource given it checks the one key recorded for each host. Field
@@ -55,7 +42,7 @@ export function pinnedConnection(connection: ConnectionInput, identity: HostIden
   ): pulumi.Input<ProxyConnectionArgs> => {
     if (pulumi.Output.isInstance(c)) {
       // One output for the whole (jump) connection: its fields are known only together.
-      return pulumi.all([c, key, hops]).apply(([v, k, h]) => pinResolved(v as Connection, k, h, at));
+      return pulumi.all([c, key, hops]).apply(([v, k, h]) => withPins(v as Connection, k, h, at));
     }
     const plain = c as ProxyConnectionArgs;
     return {

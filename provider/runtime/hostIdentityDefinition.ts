@@ -13,6 +13,7 @@ import {
   toCheckFailures,
   withoutKeys,
 } from "./common";
+import { withPins } from "../core/hostKeyPins";
 import { SshError, fingerprintOf, parseConnection, parseHostKeySpec, sharedPool } from "../ssh";
 
 /** What a HostIdentity records (outputs, never inputs). */
@@ -20,20 +21,19 @@ const RECORDED = ["hostKey", "hostKeyFingerprint", "proxyHostKey", "proxyHostKey
 
 /** The connection with the recorded keys as pins wherever the program pins none, on every hop. */
 function pinned(connection: unknown, recorded: Props): Props {
-  const keys = Array.isArray(recorded.proxyHostKeys) ? (recorded.proxyHostKeys as unknown[]) : [];
-  const pin = (c: Props, key: unknown, hop: number): Props => {
-    const out = { ...c };
-    if (!out.hostKey && typeof key === "string" && key !== "") out.hostKey = key;
-    if (out.proxy && typeof out.proxy === "object") out.proxy = pin(out.proxy as Props, keys[hop], hop + 1);
-    return out;
-  };
-  return pin(connection as Props, recorded.hostKey, 0);
+  const hops = Array.isArray(recorded.proxyHostKeys) ? (recorded.proxyHostKeys as unknown[]) : [];
+  return withPins(connection as Props, recorded.hostKey, hops);
 }
 
 /** Connects with `connection` (its pins enforced on every hop) and returns what to record. */
 async function observe(connection: Props): Promise<Props> {
   const spec = parseConnection(connection);
-  const keys = await sharedPool().host(spec).presentedKeys();
+  const keys = await sharedPool()
+    .host(spec)
+    .presentedKeys()
+    .catch((err: unknown) => {
+      throw explained(err);
+    });
   const blob = parseHostKeySpec(keys.hostKey);
   return {
     hostKey: keys.hostKey,
@@ -67,9 +67,7 @@ export const hostIdentityHandler: Handler = {
 
   async create(inputs) {
     return scrubbed(inputs, async () => {
-      const recorded = await observe(inputs.connection as Props).catch((err: unknown) => {
-        throw explained(err);
-      });
+      const recorded = await observe(inputs.connection as Props);
       return { id: machineOf(inputs.connection), outs: { ...inputs, ...recorded } };
     });
   },
@@ -77,9 +75,7 @@ export const hostIdentityHandler: Handler = {
   async read(id, props) {
     return scrubbed(props, async () => {
       // The recorded keys are enforced: a host that changed its key fails the refresh, naming both.
-      const recorded = await observe(pinned(props.connection, props)).catch((err: unknown) => {
-        throw explained(err);
-      });
+      const recorded = await observe(pinned(props.connection, props));
       return { id, props: { ...props, ...recorded } };
     });
   },
@@ -87,9 +83,7 @@ export const hostIdentityHandler: Handler = {
   async update(_id, olds, news) {
     return scrubbed(news, async () => {
       // Pins the program sets win (a deliberate key change); otherwise the recorded keys stay enforced.
-      const recorded = await observe(pinned(news.connection, olds)).catch((err: unknown) => {
-        throw explained(err);
-      });
+      const recorded = await observe(pinned(news.connection, olds));
       return { outs: { ...news, ...recorded } };
     });
   },

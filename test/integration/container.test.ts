@@ -1,7 +1,7 @@
 // AddressPool, Container and VethPair through the real dynamic-provider host against lab hosts: lifecycles,
 // reachability, isolation, drift and repair, parallel creates, cross-pool clashes, hostile input, secrets.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { h1, h3, key, connection, reachable } from "./fixture";
+import { h1, h3, key, connection, nixosInputs, profileGenerations, reachable } from "./fixture";
 import { CheckFailedError, MiniEngine, StateEntry } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
 import { HOSTILE } from "../fixtures/hostile";
@@ -230,13 +230,7 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
   });
 
   it("finds a live address changed by hand (refresh: not running) and the next up restarts it as configured", async () => {
-    const inputs = {
-      connection: connection(h3),
-      name: "drift",
-      driver: "nixos",
-      hostAddress: "10.233.59.1",
-      localAddress: "10.233.59.2",
-    };
+    const inputs = nixosInputs(h3, "drift", 59);
     const c = await engine.create("Container", "drift", inputs);
     try {
       labExecOk(h3, ["ip", "addr", "flush", "dev", "ve-drift"]);
@@ -254,13 +248,7 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
   });
 
   it("refuses what nixos-container would get silently wrong: a missing configFile, an empty conf on the host", async () => {
-    const base = {
-      connection: connection(h3),
-      name: "chk",
-      driver: "nixos",
-      hostAddress: "10.233.60.1",
-      localAddress: "10.233.60.2",
-    };
+    const base = nixosInputs(h3, "chk", 60);
     await expect(
       engine.create("Container", "chk", { ...base, configFile: "/nonexistent/dir/web.nix" }),
     ).rejects.toThrow(
@@ -278,27 +266,15 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
   });
 
   it("restarts nothing for an autoStart-only change, and builds again only when the config changes", async () => {
-    const base = {
-      connection: connection(h3),
-      name: "quiet",
-      driver: "nixos",
-      hostAddress: "10.233.61.1",
-      localAddress: "10.233.61.2",
-      config: "{ services.nginx.enable = true; }",
-    };
+    const base = nixosInputs(h3, "quiet", 61, { config: "{ services.nginx.enable = true; }" });
     const c = await engine.create("Container", "quiet", base);
     // The container's leader PID changes with every start; the profile gains a generation with every build.
     const leader = () => labExecOk(h3, ["machinectl", "show", "quiet", "-p", "Leader", "--value"]).trim();
-    const built = () =>
-      labExecOk(h3, [
-        "sh",
-        "-c",
-        "ls -d /var/lib/nix-stand-in/var/nix/profiles/per-container/quiet/system-*-link | wc -l",
-      ]).trim();
+    const built = () => profileGenerations(h3, "quiet");
     const wantsLink = "/etc/systemd/system.control/machines.target.wants/container@quiet.service";
     try {
       const [pid, before] = [leader(), built()];
-      expect(before).toBe("1");
+      expect(before).toBe(1);
       expect(await engine.up(c, { ...base, autoStart: true })).toBe("updated");
       expect(labExecOk(h3, ["cat", "/etc/nixos-containers/quiet.conf"])).toContain("AUTO_START=1");
       // autoStart is real: machines.target wants the unit at boot (nothing reads an imperative AUTO_START).
@@ -318,7 +294,7 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
       expect(labExecOk(h3, ["cat", "/var/lib/nixos-containers/quiet/etc/nixos/configuration.nix"])).toContain(
         "services.postgresql.enable",
       );
-      expect(built()).toBe("2");
+      expect(built()).toBe(2);
       expect(c.outs.running).toBe(true);
     } finally {
       await engine.destroy(c);
@@ -357,13 +333,7 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
   });
 
   it("switches a container made from a flake to a config (nixos-container itself cannot: no etc/nixos)", async () => {
-    const base = {
-      connection: connection(h3),
-      name: "fl2c",
-      driver: "nixos",
-      hostAddress: "10.233.58.1",
-      localAddress: "10.233.58.2",
-    };
+    const base = nixosInputs(h3, "fl2c", 58);
     const c = await engine.create("Container", "fl2c", { ...base, flake: "github:acme/infra#web" });
     try {
       expect(await engine.up(c, { ...base, config: "{ services.nginx.enable = true; }" })).toBe("updated");
@@ -377,14 +347,11 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
   });
 
   it("creates through nixos-container with our addresses, reads status and conf, and destroys", async () => {
-    const db = await engine.create("Container", "db", {
-      connection: connection(h3),
-      name: "db",
-      driver: "nixos",
-      hostAddress: "10.233.5.1",
-      localAddress: "10.233.5.2",
-      config: "{ services.postgresql.enable = true; }",
-    });
+    const db = await engine.create(
+      "Container",
+      "db",
+      nixosInputs(h3, "db", 5, { config: "{ services.postgresql.enable = true; }" }),
+    );
     expect(db.outs).toMatchObject({
       running: true,
       confPath: "/etc/nixos-containers/db.conf",
@@ -399,14 +366,7 @@ describe("Container (nixos driver, the lab's stand-in nixos-container)", () => {
     labExecOk(h3, ["nixos-container", "stop", "db"]);
     expect(await engine.refresh(db)).toBe(true);
     expect(db.outs.running).toBe(false);
-    const news = {
-      connection: connection(h3),
-      name: "db",
-      driver: "nixos",
-      hostAddress: "10.233.5.1",
-      localAddress: "10.233.5.2",
-      config: "{ services.postgresql.enable = true; }",
-    };
+    const news = nixosInputs(h3, "db", 5, { config: "{ services.postgresql.enable = true; }" });
     expect(await engine.up(db, news)).toBe("updated");
     expect(labExecOk(h3, ["nixos-container", "status", "db"]).trim()).toBe("up");
 

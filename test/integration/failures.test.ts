@@ -1,9 +1,8 @@
 // Failure paths through the real provider host: a create cut off mid-way is recorded (init error) and
 // finished by the next update, a create that fails part-way rolls back, a changed host key is refused
 // after create, and the nixos driver finds the older /etc/containers layout by itself.
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lab, h1, h2, h3, connection, cutOffCreate, until } from "./fixture";
+import { h1, h2, h3, connection, cutOffCreate, holdLock, until } from "./fixture";
 import { MiniEngine, ResourceType } from "../harness/engine";
 import { ProviderHostError, closeAll, revealMap } from "../harness/providerHost";
 import { labExec, labExecOk, restartSshd } from "../lab/labHosts";
@@ -19,25 +18,7 @@ afterAll(async () => {
 describe("a create cut off by a lost connection", () => {
   it("is recorded with its id and state (init error), and the next update finishes it", async () => {
     // Another operation holds the host lock, so our create waits inside its script; then sshd drops it.
-    const holder = spawn(
-      "bash",
-      [
-        lab.script,
-        "exec",
-        "h1",
-        "--",
-        "timeout",
-        "6",
-        "flock",
-        "/run/pulumi-nixos-containers/lock",
-        "sleep",
-        "6",
-      ],
-      {
-        stdio: "ignore",
-        env: { ...process.env, PNC_LAB_DIR: lab.dir },
-      },
-    );
+    const holder = holdLock(h1, 6);
     try {
       await until(
         "the lock is held",

@@ -2,7 +2,7 @@
 // shape users pass (@pulumi/command's ConnectionArgs).
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import { LabHost, labExec, labHost, readLab, restartSshd } from "../lab/labHosts";
+import { LabHost, labExec, labExecOk, labHost, readLab, restartSshd } from "../lab/labHosts";
 import { MiniEngine, ResourceType } from "../harness/engine";
 import { ProviderHostError, revealMap } from "../harness/providerHost";
 
@@ -14,6 +14,29 @@ export const key = fs.readFileSync(h1.privateKeyPath, "utf8");
 
 export function connection(host: LabHost): Record<string, unknown> {
   return { host: host.address, port: host.port, user: host.user, privateKey: key };
+}
+
+/** Inputs of a nixos-driver Container `name` on `host`, with the addresses 10.233.BLOCK.1 and .2. */
+export function nixosInputs(
+  host: LabHost,
+  name: string,
+  block: number,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    connection: connection(host),
+    name,
+    driver: "nixos",
+    hostAddress: `10.233.${block}.1`,
+    localAddress: `10.233.${block}.2`,
+    ...extra,
+  };
+}
+
+/** How many system profile generations (one per build) the lab's Nix stand-in has for container `name`. */
+export function profileGenerations(host: LabHost, name: string): number {
+  const dir = `/var/lib/nix-stand-in/var/nix/profiles/per-container/${name}`;
+  return Number(labExecOk(host, ["sh", "-c", `ls -d ${dir}/system-*-link 2>/dev/null | wc -l`]).trim());
 }
 
 /**
@@ -131,9 +154,11 @@ export function holdLock(host: LabHost, seconds: number): ChildProcess {
       "--",
       "timeout",
       String(seconds),
-      "flock",
+      "sh",
+      "-c",
+      // The lock's directory exists once any operation ran on the host; a fresh host has none yet.
+      'mkdir -p "$(dirname "$0")" && exec flock "$0" sleep "$1"',
       "/run/pulumi-nixos-containers/lock",
-      "sleep",
       String(seconds),
     ],
     { stdio: "ignore", env: { ...process.env, PNC_LAB_DIR: lab.dir } },

@@ -3,7 +3,7 @@
 // where <nixpkgs/nixos> does not resolve. Each test tunes the stand-in with its knobs for its own containers.
 import { ChildProcess, spawn } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { connection, h3, lab, until } from "./fixture";
+import { connection, h3, lab, nixosInputs, profileGenerations, until } from "./fixture";
 import { MiniEngine, StateEntry } from "../harness/engine";
 import { ProviderHostError, closeAll, revealMap } from "../harness/providerHost";
 import { labExec, labExecOk } from "../lab/labHosts";
@@ -59,15 +59,7 @@ function gone(name: string) {
 const NOTHING = { conf: false, unit: "inactive", leader: false, link: false };
 
 function inputs(name: string, block: number, extra: Record<string, unknown> = {}) {
-  return {
-    connection: connection(h3),
-    name,
-    driver: "nixos",
-    hostAddress: `10.233.${block}.1`,
-    localAddress: `10.233.${block}.2`,
-    config: "{ services.nginx.enable = true; }",
-    ...extra,
-  };
+  return nixosInputs(h3, name, block, { config: "{ services.nginx.enable = true; }", ...extra });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -214,12 +206,7 @@ describe("nixos driver: long builds", () => {
     };
     try {
       expect(entry.outs).toMatchObject({ running: true, unitState: "active", hostAddress: "10.233.77.1" });
-      const generations = labExecOk(h3, [
-        "sh",
-        "-c",
-        "ls -d /var/lib/nix-stand-in/var/nix/profiles/per-container/pnc-t3/system-*-link | wc -l",
-      ]).trim();
-      expect(generations).toBe("1");
+      expect(profileGenerations(h3, "pnc-t3")).toBe(1);
       expect(labExecOk(h3, ["cat", "/var/lib/pulumi-nixos-containers/owners/container-pnc-t3"])).toContain(
         "built=1",
       );
