@@ -155,6 +155,7 @@ route_in() {
 
 # ip, not /sys/class/net: /sys here is still the machine's sysfs.
 link_exists() { ip link show dev "$1" >/dev/null 2>&1; }
+link_up() { ip -j link show dev "$1" 2>/dev/null | jq -e '.[0].flags | index("UP") != null' >/dev/null; }
 not() { ! "$@"; }
 
 # Ping from inside the container. Debian lab hosts have ping; this machine may
@@ -355,6 +356,8 @@ same "brc.conf byte for byte" $CONFDIR/brc.conf $'PRIVATE_NETWORK=1\nHOST_ADDRES
 expect_err "start with a missing bridge fails" nonzero "failed to start container" start brc
 check "failed start leaves no leader" not running brc
 check "a failed start restarts (Restart=on-failure) or ends failed" test "$(unit_state brc)" != active
+# Restart=on-failure tries again (each try makes vb-brc and removes it on failing): wait for the start limit.
+check "the restarts end failed (start limit)" until_true 20 state_is brc failed
 check "failed start leaves no vb-brc" not link_exists vb-brc
 ip link add br0 type bridge
 ip link set br0 up
@@ -370,6 +373,44 @@ sleep 1 # bridge port forwarding delay is 0 for a new port? give it a moment
 expect_ok "run brc -- ping the bridge address" run brc -- "${PING[@]}" 10.252.0.1
 expect_ok "destroy brc" destroy brc
 check "no vb-brc after destroy" not link_exists vb-brc
+# Empty addresses, as the provider passes them for a bridged container without hostAddress: Getopt takes
+# '' as a value, so nothing is allocated and the conf holds them empty (nixos-container.pl: `unless
+# (defined $hostAddress)`).
+expect_ok "create --bridge with empty addresses" create brn --bridge br0 --host-address '' --local-address ''
+same "brn.conf: empty addresses, none allocated" $CONFDIR/brn.conf $'PRIVATE_NETWORK=1\nHOST_ADDRESS=\nLOCAL_ADDRESS=\nHOST_BRIDGE=br0\nHOST_PORT=\nAUTO_START=0\n'
+expect_ok "start brn (no address: --network-bridge implies --network-veth)" start brn
+check "vb-brn is up (nspawn's join_bridge sets IFF_UP with the master)" link_up vb-brn
+check "vb-brn has master br0" test "$(ip -j link show vb-brn | jq -r '.[0].master')" = br0
+check "brn has eth0 (host0 renamed: HOST_BRIDGE is set) without IPv4 address" \
+  test "$(cip brn -j addr show dev eth0 | jq '[.[0].addr_info[] | select(.family == "inet")] | length')" = 0
+check "brn has no default route (no HOST_ADDRESS)" not route_in brn default eth0
+# LOCAL_ADDRESS with a prefix goes onto eth0 verbatim (container-init: ip addr add $LOCAL_ADDRESS dev eth0).
+expect_ok "create --bridge with a prefixed local address only" create brp --bridge br0 --host-address '' --local-address 10.252.0.5/24
+expect_ok "start brp" start brp
+check "brp eth0 has 10.252.0.5/24" has_addr brp eth0 10.252.0.5 24
+check "no host address on vb-brp (postStart skips a bridged container)" \
+  test "$(ip -j addr show dev vb-brp | jq '[.[0].addr_info[] | select(.family == "inet")] | length')" = 0
+expect_ok "run brp -- ping the bridge address over the /24" run brp -- "${PING[@]}" 10.252.0.1
+# A gateway: HOST_ADDRESS with a bridge is the route and default route inside, never a host address.
+expect_ok "create --bridge with a gateway" create brg --bridge br0 --host-address 10.252.0.1 --local-address 10.252.0.6/24
+expect_ok "start brg" start brg
+check "brg: default route via HOST_ADDRESS" route_in brg default eth0 10.252.0.1
+check "brg: vb-brg carries no address" \
+  test "$(ip -j addr show dev vb-brg | jq '[.[0].addr_info[] | select(.family == "inet")] | length')" = 0
+for c in brn brp brg; do nixos-container destroy "$c"; done
+check "no vb- links left after destroying brn, brp, brg" test -z "$(ip -o link show | grep -E ': vb-' || true)"
+check "destroy leaves the bridge" link_exists br0
+# Not a bridge: systemd-nspawn's setup_bridge fails ("Failed to add interface vb-NAME to bridge BR") and
+# nspawn exits, taking the veth with its namespace (src/nspawn/nspawn-network.c: join_bridge).
+ip link add nb0 type veth peer name nb1
+expect_ok "create brx --bridge nb0 (a veth, not a bridge)" create brx --bridge nb0 --host-address '' --local-address ''
+expect_err "start with a non-bridge as bridge fails" nonzero "failed to start container" start brx
+check "... the restarts end failed (start limit)" until_true 20 state_is brx failed
+check "... leaves no leader" not running brx
+check "... leaves no vb-brx" not link_exists vb-brx
+systemctl stop container@brx
+expect_ok "destroy brx" destroy brx
+ip link del nb0
 ip link del br0
 
 # ------------------------------------------------------------- concurrency ----
