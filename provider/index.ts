@@ -11,6 +11,7 @@ export {
 export { ContainerDriverName, NatBackend, ResourceType } from "./core/types";
 export { NatRule, NatRuleArgs, ForwardPortArgs } from "./resources/natRule";
 export { NmUnmanaged, NmUnmanagedArgs } from "./resources/nmUnmanaged";
+export { NetworkdUnmanaged, NetworkdUnmanagedArgs } from "./resources/networkdUnmanaged";
 export { HostIdentity, HostIdentityArgs, pinnedConnection } from "./resources/hostIdentity";
 export {
   Host,

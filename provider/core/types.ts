@@ -2,7 +2,7 @@
 // (used by the provider shims, the resource args, the runtime, the test harness and the tests).
 
 /** The host-backed resource types: each has one definition in runtime/ and scripts in host/. */
-const HOST_RESOURCE_TYPES = ["Container", "VethPair", "NatRule", "NmUnmanaged"] as const;
+const HOST_RESOURCE_TYPES = ["Container", "VethPair", "NatRule", "NmUnmanaged", "NetworkdUnmanaged"] as const;
 export type HostResourceType = (typeof HOST_RESOURCE_TYPES)[number];
 
 /** Every resource type; the token is `pulumi-nodejs:dynamic/nixos:<ResourceType>`. */

@@ -20,6 +20,8 @@ export interface FleetDefaults extends FleetConnectionArgs {
   readonly pool?: HostPoolArgs;
   /** @default true */
   readonly networkManager?: boolean;
+  /** The systemd-networkd file that leaves ve-* and vb-* alone (see HostArgs.networkd). @default false */
+  readonly networkd?: boolean;
 }
 
 /** One host of the fleet. */
@@ -105,6 +107,7 @@ export class Fleet extends pulumi.ComponentResource {
           nat: { ...d.nat, ...h.nat },
           pool: { ...d.pool, ...h.pool },
           networkManager: h.networkManager ?? d.networkManager,
+          networkd: h.networkd ?? d.networkd,
         },
         { parent: this, deletedWith: opts?.deletedWith },
       );

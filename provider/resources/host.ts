@@ -8,6 +8,7 @@ import { isContainerName } from "../core/validate";
 import { AddressPair, AddressPool } from "./addressPool";
 import { NatRule } from "./natRule";
 import { NmUnmanaged } from "./nmUnmanaged";
+import { NetworkdUnmanaged } from "./networkdUnmanaged";
 import { ConnectionInput } from "./connectionArgs";
 import { HostIdentity, pinnedConnection } from "./hostIdentity";
 import { Container, ContainerArgs } from "./container";
@@ -97,6 +98,13 @@ export interface HostArgs {
   readonly pool?: HostPoolArgs;
   /** Write the NetworkManager drop-in that leaves ve-* alone (harmless where NetworkManager is absent). @default true */
   readonly networkManager?: boolean;
+  /**
+   * Write the systemd-networkd file that leaves ve-* and vb-* alone (a NetworkdUnmanaged named after the host),
+   * so networkd's stock `80-container-ve.network` does not take container veths. Turn it on where networkd runs
+   * (NixOS with `systemd.network.enable` or `networking.useNetworkd`); on a NixOS host whose /etc is read-only,
+   * declare the file in the host's configuration instead. @default false
+   */
+  readonly networkd?: boolean;
 }
 
 /** What one container gets: the network plan preview shows. */
@@ -115,6 +123,8 @@ export interface HostPlan {
   readonly nat?: { readonly name: string; readonly backend: string; readonly ruleset: string };
   /** Path of the NetworkManager drop-in; absent when disabled. */
   readonly networkManagerDropIn?: string;
+  /** Path of the systemd-networkd file; absent when disabled. */
+  readonly networkdFile?: string;
 }
 
 /** Host names: they prefix child resource names and name the NAT table and NetworkManager drop-in. */
@@ -206,6 +216,7 @@ export class Host extends pulumi.ComponentResource {
   readonly veths: VethPair[];
   readonly nat?: NatRule;
   readonly networkManager?: NmUnmanaged;
+  readonly networkd?: NetworkdUnmanaged;
   /** The host's one known key (and its jump host's): every resource above is pinned to it. */
   readonly identity: HostIdentity;
 
@@ -241,6 +252,13 @@ export class Host extends pulumi.ComponentResource {
     if (args.networkManager ?? true) {
       this.networkManager = new NmUnmanaged(`${name}-nm`, { connection, name }, child);
     }
+    // Likewise networkd's file, before any veth appears.
+    if (args.networkd ?? false) {
+      this.networkd = new NetworkdUnmanaged(`${name}-networkd`, { connection, name }, child);
+    }
+    const unmanagedFirst = [this.networkManager, this.networkd].filter(
+      (r): r is NmUnmanaged | NetworkdUnmanaged => r !== undefined,
+    );
 
     this.containers = {};
     this.veths = [];
@@ -259,7 +277,7 @@ export class Host extends pulumi.ComponentResource {
           autoStart: c.autoStart,
           adopt: c.adopt,
         },
-        { ...child, dependsOn: this.networkManager ? [this.networkManager] : [] },
+        { ...child, dependsOn: unmanagedFirst },
       );
       this.containers[c.name] = container;
       for (const v of c.veths ?? []) {
@@ -323,13 +341,15 @@ export class Host extends pulumi.ComponentResource {
         pulumi.all(containerPlans),
         natPlan,
         this.networkManager ? this.networkManager.path : undefined,
+        this.networkd ? this.networkd.path : undefined,
       ])
-      .apply(([externalInterface, cs, natValue, dropIn]) => {
+      .apply(([externalInterface, cs, natValue, dropIn, networkdFile]) => {
         const plan: HostPlan = {
           externalInterface,
           containers: Object.fromEntries(cs.map((c) => [c.name, c.plan])),
           ...(natValue ? { nat: natValue } : {}),
           ...(dropIn !== undefined ? { networkManagerDropIn: dropIn } : {}),
+          ...(networkdFile !== undefined ? { networkdFile } : {}),
         };
         return plan;
       });

@@ -7,6 +7,7 @@ import { containerDefinition } from "./containerDefinition";
 import { hostIdentityHandler } from "./hostIdentityDefinition";
 import { hostResourceHandler } from "./lifecycle";
 import { natRuleDefinition } from "./natRuleDefinition";
+import { networkdUnmanagedDefinition } from "./networkdUnmanagedDefinition";
 import { nmUnmanagedDefinition } from "./nmUnmanagedDefinition";
 import { vethPairDefinition } from "./vethPairDefinition";
 
@@ -18,6 +19,7 @@ export const HOST_RESOURCE_DEFINITIONS = {
   VethPair: vethPairDefinition,
   NatRule: natRuleDefinition,
   NmUnmanaged: nmUnmanagedDefinition,
+  NetworkdUnmanaged: networkdUnmanagedDefinition,
 } as const;
 
 const handlers: Record<ResourceType, Handler> = {
@@ -27,6 +29,7 @@ const handlers: Record<ResourceType, Handler> = {
   VethPair: hostResourceHandler(vethPairDefinition),
   NatRule: hostResourceHandler(natRuleDefinition),
   NmUnmanaged: hostResourceHandler(nmUnmanagedDefinition),
+  NetworkdUnmanaged: hostResourceHandler(networkdUnmanagedDefinition),
 };
 
 function handler(type: string): Handler {

@@ -7,6 +7,7 @@ import {
   Fleet,
   Host,
   NatRule,
+  NetworkdUnmanaged,
   NmUnmanaged,
   VethPair,
   fleetConnection,
@@ -202,6 +203,69 @@ describe("Host under mocks", () => {
           nat: { forwardPorts: [{ sourcePort: 80, container: "wbe" }] },
         }),
     ).toThrow(/names container "wbe", which is not one of this host.s containers \(web\)/);
+  });
+});
+
+describe("Host's networkd switch under mocks", () => {
+  it("adds no NetworkdUnmanaged unless asked, and the plan has no networkd file", async () => {
+    const run = await runUnderMocks(
+      () => new Host("plainhost", { connection, externalInterface: "eth0", containers: [{ name: "web" }] }),
+      { wait: (h) => h.plan },
+    );
+    expect(ofType(run.resources, "NetworkdUnmanaged")).toHaveLength(0);
+    expect((await valueOf(run.result.plan)).networkdFile).toBeUndefined();
+  });
+
+  it("with networkd: true writes a file named after the host, pinned to its key, shown in the plan", async () => {
+    const run = await runUnderMocks(
+      () =>
+        new Host("nd-host", {
+          connection,
+          externalInterface: "eth0",
+          driver: "netns",
+          containers: [{ name: "web" }],
+          networkd: true,
+        }),
+      { wait: (h) => h.plan },
+    );
+    const [networkd] = ofType(run.resources, "NetworkdUnmanaged");
+    expect(networkd.name).toBe("nd-host-networkd");
+    expect(networkd.inputs).toMatchObject({ name: "nd-host" });
+    expect(networkd.state).toMatchObject({ interfaces: ["ve-*", "vb-*"], persist: false });
+    expect((networkd.inputs.connection as Record<string, unknown>).hostKey).toBe(MOCK_HOST_KEY);
+    expect(networkd.secretKeys).toContain("connection");
+    expect(networkd.state.content).toContain("[Match]\nName=ve-* vb-*\n\n[Link]\nUnmanaged=yes\n");
+    const plan = await valueOf(run.result.plan);
+    expect(plan.networkdFile).toBe("/etc/systemd/network/10-pulumi-nixos-containers-nd-host.network");
+    // The NetworkManager drop-in stays (its own switch).
+    expect(ofType(run.resources, "NmUnmanaged")).toHaveLength(1);
+  });
+
+  it("is passed on by Fleet from its defaults, and a host can turn it off", async () => {
+    const run = await runUnderMocks(
+      () =>
+        new Fleet("f", {
+          defaults: { externalInterface: "eth0", driver: "netns", networkd: true },
+          hosts: [
+            { name: "a", address: "192.0.2.1" },
+            { name: "b", address: "192.0.2.2", networkd: false },
+          ],
+        }),
+      { wait: (f) => f.plan },
+    );
+    expect(ofType(run.resources, "NetworkdUnmanaged").map((r) => r.inputs.name)).toEqual(["a"]);
+    const plan = await valueOf(run.result.plan);
+    expect(plan.a.networkdFile).toBe("/etc/systemd/network/10-pulumi-nixos-containers-a.network");
+    expect(plan.b.networkdFile).toBeUndefined();
+  });
+
+  it("registers a NetworkdUnmanaged made by hand with its connection as a secret", async () => {
+    const run = await runUnderMocks(() => new NetworkdUnmanaged("d", { connection, interfaces: ["ve-*"] }), {
+      wait: (d) => d.content,
+    });
+    const [made] = ofType(run.resources, "NetworkdUnmanaged");
+    expect(made.secretKeys).toContain("connection");
+    expect(made.inputs).toMatchObject({ name: "d", interfaces: ["ve-*"] });
   });
 });
 

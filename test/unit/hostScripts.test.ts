@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { observeContainer } from "../../provider/host/containerScripts";
 import { observeNat } from "../../provider/host/natRuleScripts";
 import { observeNm } from "../../provider/host/nmUnmanagedScripts";
+import { observeNetworkd } from "../../provider/host/networkdUnmanagedScripts";
 import { EXIT, parseDevices, parseOutcome, parseResults } from "../../provider/host/protocol";
 import { observeVeth } from "../../provider/host/vethPairScripts";
 import { parseContainerInputs } from "../../provider/core/containerSpec";
@@ -77,6 +78,10 @@ const SPECS: Record<HostResourceType, Record<string, unknown>[]> = {
   NmUnmanaged: [
     { connection: CONNECTION, name: "nm", devices: ["interface-name:ve-*", "mac:00:11:22:33:44:55"] },
   ],
+  NetworkdUnmanaged: [
+    { connection: CONNECTION, name: "nd" },
+    { connection: CONNECTION, name: "nd2", interfaces: ["ve-web", "vz-[ab]*"], persist: true },
+  ],
 };
 
 const OPERATIONS = ["create", "update", "read", "delete"] as const;
@@ -138,7 +143,7 @@ const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
 
 describe("every host script", () => {
   it("covers every resource type and operation", () => {
-    expect(ALL.length).toBe((4 + 2 + 2 + 1) * 4 + 2);
+    expect(ALL.length).toBe((4 + 2 + 2 + 1 + 2) * 4 + 2);
   });
 
   it.each(ALL)("parses under sh -n: $name", ({ text }) => {
@@ -333,6 +338,42 @@ describe("observations", () => {
       localAddress: "192.168.50.5/24",
       hostBridge: "br0",
     });
+  });
+});
+
+describe("NetworkdUnmanaged reports", () => {
+  const content = "[Match]\nName=ve-* vb-*\n\n[Link]\nUnmanaged=yes\n";
+  it("reads the file, whether networkd runs and was reloaded, and each link's setup state and network file", () => {
+    expect(
+      observeNetworkd(
+        { exists: "1", content: Buffer.from(content).toString("base64"), running: "1", reloaded: "1" },
+        "PNC-DEVICE ve-a:unmanaged \nPNC-DEVICE ve-b:configured /usr/lib/systemd/network/80-container-ve.network\n",
+      ),
+    ).toEqual({
+      exists: true,
+      content,
+      running: true,
+      reloaded: true,
+      reloadError: undefined,
+      links: {
+        "ve-a": { setup: "unmanaged" },
+        "ve-b": { setup: "configured", networkFile: "/usr/lib/systemd/network/80-container-ve.network" },
+      },
+    });
+  });
+
+  it("reads a read's report (no reload) and a failed reload", () => {
+    expect(observeNetworkd({ exists: "0", running: "0" }, "")).toEqual({
+      exists: false,
+      content: undefined,
+      running: false,
+      reloaded: undefined,
+      reloadError: undefined,
+      links: {},
+    });
+    expect(
+      observeNetworkd({ exists: "1", running: "1", reloaded: "0", reloadError: "Access denied" }, ""),
+    ).toMatchObject({ reloaded: false, reloadError: "Access denied" });
   });
 });
 

@@ -49,6 +49,7 @@ const RAW: Record<Type, Props> = {
     forwardPorts: [{ sourcePort: 8080, destination: "10.233.1.2:80" }],
   },
   NmUnmanaged: { connection: CONNECTION, name: "nm" },
+  NetworkdUnmanaged: { connection: CONNECTION, name: "nd" },
 };
 
 /** What create/read add to the checked inputs: state of a healthy resource. */
@@ -65,6 +66,7 @@ const HEALTHY_OUTPUTS: Record<Type, Props> = {
   VethPair: { present: true, ...KEPT },
   NatRule: { live: "applied", forwarding: true, ...KEPT },
   NmUnmanaged: { present: true, networkManagerRunning: true, ...KEPT },
+  NetworkdUnmanaged: { present: true, networkdRunning: true, reloaded: true, unmanagedLinks: [], ...KEPT },
 };
 
 /** Old outputs in state: checked raw inputs, the outputs of a healthy resource, and the provider. */
@@ -329,7 +331,7 @@ describe("check: NatRule", () => {
 
 describe("check: timeouts (every host resource)", () => {
   it("accepts whole seconds for create, update and delete, and unknown values", () => {
-    for (const type of ["Container", "VethPair", "NatRule", "NmUnmanaged"] as const) {
+    for (const type of ["Container", "VethPair", "NatRule", "NmUnmanaged", "NetworkdUnmanaged"] as const) {
       expect(failuresOf(type, { ...RAW[type], timeouts: { create: 1800, update: 60, delete: 5 } })).toEqual(
         [],
       );
@@ -371,6 +373,36 @@ describe("check: NmUnmanaged", () => {
   it("rejects an empty devices list, saying what to do", () => {
     expect(failuresOf("NmUnmanaged", { ...RAW.NmUnmanaged, devices: [] })).toEqual([
       { property: "devices", reason: expect.stringContaining("leave devices unset for that default") },
+    ]);
+  });
+});
+
+describe("check: NetworkdUnmanaged", () => {
+  it("applies interfaces ve-* and vb-* and persist false, and computes the file's path and content", () => {
+    const inputs = checked("NetworkdUnmanaged", RAW.NetworkdUnmanaged);
+    expect(inputs.interfaces).toEqual(["ve-*", "vb-*"]);
+    expect(inputs.persist).toBe(false);
+    expect(inputs.path).toBe("/etc/systemd/network/10-pulumi-nixos-containers-nd.network");
+    expect(inputs.content).toEqual(
+      expect.stringContaining("[Match]\nName=ve-* vb-*\n\n[Link]\nUnmanaged=yes\n"),
+    );
+  });
+
+  it("shows path and content as unknown when interfaces are unknown", () => {
+    const inputs = checked("NetworkdUnmanaged", { ...RAW.NetworkdUnmanaged, interfaces: [UNKNOWN] });
+    expect(inputs.content).toBe(UNKNOWN);
+    expect(inputs.path).toBe(UNKNOWN);
+  });
+
+  it("rejects an empty interfaces list and a persist that is no boolean, naming each", () => {
+    expect(
+      failuresOf("NetworkdUnmanaged", { ...RAW.NetworkdUnmanaged, interfaces: [], persist: "yes" }),
+    ).toEqual([
+      { property: "persist", reason: 'persist must be true or false, got "yes"' },
+      {
+        property: "interfaces",
+        reason: expect.stringContaining('leave interfaces unset for the default ["ve-*", "vb-*"]'),
+      },
     ]);
   });
 });
@@ -421,7 +453,7 @@ describe("check: AddressPool", () => {
 
 describe("check: secrets stay out of failures", () => {
   const leaky = { ...CONNECTION, password: "hunter2-secret", privateKey: "hunter2-secret-key", port: 70000 };
-  const types: Type[] = ["Container", "VethPair", "NatRule", "NmUnmanaged"];
+  const types: Type[] = ["Container", "VethPair", "NatRule", "NmUnmanaged", "NetworkdUnmanaged"];
   it.each(types)("rejects a bad connection.port on %s without showing the password", (type) => {
     const failures = failuresOf(type, { ...RAW[type], connection: leaky });
     expect(failures.map((f) => f.property)).toEqual(["connection"]);
@@ -516,6 +548,20 @@ const RULES: Row[] = [
   row("NmUnmanaged", "devices", { devices: ["interface-name:ve-*", "interface-name:vb-*"] }),
   row("NmUnmanaged", "credentials in connection", CREDENTIALS_ONLY),
   row("NmUnmanaged", "nothing", {}, [], false, false),
+  // NetworkdUnmanaged
+  row("NetworkdUnmanaged", "name", { name: "nd2" }, ["name"], true),
+  row("NetworkdUnmanaged", "another host", { connection: OTHER_HOST }, ["connection"], false),
+  row("NetworkdUnmanaged", "interfaces", { interfaces: ["ve-*"] }),
+  row(
+    "NetworkdUnmanaged",
+    "persist (the file survives a reboot either way)",
+    { persist: true },
+    [],
+    false,
+    false,
+  ),
+  row("NetworkdUnmanaged", "credentials in connection", CREDENTIALS_ONLY),
+  row("NetworkdUnmanaged", "nothing", {}, [], false, false),
   // AddressPool: never replaced, never host work
   row("AddressPool", "members", { members: ["web", "db", "cache"] }),
   row("AddressPool", "cidr", { cidr: "10.234.0.0/16" }),
@@ -534,7 +580,7 @@ describe("diff: README's diff rules", () => {
     },
   );
 
-  it.each(["Container", "VethPair", "NatRule", "NmUnmanaged", "AddressPool"] as Type[])(
+  it.each(["Container", "VethPair", "NatRule", "NmUnmanaged", "NetworkdUnmanaged", "AddressPool"] as Type[])(
     "%s: a new provider version alone is a change in place (pulumi/pulumi#16826)",
     (type) => {
       const olds = stateOf(type);
@@ -633,11 +679,12 @@ describe("diff: drift found by refresh", () => {
 
   it("repairs an NmUnmanaged drop-in or a VethPair that is no longer as applied", () => {
     expect(unchanged("NmUnmanaged", { present: false })).toEqual(repair);
+    expect(unchanged("NetworkdUnmanaged", { present: false })).toEqual(repair);
     expect(unchanged("VethPair", { present: false })).toEqual(repair);
   });
 
   it("updates state from before ownership markers once, so its host objects get marked", () => {
-    for (const type of ["Container", "VethPair", "NatRule", "NmUnmanaged"] as const) {
+    for (const type of ["Container", "VethPair", "NatRule", "NmUnmanaged", "NetworkdUnmanaged"] as const) {
       const { owner: _none, ...legacy } = stateOf(type);
       expect(diff(type, "id", legacy, newsOf(type, RAW[type], legacy))).toEqual(repair);
     }
