@@ -71,13 +71,6 @@ export function validateNetworkdGlob(value: unknown, property: string): Failure[
   return problem === undefined ? [] : [{ property, message: `${property} ${display(value)} ${problem}` }];
 }
 
-/** `persist` is accepted like on every host resource; the file is in /etc, which survives a reboot anyway. */
-function persistFailures(value: unknown): Failure[] {
-  return value === undefined || value === null || isUnknown(value) || typeof value === "boolean"
-    ? []
-    : [{ property: "persist", message: `persist must be true or false, got ${display(value)}` }];
-}
-
 /**
  * Validates raw NetworkdUnmanaged inputs (`name` is the resource name). With an unknown input the known parts are
  * still validated and `spec` is undefined: the caller shows the content as unknown.
@@ -91,7 +84,6 @@ export function parseNetworkdInputs(raw: Readonly<Record<string, unknown>>): Par
       "it becomes part of the .network file's name; give the resource a shorter name",
     ),
     ...validateList(raw.interfaces, "interfaces", validateNetworkdGlob, { optional: true }),
-    ...persistFailures(raw.persist),
   ];
   if (Array.isArray(raw.interfaces) && raw.interfaces.length === 0) {
     failures.push({

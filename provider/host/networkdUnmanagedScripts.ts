@@ -28,6 +28,8 @@ function vars(spec: NetworkdSpec, owner: shell.Ownership): string {
  * Reads LINK_GLOBS (with `set -f`: the globs are patterns for `case`, never for the file system). Defines:
  * - `networkd_running`: whether systemd-networkd runs, i.e. owns its bus name `org.freedesktop.network1` (a
  *   process list would also show the networkd of every NixOS container on the host; its state files outlive it);
+ * - `link_states_known`: whether networkd's state files exist: `networkctl list` reads the setup state from them,
+ *   and without them shows every link as "unmanaged";
  * - `matching_links`: "LINK SETUP" for each link `networkctl list` shows whose name matches a glob;
  * - `settle_links`: waits (at most 5 s) until no matching link is still being set up, since networkd applies a
  *   reload to its links asynchronously, after `networkctl reload` has returned.
@@ -35,6 +37,9 @@ function vars(spec: NetworkdSpec, owner: shell.Ownership): string {
 const NETWORKD = String.raw`networkd_running() {
   command -v networkctl >/dev/null 2>&1 && command -v busctl >/dev/null 2>&1 &&
     busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.freedesktop.network1 2>/dev/null | grep -qx 'b true'
+}
+link_states_known() {
+  [ -e /run/systemd/netif/state ]
 }
 matching_links() {
   networkctl list --no-legend --no-pager 2>/dev/null | while read -r _index link _type _operational setup _rest; do
@@ -45,6 +50,7 @@ matching_links() {
   done
 }
 settle_links() {
+  link_states_known || return 0
   tries=0
   while [ "$tries" -lt 50 ]; do
     matching_links | awk '$2 != "unmanaged" && $2 != "linger" { busy = 1 } END { exit busy }' && return 0
@@ -58,7 +64,7 @@ settle_links() {
 /**
  * Reads NETWORK_FILE. Prints the observation every NetworkdUnmanaged script ends with: exists=1|0, content
  * (base64), running=1|0, and a device line (LINK:SETUP, plus the `.network` file networkd applies to the link
- * when it still manages it) for each matching link.
+ * when it still manages it) for each matching link, or linkStates=unknown when networkctl cannot tell.
  */
 const REPORT = String.raw`if [ -f "$NETWORK_FILE" ]; then
   ${shell.result("exists", "1")}
@@ -68,7 +74,8 @@ else
 fi
 if networkd_running; then
   ${shell.result("running", "1")}
-  matching_links | while read -r link setup; do
+  link_states_known || ${shell.result("linkStates", "unknown")}
+  link_states_known && matching_links | while read -r link setup; do
     network_file=""
     case "$setup" in
       unmanaged | pending | linger) ;;
@@ -187,6 +194,8 @@ export interface ObservedNetworkd {
   readonly reloaded?: boolean;
   /** Why `networkctl reload` failed, when it did. */
   readonly reloadError?: string;
+  /** Whether networkctl could show the links' setup states (networkd's state files exist). */
+  readonly linkStatesKnown: boolean;
   /** Links matching our globs. */
   readonly links: Readonly<Record<string, ObservedLink>>;
 }
@@ -206,6 +215,7 @@ export function observeNetworkd(results: Readonly<Record<string, string>>, stdou
     running: results.running === "1",
     reloaded: results.reloaded === undefined ? undefined : results.reloaded === "1",
     reloadError: results.reloadError || undefined,
+    linkStatesKnown: results.linkStates !== "unknown",
     links,
   };
 }

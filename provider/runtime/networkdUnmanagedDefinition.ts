@@ -31,11 +31,7 @@ export const networkdUnmanagedDefinition: HostResourceDefinition<NetworkdSpec, O
   type: "NetworkdUnmanaged",
 
   check(news) {
-    const inputs: Props = {
-      ...news,
-      interfaces: news.interfaces ?? DEFAULT_NETWORKD_INTERFACES,
-      persist: news.persist ?? false,
-    };
+    const inputs: Props = { ...news, interfaces: news.interfaces ?? DEFAULT_NETWORKD_INTERFACES };
     const { spec, failures } = parseNetworkdInputs(inputs);
     inputs.path = spec ? networkdFilePath(spec.name) : UNKNOWN;
     inputs.content = spec ? renderNetworkdFile(spec) : UNKNOWN;
@@ -45,7 +41,6 @@ export const networkdUnmanagedDefinition: HostResourceDefinition<NetworkdSpec, O
 
   rules: {
     replace: ["name"],
-    // `persist` changes nothing on the host (the file is in /etc either way), so it is no update.
     update: ["interfaces", "content"],
     deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
     // A refresh found the file gone or changed, or matching links still managed.
@@ -68,7 +63,10 @@ export const networkdUnmanagedDefinition: HostResourceDefinition<NetworkdSpec, O
   exists: (seen) => seen.exists,
   // present: the file is ours as rendered, and no matching link is still managed.
   outputs: (spec, seen, previous, operation) => ({
-    present: seen.content === renderNetworkdFile(spec) && stillManaged(seen).length === 0,
+    present:
+      seen.content === renderNetworkdFile(spec) &&
+      stillManaged(seen).length === 0 &&
+      (!seen.running || seen.linkStatesKnown),
     networkdRunning: seen.running,
     // Reloaded by the last create or update (a read reloads nothing).
     reloaded: operation === "read" ? previous?.reloaded === true : seen.reloaded === true,
@@ -85,6 +83,13 @@ export const networkdUnmanagedDefinition: HostResourceDefinition<NetworkdSpec, O
         `${seen.reloadError ?? "no reason given"}. Reload systemd-networkd by hand (\`networkctl reload\`) and run \`pulumi up\` again.`
       );
     }
+    if (seen.running && !seen.linkStatesKnown) {
+      return (
+        `${subject}: the file is written and systemd-networkd reloaded, but which links it manages cannot be confirmed: ` +
+        "/run/systemd/netif/state is missing, so `networkctl list` shows every link as unmanaged. networkd writes it " +
+        "into its runtime directory /run/systemd/netif (systemd-networkd.service's RuntimeDirectory): check that it exists."
+      );
+    }
     const managed = stillManaged(seen);
     if (managed.length === 0) return undefined;
     const links = managed
@@ -98,4 +103,6 @@ export const networkdUnmanagedDefinition: HostResourceDefinition<NetworkdSpec, O
   },
 
   failure: { cutOff: { present: false } },
+  // No `persistence`: the file lives in /etc/systemd/network, which a reboot keeps, and networkd reads it at
+  // start; `persist` (validated for every host resource) has nothing to add.
 };

@@ -231,7 +231,7 @@ describe("Host's networkd switch under mocks", () => {
     const [networkd] = ofType(run.resources, "NetworkdUnmanaged");
     expect(networkd.name).toBe("nd-host-networkd");
     expect(networkd.inputs).toMatchObject({ name: "nd-host" });
-    expect(networkd.state).toMatchObject({ interfaces: ["ve-*", "vb-*"], persist: false });
+    expect(networkd.state).toMatchObject({ interfaces: ["ve-*", "vb-*"] });
     expect((networkd.inputs.connection as Record<string, unknown>).hostKey).toBe(MOCK_HOST_KEY);
     expect(networkd.secretKeys).toContain("connection");
     expect(networkd.state.content).toContain("[Match]\nName=ve-* vb-*\n\n[Link]\nUnmanaged=yes\n");

@@ -355,6 +355,7 @@ describe("NetworkdUnmanaged reports", () => {
       running: true,
       reloaded: true,
       reloadError: undefined,
+      linkStatesKnown: true,
       links: {
         "ve-a": { setup: "unmanaged" },
         "ve-b": { setup: "configured", networkFile: "/usr/lib/systemd/network/80-container-ve.network" },
@@ -369,8 +370,12 @@ describe("NetworkdUnmanaged reports", () => {
       running: false,
       reloaded: undefined,
       reloadError: undefined,
+      linkStatesKnown: true,
       links: {},
     });
+    expect(observeNetworkd({ exists: "1", running: "1", linkStates: "unknown" }, "").linkStatesKnown).toBe(
+      false,
+    );
     expect(
       observeNetworkd({ exists: "1", running: "1", reloaded: "0", reloadError: "Access denied" }, ""),
     ).toMatchObject({ reloaded: false, reloadError: "Access denied" });

@@ -38,9 +38,7 @@ describe("parseNetworkdInputs", () => {
     ]);
   });
 
-  it("accepts persist true or false, and the unknown sentinel without a spec or failures", () => {
-    expect(parsed({ name: "nd", persist: true }).name).toBe("nd");
-    expect(parsed({ name: "nd", persist: false }).name).toBe("nd");
+  it("accepts the unknown sentinel without a spec or failures", () => {
     expect(parseNetworkdInputs({ name: UNKNOWN })).toEqual({ failures: [] });
     expect(parseNetworkdInputs({ name: "nd", interfaces: ["ve-*", UNKNOWN] })).toEqual({ failures: [] });
     expect(parseNetworkdInputs({ name: "nd", interfaces: UNKNOWN })).toEqual({ failures: [] });
@@ -53,15 +51,12 @@ describe("parseNetworkdInputs", () => {
     expect(failure.message).toContain("(it has 42): it becomes part of the .network file's name");
   });
 
-  it("rejects an empty list, a list that is no list, and a persist that is no boolean", () => {
+  it("rejects an empty list and a list that is no list", () => {
     expect(parseNetworkdInputs({ name: "nd", interfaces: [] }).failures[0].message).toMatch(
       /^interfaces is empty: list at least one interface name or glob/,
     );
     expect(parseNetworkdInputs({ name: "nd", interfaces: "ve-*" }).failures).toEqual([
       { property: "interfaces", message: 'interfaces must be a list, got "ve-*"' },
-    ]);
-    expect(parseNetworkdInputs({ name: "nd", persist: "yes" }).failures).toEqual([
-      { property: "persist", message: 'persist must be true or false, got "yes"' },
     ]);
   });
 

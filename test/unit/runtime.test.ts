@@ -378,10 +378,10 @@ describe("check: NmUnmanaged", () => {
 });
 
 describe("check: NetworkdUnmanaged", () => {
-  it("applies interfaces ve-* and vb-* and persist false, and computes the file's path and content", () => {
+  it("applies interfaces ve-* and vb-*, and computes the file's path and content", () => {
     const inputs = checked("NetworkdUnmanaged", RAW.NetworkdUnmanaged);
     expect(inputs.interfaces).toEqual(["ve-*", "vb-*"]);
-    expect(inputs.persist).toBe(false);
+    expect(inputs.persistence).toBeUndefined();
     expect(inputs.path).toBe("/etc/systemd/network/10-pulumi-nixos-containers-nd.network");
     expect(inputs.content).toEqual(
       expect.stringContaining("[Match]\nName=ve-* vb-*\n\n[Link]\nUnmanaged=yes\n"),
@@ -552,14 +552,9 @@ const RULES: Row[] = [
   row("NetworkdUnmanaged", "name", { name: "nd2" }, ["name"], true),
   row("NetworkdUnmanaged", "another host", { connection: OTHER_HOST }, ["connection"], false),
   row("NetworkdUnmanaged", "interfaces", { interfaces: ["ve-*"] }),
-  row(
-    "NetworkdUnmanaged",
-    "persist (the file survives a reboot either way)",
-    { persist: true },
-    [],
-    false,
-    false,
-  ),
+  row("NetworkdUnmanaged", "persist (in place; the file needs no unit to survive a reboot)", {
+    persist: true,
+  }),
   row("NetworkdUnmanaged", "credentials in connection", CREDENTIALS_ONLY),
   row("NetworkdUnmanaged", "nothing", {}, [], false, false),
   // AddressPool: never replaced, never host work
