@@ -11,7 +11,10 @@ import {
   specWhenKnown,
   validateContainerName,
   validateFlakeRef,
+  validateAddressWithPrefix,
   validateInterfaceAddress,
+  validateInterfaceName,
+  validateBoolean,
   validateOneOf,
 } from "./validate";
 
@@ -19,31 +22,68 @@ import {
 export interface ContainerSpec {
   readonly name: string;
   readonly driver: ContainerDriverName;
-  /** Both or neither; neither = allocated on the host at create (nixos-container's layout), then kept. */
+  /**
+   * Routed (no hostBridge): both or neither; neither = allocated on the host at create (nixos-container's
+   * layout), then kept. Bridged: hostAddress is the container's default gateway (never set on the host) and
+   * localAddress may carry a prefix (`192.168.50.5/24`); both optional.
+   */
   readonly hostAddress?: string;
   readonly localAddress?: string;
+  /** The host bridge the host end is enslaved to (NixOS `hostBridge`, `nixos-container --bridge`). */
+  readonly hostBridge?: string;
   readonly config?: string;
   readonly configFile?: string;
   readonly flake?: string;
   readonly autoStart: boolean;
   /** Take over a container of this name already on the host instead of refusing it. */
   readonly adopt: boolean;
-  /** `ve-<name>`. */
+  /** `ve-<name>`, or `vb-<name>` when bridged (systemd-nspawn's names). */
   readonly hostInterface: string;
   /** `eth0`. */
   readonly containerInterface: string;
 }
 
-/** The interface names that follow from a container's name (shown at preview). */
-export function containerInterfaces(name: string): { hostInterface: string; containerInterface: string } {
-  return { hostInterface: `ve-${name}`, containerInterface: "eth0" };
+/** The interface names that follow from a container's name and bridge (shown at preview). */
+export function containerInterfaces(
+  name: string,
+  hostBridge?: string,
+): { hostInterface: string; containerInterface: string } {
+  return { hostInterface: `${hostBridge ? "vb" : "ve"}-${name}`, containerInterface: "eth0" };
 }
 
-function booleanFailures(raw: Readonly<Record<string, unknown>>, key: string): Failure[] {
-  const value = raw[key];
-  return value !== undefined && !isUnknown(value) && typeof value !== "boolean"
-    ? [{ property: key, message: `${key} must be true or false, got ${display(value)}` }]
-    : [];
+/** A bridged container's localAddress as its eth0 carries it: with the prefix given, else /32. */
+export function withPrefix(address: string): string {
+  return address.includes("/") ? address : `${address}/32`;
+}
+
+/**
+ * Bridged (NixOS's container-init with HOST_BRIDGE): eth0 gets localAddress as given, and hostAddress is only
+ * a route and the default route inside; nothing is set on the host, so nothing is allocated either.
+ */
+function bridgeFailures(raw: Readonly<Record<string, unknown>>): Failure[] {
+  const failures = [...validateInterfaceName(raw.hostBridge, "hostBridge")];
+  failures.push(...validateAddressWithPrefix(raw.localAddress, "localAddress"));
+  failures.push(...validateInterfaceAddress(raw.hostAddress, "hostAddress", { optional: true }));
+  const given = (v: unknown) => v !== undefined && v !== "";
+  if (given(raw.hostAddress) && !given(raw.localAddress)) {
+    failures.push({
+      property: "localAddress",
+      message:
+        'localAddress is missing while hostAddress is set with hostBridge: a bridged container\'s hostAddress is its default gateway, which needs a localAddress (with a prefix, e.g. "192.168.50.5/24"); set localAddress, or leave both out (DHCP from the LAN is then the container\'s own)',
+    });
+  }
+  if (
+    typeof raw.hostAddress === "string" &&
+    !isUnknown(raw.hostAddress) &&
+    typeof raw.localAddress === "string" &&
+    raw.hostAddress === raw.localAddress.split("/")[0]
+  ) {
+    failures.push({
+      property: "localAddress",
+      message: `localAddress ${display(raw.localAddress)} is the gateway hostAddress: give the container an address of its own on the bridge's network`,
+    });
+  }
+  return failures;
 }
 
 function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
@@ -58,10 +98,15 @@ function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
       message: `driver ${display(raw.driver)} is not supported: use "nixos" (the host's nixos-container command) or "netns" (a plain Linux network namespace, any host)`,
     });
   }
-  failures.push(...validateInterfaceAddress(raw.hostAddress, "hostAddress", { optional: true }));
-  failures.push(...validateInterfaceAddress(raw.localAddress, "localAddress", { optional: true }));
-  failures.push(...bothOrNeither(raw, "hostAddress", "localAddress"));
+  if (raw.hostBridge !== undefined) {
+    failures.push(...bridgeFailures(raw));
+  } else {
+    failures.push(...validateInterfaceAddress(raw.hostAddress, "hostAddress", { optional: true }));
+    failures.push(...validateInterfaceAddress(raw.localAddress, "localAddress", { optional: true }));
+    failures.push(...bothOrNeither(raw, "hostAddress", "localAddress"));
+  }
   if (
+    raw.hostBridge === undefined &&
     typeof raw.hostAddress === "string" &&
     !isUnknown(raw.hostAddress) &&
     raw.hostAddress === raw.localAddress
@@ -102,7 +147,7 @@ function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
       message: `${given[0]} is set but driver is "netns": NixOS configuration needs driver "nixos"`,
     });
   }
-  failures.push(...booleanFailures(raw, "adopt"), ...booleanFailures(raw, "autoStart"));
+  failures.push(...validateBoolean(raw.adopt, "adopt"), ...validateBoolean(raw.autoStart, "autoStart"));
   return failures;
 }
 
@@ -121,14 +166,15 @@ export function parseContainerInputs(raw: Readonly<Record<string, unknown>>): Pa
     "flake",
     "autoStart",
     "adopt",
+    "hostBridge",
   ];
   // Valid and known: the casts below restate what validate just proved.
   return specWhenKnown(raw, keys, validate(raw), () => ({
     name: raw.name as string,
     driver: (raw.driver ?? "nixos") as ContainerDriverName,
-    ...optionalTexts(raw, ["hostAddress", "localAddress", "config", "configFile", "flake"]),
+    ...optionalTexts(raw, ["hostAddress", "localAddress", "hostBridge", "config", "configFile", "flake"]),
     autoStart: raw.autoStart === true,
     adopt: raw.adopt === true,
-    ...containerInterfaces(raw.name as string),
+    ...containerInterfaces(raw.name as string, optionalTexts(raw, ["hostBridge"]).hostBridge),
   }));
 }

@@ -1,7 +1,16 @@
 // Renders a NatSpec for the iptables backend: `iptables-restore --noflush` input that (re)defines only
 // our chains in table nat, the jumps from the built-in chains into them, and the commands that remove both.
 
-import { DnatRule, InterfaceMatch, NAT_NAME_PREFIX, NatSpec, dnatRules, formatSpan } from "./natRuleSpec";
+import {
+  DnatRule,
+  InterfaceMatch,
+  NAT_NAME_PREFIX,
+  NatSpec,
+  dnatRules,
+  formatSpan,
+  forwardDestinations,
+  isLoopback,
+} from "./natRuleSpec";
 
 /** A jump from a built-in nat chain into one of ours, added once (`-C … || -I …`) by the runtime. */
 export interface IptablesJump {
@@ -66,18 +75,23 @@ export function renderIptables(spec: NatSpec): IptablesRender {
   const ext = spec.externalInterface;
   const action = spec.externalIP === undefined ? "-j MASQUERADE" : `-j SNAT --to-source ${spec.externalIP}`;
   const dnat = dnatRules(spec);
+  const reflected = spec.loopbackIPs.filter((a) => !isLoopback(a));
+  const own = [
+    ...new Set([...(spec.externalIP === undefined ? [] : [spec.externalIP]), ...spec.loopbackIPs]),
+  ];
   const rules = [
     // POSTROUTING cannot match the input interface, so it is remembered as a mark in prerouting.
     ...spec.internalInterfaces.map((m) => `-A ${c.pre} -i ${iptInterface(m)} -j MARK --set-mark ${NAT_MARK}`),
     ...dnat.map((r) => `-A ${c.pre} -i ${ext} ${iptDnat(r)}`),
+    // loopbackIPs: containers (and LAN hosts routed through us) reach the forwards on these addresses too.
+    ...reflected.flatMap((address) => dnat.map((r) => `-A ${c.pre} -d ${address} ${iptDnat(r)}`)),
     ...(spec.internalInterfaces.length > 0
       ? [`-A ${c.post} -m mark --mark ${NAT_MARK} -o ${ext} ${action}`]
       : []),
     ...spec.internalIPs.map((range) => `-A ${c.post} -s ${range} -o ${ext} ${action}`),
+    ...hairpinRules(spec, c.post),
     // The host's own connections to its external address never pass PREROUTING; DNAT them on OUTPUT.
-    ...(spec.externalIP === undefined
-      ? []
-      : dnat.map((r) => `-A ${c.out} -d ${spec.externalIP} ${iptDnat(r)}`)),
+    ...own.flatMap((address) => dnat.map((r) => `-A ${c.out} -d ${address} ${iptDnat(r)}`)),
   ];
   const lines = [
     `# Managed by pulumi-nixos-containers (NatRule ${spec.name}): defines and flushes only the chains below.`,
@@ -88,6 +102,60 @@ export function renderIptables(spec: NatSpec): IptablesRender {
     "COMMIT",
   ];
   return { restore: `${lines.join("\n")}\n`, jumps: iptablesJumps(spec.name), chains };
+}
+
+/** Hairpin masquerading for forwards reached over a loopback IP (see the nftables renderer's hairpinRules). */
+function hairpinRules(spec: NatSpec, post: string): string[] {
+  if (spec.loopbackIPs.length === 0) return [];
+  const sources = [
+    ...(spec.internalInterfaces.length > 0 ? [`-m mark --mark ${NAT_MARK}`] : []),
+    ...spec.internalIPs.map((range) => `-s ${range}`),
+    ...(spec.loopbackIPs.some(isLoopback) ? ["-s 127.0.0.0/8"] : []),
+  ];
+  return forwardDestinations(spec).flatMap((dest) =>
+    sources.map((from) => `-A ${post} ${from} -d ${dest} -m conntrack --ctstate DNAT -j MASQUERADE`),
+  );
+}
+
+/** The chain of ours in table filter that `allowForward` jumps to (fits the 28-character limit like "-post"). */
+export function forwardChainName(id: string): string {
+  return `${NAT_NAME_PREFIX}${id}-fwd`;
+}
+
+/**
+ * `allowForward`: the `iptables-restore --noflush` input (table filter, our chain only) that accepts our
+ * traffic on the forward path: from the internal side out of the external interface, the replies, and
+ * both directions of our port forwards (connections DNATed to their destinations). Undefined without
+ * `allowForward`.
+ */
+export function renderForward(spec: NatSpec): string | undefined {
+  if (!spec.allowForward) return undefined;
+  const f = forwardChainName(spec.name);
+  const ext = spec.externalInterface;
+  const replies = "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT";
+  const lines = [
+    `# Managed by pulumi-nixos-containers (NatRule ${spec.name}): defines and flushes only the chain below.`,
+    "*filter",
+    `:${f} - [0:0]`,
+    `-F ${f}`,
+    ...spec.internalInterfaces.map((m) => `-A ${f} -i ${iptInterface(m)} -o ${ext} -j ACCEPT`),
+    ...spec.internalIPs.map((range) => `-A ${f} -s ${range} -o ${ext} -j ACCEPT`),
+    ...spec.internalInterfaces.map((m) => `-A ${f} -i ${ext} -o ${iptInterface(m)} ${replies}`),
+    ...spec.internalIPs.map((range) => `-A ${f} -i ${ext} -d ${range} ${replies}`),
+    ...forwardDestinations(spec).map(
+      (dest) => `-A ${f} -m conntrack --ctstate DNAT --ctreplsrc ${dest} -j ACCEPT`,
+    ),
+    "COMMIT",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** The chains `allowForward` may jump from: Docker's DOCKER-USER when it exists (Docker's advice), else FORWARD. */
+export const FORWARD_JUMP_CHAINS = ["DOCKER-USER", "FORWARD"] as const;
+
+/** The argv of one operation on the jump from `chain` into our forward chain (table filter). */
+export function forwardJumpArgv(id: string, chain: string, op: "-C" | "-I" | "-D"): string[] {
+  return ["iptables", "-w", "-t", "filter", op, chain, "-j", forwardChainName(id)];
 }
 
 /**
@@ -109,5 +177,16 @@ export function deleteIptables(spec: Pick<NatSpec, "name">): string[][] {
 export function renderIptablesRuleset(spec: NatSpec): string {
   const { restore, jumps } = renderIptables(spec);
   const jumpLines = jumps.map((j) => iptablesJumpArgv(j, "-I").join(" "));
-  return `${restore}# jumps, each inserted once if "-C" does not find it:\n${jumpLines.join("\n")}\n`;
+  return `${restore}# jumps, each inserted once if "-C" does not find it:\n${jumpLines.join("\n")}\n${renderForwardRuleset(spec)}`;
+}
+
+/** What preview shows for `allowForward` (either backend): the filter chain and where its jump goes. */
+export function renderForwardRuleset(spec: NatSpec): string {
+  const forward = renderForward(spec);
+  if (forward === undefined) return "";
+  const jump = forwardJumpArgv(spec.name, "DOCKER-USER|FORWARD", "-I").join(" ");
+  return (
+    "# allowForward, where iptables' table filter exists (Docker's FORWARD policy is DROP):\n" +
+    `${forward}# jump, inserted once at the top of DOCKER-USER when it exists, else of FORWARD:\n${jump}\n`
+  );
 }

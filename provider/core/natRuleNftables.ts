@@ -1,8 +1,17 @@
 // Renders a NatSpec as the text for `nft -f` that atomically replaces our own table `ip pnc-nat-<id>`
 // and nothing else, so the NixOS firewall, Docker and hand-written rules on the same host are untouched.
 
-import { renderIptablesRuleset } from "./natRuleIptables";
-import { DnatRule, InterfaceMatch, NAT_NAME_PREFIX, NatSpec, dnatRules, formatSpan } from "./natRuleSpec";
+import { renderForwardRuleset, renderIptablesRuleset } from "./natRuleIptables";
+import {
+  DnatRule,
+  InterfaceMatch,
+  NAT_NAME_PREFIX,
+  NatSpec,
+  dnatRules,
+  formatSpan,
+  forwardDestinations,
+  isLoopback,
+} from "./natRuleSpec";
 
 /** The nftables table that holds every rule of the NatRule `id` (family ip). */
 export function nftTableName(id: string): string {
@@ -47,6 +56,26 @@ function postRules(spec: NatSpec): string[] {
   return rules;
 }
 
+/** `ip daddr ADDRESS` or `ip daddr { A, B }`. */
+function daddr(addresses: readonly string[]): string {
+  return addresses.length === 1 ? `ip daddr ${addresses[0]}` : `ip daddr { ${addresses.join(", ")} }`;
+}
+
+/**
+ * Hairpin: a forward reached over a loopback IP from a container, an internal range or the host's loopback
+ * is masqueraded, so the destination answers through the host (a container reaching its own forward would
+ * otherwise answer itself directly). Only our own DNATs (`ct status dnat` to our destinations) are touched.
+ */
+function hairpinRules(spec: NatSpec, destinations: readonly string[]): string[] {
+  if (spec.loopbackIPs.length === 0 || destinations.length === 0) return [];
+  const to = `${daddr(destinations)} ct status dnat masquerade`;
+  return [
+    ...spec.internalInterfaces.map((m) => `iifname ${nftInterface(m)} ${to}`),
+    ...spec.internalIPs.map((range) => `ip saddr ${range} ${to}`),
+    ...(spec.loopbackIPs.some(isLoopback) ? [`ip saddr 127.0.0.0/8 ${to}`] : []),
+  ];
+}
+
 /**
  * The complete `nft -f` input. The first two lines create the table if it is missing and then delete it,
  * so the definition that follows replaces it in the same transaction whether it existed or not.
@@ -54,17 +83,25 @@ function postRules(spec: NatSpec): string[] {
 export function renderNft(spec: NatSpec): string {
   const table = `table ip ${nftTableName(spec.name)}`;
   const dnat = dnatRules(spec);
-  const pre = dnat.map((r) => `iifname "${spec.externalInterface}" ${nftDnat(r)}`);
+  const reflected = spec.loopbackIPs.filter((a) => !isLoopback(a));
+  const pre = [
+    ...dnat.map((r) => `iifname "${spec.externalInterface}" ${nftDnat(r)}`),
+    // loopbackIPs: containers (and LAN hosts routed through us) reach the forwards on these addresses too.
+    ...(reflected.length === 0 ? [] : dnat.map((r) => `${daddr(reflected)} ${nftDnat(r)}`)),
+  ];
   // The host's own connections to its external address never pass prerouting; DNAT them on output.
-  const out =
-    spec.externalIP === undefined ? [] : dnat.map((r) => `ip daddr ${spec.externalIP} ${nftDnat(r)}`);
+  const own = [
+    ...new Set([...(spec.externalIP === undefined ? [] : [spec.externalIP]), ...spec.loopbackIPs]),
+  ];
+  const out = own.length === 0 ? [] : dnat.map((r) => `${daddr(own)} ${nftDnat(r)}`);
+  const post = [...postRules(spec), ...hairpinRules(spec, forwardDestinations(spec))];
   const lines = [
     `# Managed by pulumi-nixos-containers (NatRule ${spec.name}): this file replaces ${table} and nothing else.`,
     `${table} {}`,
     `delete ${table}`,
     `${table} {`,
     ...chain("pre", "prerouting priority dstnat", pre),
-    ...chain("post", "postrouting priority srcnat", postRules(spec)),
+    ...chain("post", "postrouting priority srcnat", post),
     ...chain("out", "output priority -100", out),
     "}",
   ];
@@ -76,5 +113,7 @@ export function renderNft(spec: NatSpec): string {
  * because nftables is the default backend; both renderers stay independent of each other otherwise.
  */
 export function renderRuleset(spec: NatSpec): string {
-  return spec.backend === "nftables" ? renderNft(spec) : renderIptablesRuleset(spec);
+  return spec.backend === "nftables"
+    ? renderNft(spec) + renderForwardRuleset(spec)
+    : renderIptablesRuleset(spec);
 }

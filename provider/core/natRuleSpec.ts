@@ -11,6 +11,7 @@ import {
   isUnknown,
   parsePortRange,
   validateAddressOrCidr,
+  validateBoolean,
   validateInterfaceName,
   validateIPv4,
   validateList,
@@ -56,6 +57,26 @@ export interface NatSpec {
   /** SNAT to this address instead of masquerading; also DNATs the host's own traffic to it. */
   readonly externalIP?: string;
   readonly forwardPorts: readonly ForwardPort[];
+  /**
+   * Accept our traffic on the host's forward path (a chain of ours jumped to from the top of iptables'
+   * FORWARD, or from DOCKER-USER when it exists), for hosts whose forwarding drops by default (Docker).
+   */
+  readonly allowForward: boolean;
+  /**
+   * Addresses on which the forwards also answer for the host itself and its containers (NixOS
+   * `loopbackIPs`), with hairpin masquerading; an address in 127.0.0.0/8 also opens loopback forwards.
+   */
+  readonly loopbackIPs: readonly string[];
+}
+
+/** Whether an address is on the loopback network 127.0.0.0/8 (a forward there needs route_localnet). */
+export function isLoopback(address: string): boolean {
+  return address.startsWith("127.");
+}
+
+/** The addresses the port forwards lead to, each once, in input order. */
+export function forwardDestinations(spec: Pick<NatSpec, "forwardPorts">): string[] {
+  return [...new Set(spec.forwardPorts.map((f) => f.destination.address))];
 }
 
 /** One DNAT rule as both renderers emit it, after port forwards with shifted ranges are expanded. */
@@ -284,6 +305,10 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): Parsed<N
     ...validateInterfaceName(raw.externalInterface, "externalInterface"),
     ...validateIPv4(raw.externalIP, "externalIP", { optional: true }),
     ...validateList(raw.forwardPorts, "forwardPorts", forwardPortFailures, { optional: true }),
+    ...validateBoolean(raw.allowForward, "allowForward"),
+    ...validateList(raw.loopbackIPs, "loopbackIPs", (item, property) => validateIPv4(item, property), {
+      optional: true,
+    }),
   ];
   const fields = [
     raw.name,
@@ -293,6 +318,8 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): Parsed<N
     raw.externalInterface,
     raw.externalIP,
     raw.forwardPorts,
+    raw.allowForward,
+    raw.loopbackIPs,
   ];
   if (failures.length > 0 || fields.some(containsUnknown)) {
     return { failures };
@@ -336,6 +363,8 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): Parsed<N
       ? {}
       : { externalIP: raw.externalIP as string }),
     forwardPorts: forwards.map((f) => f.port),
+    allowForward: raw.allowForward === true,
+    loopbackIPs: unique(stringList(raw.loopbackIPs, []), (s) => s),
   };
   return { spec, failures };
 }

@@ -129,6 +129,13 @@ function interfaceNameProblem(value: string, wildcard: boolean): string | undefi
   return undefined;
 }
 
+/** An optional boolean (`persist`, `allowForward`, `autoStart`, ...). */
+export function validateBoolean(value: unknown, property: string): Failure[] {
+  return value !== undefined && value !== null && !isUnknown(value) && typeof value !== "boolean"
+    ? [{ property, message: `${property} must be true or false, got ${display(value)}` }]
+    : [];
+}
+
 /** A Linux interface name we create or match; wildcards only with `options.wildcard`. */
 export function validateInterfaceName(
   value: unknown,
@@ -526,4 +533,25 @@ export function validateInterfaceAddress(
           message: `${property} ${display(value)} cannot be given to an interface: ${why}; use a private unicast address such as "10.233.1.2"`,
         },
       ];
+}
+
+/**
+ * An interface address with an optional prefix length, as a bridged veth's container end takes it
+ * (`192.168.50.5/24`; without a prefix it is a /32). Unknown or absent values pass.
+ */
+export function validateAddressWithPrefix(value: unknown, property: string): Failure[] {
+  if (value === undefined || isUnknown(value)) return [];
+  const [address, prefix, ...rest] = String(value).split("/");
+  const failures = validateInterfaceAddress(address, property);
+  if (
+    typeof value !== "string" ||
+    rest.length > 0 ||
+    (prefix !== undefined && !/^(?:[0-9]|[12][0-9]|3[0-2])$/.test(prefix))
+  ) {
+    failures.push({
+      property,
+      message: `${property} ${display(value)} is invalid: use an IPv4 address, optionally with a prefix length 0-32 (e.g. "192.168.50.5/24")`,
+    });
+  }
+  return failures;
 }

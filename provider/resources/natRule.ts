@@ -34,6 +34,27 @@ export interface NatRuleArgs {
   readonly backend?: pulumi.Input<NatBackend>;
   /** Ports forwarded from the external interface to containers. @default none */
   readonly forwardPorts?: pulumi.Input<pulumi.Input<ForwardPortArgs>[]>;
+  /**
+   * Let the traffic pass a host whose forwarding drops by default: a chain of ours in iptables' table filter,
+   * jumped to from the top of DOCKER-USER (when Docker made it) or FORWARD, accepts the internal side out of
+   * the external interface, the replies, and the port forwards. Where another nftables table drops forwarded
+   * traffic (NixOS `networking.firewall.filterForward`), no rule of ours can override it: create and update
+   * then fail naming the NixOS option to set. @default false
+   */
+  readonly allowForward?: pulumi.Input<boolean>;
+  /**
+   * Addresses on which the port forwards also answer for the host itself and its containers (NixOS
+   * `forwardPorts.*.loopbackIPs`, "NAT reflection"), e.g. the host's public address; connections from
+   * containers or internal ranges are masqueraded (hairpin). An address in 127.0.0.0/8 makes the forwards
+   * answer on the host's loopback too (route_localnet is set on the devices the destinations are reached by,
+   * and put back on delete). @default none
+   */
+  readonly loopbackIPs?: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * Also write a systemd unit of ours that restores the rules and forwarding at boot and after a firewall
+   * start, restart or reload (nftables.service, firewall.service, firewalld, netfilter-persistent). @default false
+   */
+  readonly persist?: pulumi.Input<boolean>;
 }
 
 export class NatRule extends HostResource {
@@ -44,8 +65,20 @@ export class NatRule extends HostResource {
   declare readonly live: pulumi.Output<"applied" | "altered" | "missing">;
   /** Whether IPv4 forwarding was on at the last create, update or refresh. */
   declare readonly forwarding: pulumi.Output<boolean>;
+  /**
+   * The forward hooks that drop this rule's traffic, e.g. "table ip filter chain FORWARD (policy drop)"
+   * (Docker) or "table inet nixos-fw chain forward (policy drop)": empty when none does. With allowForward a
+   * non-empty list after a refresh makes the next `up` repair it.
+   */
+  declare readonly forwardBlockedBy: pulumi.Output<string[]>;
 
   constructor(name: string, args: NatRuleArgs, opts?: pulumi.CustomResourceOptions) {
-    super("NatRule", name, { ...args, name: args.name ?? name }, ["ruleset", "live", "forwarding"], opts);
+    super(
+      "NatRule",
+      name,
+      { ...args, name: args.name ?? name },
+      ["ruleset", "live", "forwarding", "forwardBlockedBy"],
+      opts,
+    );
   }
 }

@@ -5,6 +5,15 @@ import * as pulumi from "@pulumi/pulumi";
 import { ResourceType } from "../core/types";
 import { ConnectionInput } from "./connectionArgs";
 
+/** What `persist: true` writes on the host (see HostResource.persistence). */
+export interface PersistenceOutput {
+  readonly unit: string;
+  readonly unitPath: string;
+  readonly unitText: string;
+  readonly scriptPath: string;
+  readonly scriptText: string;
+}
+
 /** The runtime's methods, as the shims call them. */
 interface Runtime {
   check(type: string, olds: unknown, news: unknown): Promise<pulumi.dynamic.CheckResult>;
@@ -46,6 +55,14 @@ export function makeProvider(type: ResourceType): pulumi.dynamic.ResourceProvide
 export abstract class HostResource extends pulumi.dynamic.Resource {
   /** Bookkeeping: the host key fingerprint seen at create; a host presenting another key is refused. */
   declare readonly hostKeyFingerprint: pulumi.Output<string>;
+  /**
+   * With `persist: true`, the systemd unit and script of ours that restore the resource after a reboot:
+   * `{ unit, unitPath, unitText, scriptPath, scriptText }`, known at preview. Absent for resources whose
+   * host state persists by itself.
+   */
+  declare readonly persistence: pulumi.Output<PersistenceOutput | undefined>;
+  /** Whether that unit is on the host as planned: "current", or after a refresh "missing"/"stale". */
+  declare readonly persisted: pulumi.Output<"current" | "missing" | "stale" | undefined>;
 
   /**
    * @param args the resource's inputs (a copy is registered: the engine writes `__provider` into it)
@@ -59,7 +76,9 @@ export abstract class HostResource extends pulumi.dynamic.Resource {
     opts: pulumi.CustomResourceOptions | undefined,
   ) {
     const props = {
-      ...Object.fromEntries([...outputs, "hostKeyFingerprint"].map((key) => [key, undefined])),
+      ...Object.fromEntries(
+        [...outputs, "hostKeyFingerprint", "persistence", "persisted"].map((key) => [key, undefined]),
+      ),
       ...args,
       // Credentials are secret in the inputs too (state, `preview --diff`), even when given as plain strings.
       connection: pulumi.secret(args.connection),

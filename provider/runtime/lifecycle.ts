@@ -10,11 +10,13 @@ import {
   parseTimeouts,
   validateTimeouts,
 } from "../core/timeouts";
-import { Failure } from "../core/validate";
+import { Failure, UNKNOWN, validateBoolean } from "../core/validate";
+import { PersistPlan } from "../core/persistence";
 import { HostResourceType } from "../core/types";
 import { randomBytes } from "node:crypto";
 import { ScriptOutcome } from "../host/protocol";
 import { Ownership, claimScript } from "../host/shell";
+import { persistApplyScript, persistReadScript, persistRemoveScript } from "../host/persistScripts";
 import { SshError, SshHost } from "../ssh";
 import {
   CheckResult,
@@ -49,6 +51,12 @@ export const HOST_KEY_BOOKKEEPING = "hostKeyFingerprint";
  * sent (the next update asks the host whether it got past its checks).
  */
 export const OWNER_BOOKKEEPING = ["owner", "createPending"] as const;
+
+/**
+ * What every host resource observes of `persist`: `persisted` is current, missing or stale (see
+ * host/persistScripts.ts), present while persist is on or a unit of ours is left on the host.
+ */
+export const PERSIST_OBSERVED = "persisted";
 
 export interface HostResourceDefinition<Spec, Observation> {
   readonly type: HostResourceType;
@@ -123,6 +131,23 @@ export interface HostResourceDefinition<Spec, Observation> {
   adopts?(spec: Spec): boolean;
   /** The default `timeouts` of this spec. @default five minutes for each operation */
   defaultTimeouts?(spec: Spec): Timeouts;
+  /**
+   * `persist: true`: the unit and script that restore it after a reboot (see core/persistence.ts), rendered
+   * from the spec; undefined when the resource has nothing live to restore (what it writes persists by itself,
+   * or it persists another way, as a nixos container's autoStart does).
+   */
+  persistence?(spec: Spec): PersistPlan | undefined;
+}
+
+/** The `persistence` input preview shows: the unit and the script, with their paths. */
+function shownPlan(plan: PersistPlan): Props {
+  return {
+    unit: plan.unit,
+    unitPath: plan.unitPath,
+    unitText: plan.unitText,
+    scriptPath: plan.scriptPath,
+    scriptText: plan.scriptText,
+  };
 }
 
 /** The script builders of a resource whose every operation is one script of its own. */
@@ -211,8 +236,62 @@ export function hostResourceHandler<Spec, Observation>(
 
   function check(_olds: Props, news: Props): CheckResult {
     const { inputs, failures } = d.check(news);
-    const all = [...connectionFailures(news.connection), ...validateTimeouts(news.timeouts), ...failures];
+    const all = [
+      ...connectionFailures(news.connection),
+      ...validateTimeouts(news.timeouts),
+      ...validateBoolean(news.persist, "persist"),
+      ...failures,
+    ];
+    if (news.persist === true && d.persistence && failures.length === 0) {
+      const { spec } = d.parse(inputs);
+      const plan = spec === undefined ? undefined : d.persistence(spec);
+      if (spec === undefined) inputs.persistence = UNKNOWN;
+      else if (plan) inputs.persistence = shownPlan(plan);
+    }
     return { inputs, failures: toCheckFailures(all) };
+  }
+
+  /** The plan to write when the resource persists (persist on and something live to restore). */
+  const planOf = (spec: Spec, props: Props): PersistPlan | undefined =>
+    props.persist === true ? d.persistence?.(spec) : undefined;
+  /** Unit scripts are never legacy: a unit without our marker is someone else's. */
+  const unitOwner = (owner: Ownership): Ownership => ({ ...owner, legacy: false });
+
+  /**
+   * Writes the plan (or, persist off, removes a unit of ours left from before) after a create or update; the
+   * `persisted` output it leads to (absent when there is nothing to persist and nothing was there).
+   */
+  async function persistAfter(
+    host: SshHost,
+    spec: Spec,
+    props: Props,
+    previous: Props | undefined,
+    owner: Ownership,
+  ): Promise<Props> {
+    const plan = planOf(spec, props);
+    const { kind, name } = d.marker(spec);
+    const operation = { subject: d.subject(spec), action: "persisted" };
+    if (plan) {
+      const done = await report(
+        host,
+        {
+          display: `persist ${d.subject(spec)} (${plan.unit})`,
+          script: persistApplyScript(plan, unitOwner(owner)),
+        },
+        operation,
+      );
+      return { [PERSIST_OBSERVED]: done.results.persisted ?? "missing" };
+    }
+    if (previous?.[PERSIST_OBSERVED] === undefined) return {};
+    await report(
+      host,
+      {
+        display: `stop persisting ${d.subject(spec)}`,
+        script: persistRemoveScript(kind, name, unitOwner(owner)),
+      },
+      operation,
+    );
+    return {};
   }
 
   /** The job with the time its operation may take (the `timeouts` input over the spec's defaults). */
@@ -284,7 +363,13 @@ export function hostResourceHandler<Spec, Observation>(
     const problem = d.verify?.(spec, observation, host.target);
     // What was made is on the host: record it (init error) rather than orphan it.
     if (problem) throw new PartialCreateError(problem, id, outs, [problem]);
-    return { id, outs };
+    try {
+      return { id, outs: { ...outs, ...(await persistAfter(host, spec, inputs, undefined, owner)) } };
+    } catch (err) {
+      // Made but not persisted: recorded as such, the next `up` writes the unit.
+      const message = err instanceof Error ? err.message : String(err);
+      throw new PartialCreateError(message, id, { ...outs, [PERSIST_OBSERVED]: "missing" }, [message]);
+    }
   }
 
   /** A create cut off earlier: finish it when it got past its checks (our marker), else create afresh. */
@@ -327,7 +412,8 @@ export function hostResourceHandler<Spec, Observation>(
     const { observation, outs } = observedOutputs("update", spec, done, news, previous, fingerprint, owner);
     const problem = d.verify?.(spec, observation, host.target);
     if (problem) throw new Error(problem);
-    return outs;
+    delete outs[PERSIST_OBSERVED];
+    return { ...outs, ...(await persistAfter(host, spec, news, olds, owner)) };
   }
 
   /** State from before markers, with nothing else to do: mark its object, touching nothing else. */
@@ -349,20 +435,49 @@ export function hostResourceHandler<Spec, Observation>(
     const { host } = hostOf(props);
     const fingerprint = await host.fingerprint();
     const owner = ownershipOf(spec, props);
-    const done = await report(host, d.scripts.read(spec, owner), {
-      subject: d.subject(spec),
-      action: "read",
-    });
+    const plan = planOf(spec, props);
+    const { kind, name } = d.marker(spec);
+    const operation = { subject: d.subject(spec), action: "read" };
+    // Both reads are sent at once: the host runs them in one round trip.
+    const [done, unit] = await Promise.all([
+      report(host, d.scripts.read(spec, owner), operation),
+      plan || props[PERSIST_OBSERVED] !== undefined
+        ? report(
+            host,
+            {
+              display: `read the unit of ${d.subject(spec)}`,
+              script: persistReadScript(kind, name, plan, unitOwner(owner)),
+            },
+            operation,
+          )
+        : undefined,
+    ]);
     // What is there under our name but not marked ours is someone else's: ours is gone.
     if (!owner.legacy && props.createPending !== true && done.results.owner !== owner.token) return {};
     const { observation, outs } = observedOutputs("read", spec, done, props, props, fingerprint, owner);
     if (props.createPending === true) outs.createPending = true;
+    delete outs[PERSIST_OBSERVED];
+    // Without persist, only a unit of ours left on the host is worth an output (up removes it).
+    const persisted = unit?.results.persisted;
+    if (persisted !== undefined && (plan || persisted !== "missing")) outs[PERSIST_OBSERVED] = persisted;
     return d.exists(observation) ? { id, props: outs } : {};
   }
 
   async function remove(props: Props): Promise<void> {
     const spec = parsed(d, props);
     const { host } = hostOf(props);
+    if (planOf(spec, props) || props[PERSIST_OBSERVED] !== undefined) {
+      // The unit goes first: a reboot between the two must not bring back what the delete removes.
+      const { kind, name } = d.marker(spec);
+      await report(
+        host,
+        {
+          display: `stop persisting ${d.subject(spec)}`,
+          script: persistRemoveScript(kind, name, unitOwner(ownershipOf(spec, props))),
+        },
+        { subject: d.subject(spec), action: "deleted" },
+      );
+    }
     const job = timed(d.scripts.delete(spec, ownershipOf(spec, props)), spec, props, "delete");
     const done = await report(host, job, {
       subject: d.subject(spec),
@@ -378,10 +493,21 @@ export function hostResourceHandler<Spec, Observation>(
   }
 
   const kept = (olds: Props, news: Props): Props => (d.withKept ? d.withKept(olds, news) : news);
+  // Every resource's rules, with `persist`: its plan is updated in place, and a unit found missing or stale
+  // (or one left while persist is off) is repaired by the next update.
+  const rules: DiffRules = {
+    ...d.rules,
+    update: [...d.rules.update, "persist", "persistence"],
+    healthy: (olds) =>
+      (d.rules.healthy?.(olds) ?? true) &&
+      (olds.persistence === undefined
+        ? olds[PERSIST_OBSERVED] === undefined
+        : olds[PERSIST_OBSERVED] === "current"),
+  };
   return {
     check,
     diff: (_id, olds, news) => {
-      const result = diffWith(d.rules, olds, kept(olds, news));
+      const result = diffWith(rules, olds, kept(olds, news));
       // State from before markers: the next update marks its objects (and touches nothing else).
       return typeof olds.owner === "string" || result.changes ? result : { ...result, changes: true };
     },
@@ -389,7 +515,7 @@ export function hostResourceHandler<Spec, Observation>(
     update: (_id, olds, news) =>
       scrubbed(news, async () => {
         const wanted = kept(olds, news);
-        if (olds.createPending !== true && nothingToDo(d.rules, olds, wanted)) {
+        if (olds.createPending !== true && nothingToDo(rules, olds, wanted)) {
           if (typeof olds.owner === "string") {
             return { outs: { ...olds, ...wanted, [HOST_KEY_BOOKKEEPING]: olds[HOST_KEY_BOOKKEEPING] } };
           }
@@ -402,6 +528,6 @@ export function hostResourceHandler<Spec, Observation>(
     inputsOf: (props) =>
       d.inputsOf
         ? d.inputsOf(props)
-        : withoutKeys(props, [...d.observed, ...d.bookkeeping, ...OWNER_BOOKKEEPING]),
+        : withoutKeys(props, [...d.observed, ...d.bookkeeping, ...OWNER_BOOKKEEPING, PERSIST_OBSERVED]),
   };
 }

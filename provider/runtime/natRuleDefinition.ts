@@ -4,11 +4,13 @@
 import { NatSpec, parseNatInputs } from "../core/natRuleSpec";
 import { renderRuleset } from "../core/natRuleNftables";
 import { UNKNOWN } from "../core/validate";
+import { renderPersistPlan } from "../core/persistence";
 import {
   ObservedNat,
   natCreateScript,
   natDeleteScript,
   natReadScript,
+  natRestoreScript,
   natUpdateScript,
   observeNat,
 } from "../host/natRuleScripts";
@@ -25,6 +27,8 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
       internalInterfaces: news.internalInterfaces ?? ["ve-+"],
       internalIPs: news.internalIPs ?? [],
       forwardPorts: news.forwardPorts ?? [],
+      allowForward: news.allowForward ?? false,
+      loopbackIPs: news.loopbackIPs ?? [],
     };
     const { spec, failures } = parseNatInputs(inputs);
     inputs.ruleset = spec ? renderRuleset(spec) : UNKNOWN;
@@ -40,14 +44,24 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
       "externalInterface",
       "externalIP",
       "forwardPorts",
+      "allowForward",
+      "loopbackIPs",
       "ruleset",
     ],
     // Same name on the same host: same table or chains, so the old one must go first.
     deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
-    // A refresh found our rules flushed or changed, or forwarding turned off.
-    healthy: (olds) => olds.live === "applied" && olds.forwarding !== false,
+    // A refresh found our rules flushed or changed, forwarding turned off, or (allowForward) a forward hook
+    // that drops our traffic, e.g. Docker started after us (the update puts our jump back, or names the fix).
+    healthy: (olds) =>
+      olds.live === "applied" &&
+      olds.forwarding !== false &&
+      !(
+        olds.allowForward === true &&
+        Array.isArray(olds.forwardBlockedBy) &&
+        olds.forwardBlockedBy.length > 0
+      ),
   },
-  observed: ["live", "forwarding"],
+  observed: ["live", "forwarding", "forwardBlockedBy"],
   bookkeeping: [HOST_KEY_BOOKKEEPING],
 
   id: (spec, machine) => `${machine}/nat/${spec.name}`,
@@ -63,7 +77,13 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
   observe: (_spec, report) => observeNat(report.results),
   // Gone: no rules of ours and no record of this NatRule on the host.
   exists: (seen) => seen.live !== "missing" || seen.recorded,
-  outputs: (_spec, seen) => ({ live: seen.live, forwarding: seen.forwarding }),
+  outputs: (_spec, seen) => ({
+    live: seen.live,
+    forwarding: seen.forwarding,
+    forwardBlockedBy: seen.forwardBlockedBy,
+  }),
+  persistence: (spec) =>
+    renderPersistPlan("nat", spec.name, `NatRule ${spec.name}`, "firewall", natRestoreScript(spec)),
 
   failure: {
     cutOff: { live: "missing" },

@@ -9,6 +9,7 @@ import {
   deleteIptables,
   iptablesChainNames,
   iptablesJumpArgv,
+  renderForward,
   renderIptables,
 } from "../../provider/core/natRuleIptables";
 import { NAT_NAME_MAX_LENGTH, NatSpec, parseNatInputs } from "../../provider/core/natRuleSpec";
@@ -239,5 +240,65 @@ describe.each(variants)("renderIptables with the real $name in a throwaway netwo
     const saved = inNetns(script, restore);
     expect(saved).not.toContain("pnc-nat-x");
     expect(saved).toContain(":someone-else - [0:0]");
+  });
+});
+
+describe("renderIptables with loopbackIPs and allowForward", () => {
+  const reflected = spec({
+    internalIPs: ["10.233.0.0/16"],
+    forwardPorts: [{ sourcePort: 8080, destination: "10.233.1.2:80" }],
+    loopbackIPs: ["192.0.2.10", "127.0.0.1"],
+    allowForward: true,
+  });
+
+  it("DNATs the loopback IPs (prerouting without 127/8, output with) and masquerades our DNATs from inside", () => {
+    const { restore } = renderIptables(reflected);
+    expect(restore).toContain(
+      "-A pnc-nat-x-pre -d 192.0.2.10 -p tcp --dport 8080 -j DNAT --to-destination 10.233.1.2:80\n",
+    );
+    expect(restore).not.toContain("-A pnc-nat-x-pre -d 127.0.0.1");
+    expect(restore).toContain(
+      "-A pnc-nat-x-out -d 127.0.0.1 -p tcp --dport 8080 -j DNAT --to-destination 10.233.1.2:80\n",
+    );
+    expect(restore).toContain(
+      "-A pnc-nat-x-post -m mark --mark 0x10000000/0x10000000 -d 10.233.1.2 -m conntrack --ctstate DNAT -j MASQUERADE\n",
+    );
+    expect(restore).toContain(
+      "-A pnc-nat-x-post -s 127.0.0.0/8 -d 10.233.1.2 -m conntrack --ctstate DNAT -j MASQUERADE\n",
+    );
+  });
+
+  it("renders the forward chain: out, replies, and both directions of the port forwards", () => {
+    expect(renderForward(reflected)).toBe(
+      [
+        "# Managed by pulumi-nixos-containers (NatRule x): defines and flushes only the chain below.",
+        "*filter",
+        ":pnc-nat-x-fwd - [0:0]",
+        "-F pnc-nat-x-fwd",
+        "-A pnc-nat-x-fwd -i ve-+ -o eth0 -j ACCEPT",
+        "-A pnc-nat-x-fwd -s 10.233.0.0/16 -o eth0 -j ACCEPT",
+        "-A pnc-nat-x-fwd -i eth0 -o ve-+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A pnc-nat-x-fwd -i eth0 -d 10.233.0.0/16 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A pnc-nat-x-fwd -m conntrack --ctstate DNAT --ctreplsrc 10.233.1.2 -j ACCEPT",
+        "COMMIT",
+        "",
+      ].join("\n"),
+    );
+    expect(renderForward(spec({}))).toBeUndefined();
+  });
+
+  it.each(variants)("loads into the real $name (nat and filter)", (v) => {
+    const ready = isRoot && has("unshare") && has(v.restore) && has(v.save);
+    if (!ready) return;
+    const file = join(dir, "forward.restore");
+    writeFileSync(file, renderForward(reflected) ?? "");
+    const saved = inNetns(
+      `${v.restore} --noflush < "$1"; ${v.restore} --noflush < ${quoteArgv([file])}; ${v.save}`,
+      renderIptables(reflected).restore,
+    );
+    expect(saved).toContain("-A pnc-nat-x-fwd -m conntrack --ctstate DNAT --ctreplsrc 10.233.1.2 -j ACCEPT");
+    expect(saved).toContain(
+      "-A pnc-nat-x-post -s 127.0.0.0/8 -d 10.233.1.2/32 -m conntrack --ctstate DNAT -j MASQUERADE",
+    );
   });
 });

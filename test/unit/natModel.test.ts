@@ -31,6 +31,24 @@ describe("parseNatInputs", () => {
       internalIPs: [],
       externalInterface: "eth0",
       forwardPorts: [],
+      allowForward: false,
+      loopbackIPs: [],
+    });
+  });
+
+  it("takes allowForward and loopbackIPs, and names the property and value of a bad one", () => {
+    const spec = parsed({
+      ...BASE,
+      allowForward: true,
+      loopbackIPs: ["192.0.2.10", "127.0.0.1", "192.0.2.10"],
+    });
+    expect(spec).toMatchObject({ allowForward: true, loopbackIPs: ["192.0.2.10", "127.0.0.1"] });
+    expect(failuresOf({ ...BASE, allowForward: "yes" })).toEqual([
+      { property: "allowForward", message: 'allowForward must be true or false, got "yes"' },
+    ]);
+    expect(failuresOf({ ...BASE, loopbackIPs: ["192.0.2.300"] })[0]).toMatchObject({
+      property: "loopbackIPs[0]",
+      message: expect.stringContaining('"192.0.2.300" is not a valid IPv4 address'),
     });
   });
 

@@ -177,3 +177,44 @@ describe.skipIf(!isRoot || !hasTools)("renderNft with the real nft in a throwawa
     expect(() => inNetns('nft -c -f "$1"', renderNft(all))).not.toThrow();
   });
 });
+
+const REFLECTED = spec({
+  internalIPs: ["10.233.0.0/16"],
+  forwardPorts: [{ sourcePort: 8080, destination: "10.233.1.2:80" }],
+  loopbackIPs: ["192.0.2.10", "127.0.0.1"],
+});
+
+describe("renderNft with loopbackIPs (NAT reflection, hairpin)", () => {
+  it("DNATs the loopback IPs in prerouting (not 127/8) and output, and masquerades our DNATs from inside", () => {
+    const text = renderNft(REFLECTED);
+    expect(text).toContain('\t\tiifname "eth0" tcp dport 8080 dnat to 10.233.1.2:80\n');
+    expect(text).toContain("\t\tip daddr 192.0.2.10 tcp dport 8080 dnat to 10.233.1.2:80\n");
+    expect(text).toContain("\t\tip daddr { 192.0.2.10, 127.0.0.1 } tcp dport 8080 dnat to 10.233.1.2:80\n");
+    expect(text).toContain('\t\tiifname "ve-*" ip daddr 10.233.1.2 ct status dnat masquerade\n');
+    expect(text).toContain("\t\tip saddr 10.233.0.0/16 ip daddr 10.233.1.2 ct status dnat masquerade\n");
+    expect(text).toContain("\t\tip saddr 127.0.0.0/8 ip daddr 10.233.1.2 ct status dnat masquerade\n");
+    // Prerouting never DNATs 127.0.0.1: loopback traffic never comes in from outside.
+    expect(text.split("chain post")[0]).not.toMatch(/ip daddr \{?[^\n]*127\.0\.0\.1[^\n]*\n[^\n]*chain out/);
+  });
+
+  it("adds nothing without loopbackIPs (the NixOS default)", () => {
+    expect(renderNft(MASQUERADE)).toBe(MASQUERADE_TEXT);
+    expect(renderNft(MASQUERADE)).not.toContain("ct status dnat");
+  });
+
+  it("shows allowForward's filter chain and jump after the table in the preview ruleset", () => {
+    const shown = renderRuleset(spec({ ...{ internalIPs: ["10.233.0.0/16"] }, allowForward: true }));
+    expect(shown.startsWith(renderNft(spec({ internalIPs: ["10.233.0.0/16"] })))).toBe(true);
+    expect(shown).toContain("*filter\n:pnc-nat-x-fwd - [0:0]\n");
+    expect(shown).toContain("-A pnc-nat-x-fwd -i ve-+ -o eth0 -j ACCEPT\n");
+    expect(shown).toContain("iptables -w -t filter -I DOCKER-USER|FORWARD -j pnc-nat-x-fwd\n");
+  });
+});
+
+describe.skipIf(!isRoot || !hasTools)("renderNft with loopbackIPs in the real nft", () => {
+  it("passes nft -c and lists the reflection and hairpin rules", () => {
+    const listed = inNetns('nft -f "$1"; nft list table ip pnc-nat-x', renderNft(REFLECTED));
+    expect(listed).toContain("ip daddr { 127.0.0.1, 192.0.2.10 } tcp dport 8080 dnat to 10.233.1.2:80");
+    expect(listed).toContain('iifname "ve-*" ip daddr 10.233.1.2 ct status dnat masquerade');
+  });
+});
