@@ -69,7 +69,7 @@ function bridgeFailures(raw: Readonly<Record<string, unknown>>): Failure[] {
     failures.push({
       property: "localAddress",
       message:
-        'localAddress is missing while hostAddress is set with hostBridge: a bridged container\'s hostAddress is its default gateway, which needs a localAddress (with a prefix, e.g. "192.168.50.5/24"); set localAddress, or leave both out (DHCP from the LAN is then the container\'s own)',
+        "localAddress is missing while hostAddress is set with hostBridge: a bridged container's hostAddress is its default gateway, which needs a localAddress (with a prefix, e.g. \"192.168.50.5/24\"); set localAddress, or leave both out (DHCP from the LAN is then the container's own)",
     });
   }
   if (

@@ -3,9 +3,9 @@ import { display } from "./display";
 import {
   Failure,
   Parsed,
-  isUnknown,
   optionalTexts,
   specWhenKnown,
+  validateAddressWithPrefix,
   validateContainerName,
   validateInterfaceAddress,
   validateInterfaceName,
@@ -48,20 +48,7 @@ function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
           "hostAddress and hostBridge are both set: a bridged veth has no host address (the bridge has it); set one or the other",
       });
     }
-    if (raw.localAddress !== undefined && !isUnknown(raw.localAddress)) {
-      const [address, prefix, ...rest] = String(raw.localAddress).split("/");
-      failures.push(...validateInterfaceAddress(address, "localAddress"));
-      if (
-        typeof raw.localAddress !== "string" ||
-        rest.length > 0 ||
-        (prefix !== undefined && !/^(?:[0-9]|[12][0-9]|3[0-2])$/.test(prefix))
-      ) {
-        failures.push({
-          property: "localAddress",
-          message: `localAddress ${display(raw.localAddress)} is invalid: use an IPv4 address, optionally with a prefix length 0-32 (e.g. "192.168.50.5/24")`,
-        });
-      }
-    }
+    failures.push(...validateAddressWithPrefix(raw.localAddress, "localAddress"));
   } else {
     failures.push(...validateInterfaceAddress(raw.localAddress, "localAddress", { optional: true }));
     if ((raw.hostAddress === undefined) !== (raw.localAddress === undefined)) {

@@ -10,9 +10,13 @@ import * as shell from "./shell";
 const OURS = "/run/pulumi-nixos-containers/netns";
 
 /**
- * Reads CONTAINER_NAME, HOST_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS. Defines `ensure_container`: creates
- * what is missing, sets addresses and routes to the spec, and records in MADE_NAMESPACE / MADE_LINK what it
- * made (for `rollback`). Idempotent.
+ * Reads CONTAINER_NAME, HOST_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS, HOST_BRIDGE, DROP_ADDRESS (1: remove the
+ * address a bridged container had before and no longer gets). Defines `ensure_container`:
+ * creates what is missing, sets addresses and routes to the spec, and records in MADE_NAMESPACE / MADE_LINK
+ * what it made (for `rollback`). Idempotent: everything a netns container is comes from this one function.
+ * Bridged (NixOS's container@ unit with HOST_BRIDGE): the host end `vb-<name>` is enslaved to the bridge and
+ * up, without address; eth0 gets localAddress as given (no prefix: /32), and hostAddress is a route and the
+ * default route inside; without localAddress eth0 is only brought up (what it gets by DHCP is kept).
  */
 const ENSURE = String.raw`ensure_container() {
   if [ ! -e "/run/netns/$CONTAINER_NAME" ]; then ip netns add "$CONTAINER_NAME"; MADE_NAMESPACE=1; fi
@@ -23,6 +27,7 @@ const ENSURE = String.raw`ensure_container() {
     ip link add "$HOST_INTERFACE" type veth peer name eth0 netns "$CONTAINER_NAME"
     MADE_LINK=1
   fi
+  if [ -n "$HOST_BRIDGE" ]; then ensure_bridged; return; fi
   ip -batch - <<PNC_HOST
 link set $HOST_INTERFACE up
 addr flush dev $HOST_INTERFACE
@@ -38,6 +43,24 @@ route replace $HOST_ADDRESS/32 dev eth0
 route replace default via $HOST_ADDRESS dev eth0
 PNC_INSIDE
 }
+ensure_bridged() {
+  ip addr flush dev "$HOST_INTERFACE"
+  ip link set "$HOST_INTERFACE" master "$HOST_BRIDGE" up
+  ip -n "$CONTAINER_NAME" link set lo up
+  ip -n "$CONTAINER_NAME" link set eth0 up
+  if [ -z "$LOCAL_ADDRESS" ]; then
+    # An address of ours that the spec no longer sets goes; one from DHCP stays.
+    [ "$DROP_ADDRESS" != 1 ] || ip -n "$CONTAINER_NAME" addr flush dev eth0
+    return 0
+  fi
+  case "$LOCAL_ADDRESS" in */*) eth0_address=$LOCAL_ADDRESS ;; *) eth0_address=$LOCAL_ADDRESS/32 ;; esac
+  ip -n "$CONTAINER_NAME" addr flush dev eth0
+  ip -n "$CONTAINER_NAME" addr add "$eth0_address" dev eth0
+  if [ -n "$HOST_ADDRESS" ]; then
+    ip -n "$CONTAINER_NAME" route replace "$HOST_ADDRESS/32" dev eth0
+    ip -n "$CONTAINER_NAME" route replace default via "$HOST_ADDRESS" dev eth0
+  fi
+}
 `;
 
 /**
@@ -52,7 +75,7 @@ rollback() {
   if [ "$exit_code" -ne 0 ]; then
     [ "$MADE_LINK" = 1 ] && ip link del "$HOST_INTERFACE" 2>/dev/null
     [ "$MADE_NAMESPACE" = 1 ] && { ip netns del "$CONTAINER_NAME" 2>/dev/null; rm -f "${OURS}/$CONTAINER_NAME"; }
-    [ "$MADE_MARKER" = 1 ] && rm -f "$OWNER_MARKER"
+    [ "$MADE_MARKER" = 1 ] && rm -f "$OWNER_MARKER" "$ADDRESS_RECORD"
     echo "${MARK.rolledBack}" >&2
   fi
   exit "$exit_code"
@@ -79,11 +102,14 @@ ip netns del "$CONTAINER_NAME" 2>/dev/null || true
 rm -f "${OURS}/$CONTAINER_NAME"
 if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "could not remove network namespace $CONTAINER_NAME (is a process still using it?)" >&2; exit 1; fi
 if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "could not remove interface $HOST_INTERFACE" >&2; exit 1; fi
-rm -f "$OWNER_MARKER"
+rm -f "$OWNER_MARKER" "$ADDRESS_RECORD"
 `;
 
-/** Reads and sets HOST_ADDRESS / LOCAL_ADDRESS: when empty, the host picks a free 10.233.N.0/24 block. */
-const ALLOCATE_IF_NEEDED = String.raw`if [ -z "$HOST_ADDRESS" ]; then
+/**
+ * Reads and sets HOST_ADDRESS / LOCAL_ADDRESS: when empty, the host picks a free 10.233.N.0/24 block (never
+ * for a bridged container: its addresses are the LAN's, or DHCP's).
+ */
+const ALLOCATE_IF_NEEDED = String.raw`if [ -z "$HOST_ADDRESS" ] && [ -z "$HOST_BRIDGE" ]; then
   block=$(allocate_block)
   HOST_ADDRESS="10.233.$block.1"
   LOCAL_ADDRESS="10.233.$block.2"
@@ -148,28 +174,32 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
     mark,
     false,
     [
-      shell.assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "", OWN_RECORD: "" }),
+      shell.assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "", OWN_RECORD: "", DROP_ADDRESS: "0" }),
       shell.ADDRESSES,
       shared.REPORT_LIVE,
+      shared.CLAIMED_ADDRESSES,
       ENSURE,
       "USED_ADDRESS_LIST=$(used_addresses)",
     ],
     [
       NAME_FREE,
+      shared.BRIDGE_EXISTS,
       ALLOCATE_IF_NEEDED,
-      '    clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
+      "    claimed_free || taken=1",
       `    ${shell.REFUSE_IF_TAKEN}`,
       ROLLBACK,
       `    ${shared.CLAIM}`,
       "    MADE_MARKER=1",
+      shared.RECORD_BRIDGED_ADDRESS,
       "    ensure_container",
       REPORT,
-      '    echo "$HOST_ADDRESS $LOCAL_ADDRESS" > "$ITEM_OUTPUT_DIR/addresses"',
+      '    claimed_addresses > "$ITEM_OUTPUT_DIR/addresses"',
     ],
     [
-      '    read -r made_host_address made_local_address < "$ITEM_OUTPUT_DIR/addresses"',
       // Builtins only: the next containers of the batch must see these addresses as taken.
-      '    USED_ADDRESS_LIST="$USED_ADDRESS_LIST\n$made_host_address\tcontainer \\"$CONTAINER_NAME\\" (created just before)\n$made_local_address\tcontainer \\"$CONTAINER_NAME\\" (created just before)"',
+      "    while read -r made_address; do",
+      '      [ -z "$made_address" ] || USED_ADDRESS_LIST="$USED_ADDRESS_LIST\n$made_address\tcontainer \\"$CONTAINER_NAME\\" (created just before)"',
+      '    done < "$ITEM_OUTPUT_DIR/addresses"',
     ],
   );
 }
@@ -191,12 +221,19 @@ export function netnsUpdateScript(
   return shell.changingScript(
     ["ip", "flock"],
     shared.containerVariables(spec, true, owner, shared.updateAddresses(spec, previous)),
+    shell.assignments({
+      DROP_ADDRESS: spec.localAddress === undefined && previous.localAddress !== undefined,
+    }),
     "require_ours",
     shell.ADDRESSES,
     shared.REPORT_LIVE,
     ENSURE,
+    "taken=0",
+    shared.BRIDGE_EXISTS,
+    shell.REFUSE_IF_TAKEN,
     shared.UPDATE_ADDRESSES_FREE,
     ROLLBACK,
+    shared.RECORD_BRIDGED_ADDRESS,
     "ensure_container",
     shared.CLAIM,
     REPORT,
@@ -205,7 +242,7 @@ export function netnsUpdateScript(
 
 /** Reports what the host has for the container (namespace, veth, live addresses); changes nothing. */
 export function netnsReadScript(
-  spec: Pick<ContainerSpec, "name" | "hostInterface">,
+  spec: Pick<ContainerSpec, "name" | "hostInterface" | "hostBridge">,
   owner: shell.Ownership,
 ): string {
   return shell.reportingScript(

@@ -78,10 +78,13 @@ fi
 `;
 
 /**
- * Reads CONTAINER_NAME, HOST_ADDRESS, LOCAL_ADDRESS, CONFIG, CONFIG_FILE, FLAKE, AUTO_START. Sets the
- * positional parameters to `nixos-container create`'s arguments, so each value stays one argument.
+ * Reads CONTAINER_NAME, HOST_ADDRESS, LOCAL_ADDRESS, HOST_BRIDGE, CONFIG, CONFIG_FILE, FLAKE, AUTO_START. Sets
+ * the positional parameters to `nixos-container create`'s arguments, so each value stays one argument. Both
+ * addresses always go, empty ones too: nixos-container allocates 10.233.N.1/.2 unless `--host-address` is
+ * defined (Getopt takes '' as a value), and a bridged container without addresses must keep its conf empty.
  */
 const CREATE_ARGUMENTS = String.raw`set -- create "$CONTAINER_NAME" --host-address "$HOST_ADDRESS" --local-address "$LOCAL_ADDRESS"
+[ -n "$HOST_BRIDGE" ] && set -- "$@" --bridge "$HOST_BRIDGE"
 [ -n "$CONFIG" ] && set -- "$@" --config "$CONFIG"
 [ -n "$CONFIG_FILE" ] && set -- "$@" --config-file "$CONFIG_FILE"
 [ -n "$FLAKE" ] && set -- "$@" --flake "$FLAKE"
@@ -111,11 +114,12 @@ fi
 const BUILD_RECORD = `${shell.ADDRESS_RECORDS}/nixos-$CONTAINER_NAME`;
 
 /**
- * Reads CONTAINER_NAME, HOST_ADDRESS, LOCAL_ADDRESS. Records the addresses while nixos-container has not written
- * them into a conf yet: other operations, running while we build, see them taken.
+ * Reads CONTAINER_NAME and what `claimed_addresses` reads. Records the addresses while nixos-container has not
+ * written them into a conf yet: other operations, running while we build, see them taken.
  */
 const RECORD_ADDRESSES = String.raw`mkdir -p ${shell.ADDRESS_RECORDS}
-printf '%s\tnixos container "%s" (being built)\n' "$HOST_ADDRESS" "$CONTAINER_NAME" "$LOCAL_ADDRESS" "$CONTAINER_NAME" > "${BUILD_RECORD}"
+: > "${BUILD_RECORD}"
+for address in $(claimed_addresses); do printf '%s\tnixos container "%s" (being built)\n' "$address" "$CONTAINER_NAME" >> "${BUILD_RECORD}"; done
 `;
 
 /**
@@ -218,12 +222,12 @@ claim`;
 
 /**
  * Reads CONTAINER_NAME (and what find_conf and report_live read); uses UNIT. Prints the driver's observation: the conf,
- * its addresses, the unit's ActiveState, the boot-time wants-link and the live veth.
+ * its addresses and bridge, the unit's ActiveState, the boot-time wants-link and the live veth.
  */
 const REPORT = String.raw`conf=$(find_conf)
 ${shell.result("conf", "$conf")}
 if [ -n "$conf" ]; then
-  sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p' "$conf"
+  sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p; s/^HOST_BRIDGE=\(.*\)$/PNC-RESULT confHostBridge=\1/p' "$conf"
   ${shell.result("unitState", "$(unit_state)")}
   if [ -L "${AUTO_START_LINK}" ]; then ${shell.result("autoStartLink", "1")}; else ${shell.result("autoStartLink", "0")}; fi
   report_live
@@ -244,6 +248,7 @@ function header(
       lockAndRecord(spec, own),
     ),
     shell.ADDRESSES,
+    shared.CLAIMED_ADDRESSES,
     FIND_CONF,
     UNIT,
     shared.REPORT_LIVE,
@@ -273,9 +278,11 @@ export function nixosCreateScript(spec: ContainerSpec, owner: shell.Ownership): 
     `if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi`,
     `if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi`,
     NAME_NOT_CLAIMED,
+    shared.BRIDGE_EXISTS,
     "USED_ADDRESS_LIST=$(used_addresses)",
-    'if [ -z "$HOST_ADDRESS" ]; then block=$(allocate_block); HOST_ADDRESS="10.233.$block.1"; LOCAL_ADDRESS="10.233.$block.2"; fi',
-    'clash_check "$HOST_ADDRESS" "$LOCAL_ADDRESS" || taken=1',
+    // A bridged container's addresses are the LAN's (or DHCP's): nothing to allocate.
+    'if [ -z "$HOST_ADDRESS" ] && [ -z "$HOST_BRIDGE" ]; then block=$(allocate_block); HOST_ADDRESS="10.233.$block.1"; LOCAL_ADDRESS="10.233.$block.2"; fi',
+    "claimed_free || taken=1",
     CONFIG_FILE_EXISTS,
     NO_EMPTY_CONF,
     NIXPKGS_RESOLVES,
@@ -321,6 +328,7 @@ export function nixosUpdateScript(
     `if [ -f "$OWNER_MARKER" ] && grep -q '^built=0$' "$OWNER_MARKER"; then REBUILD=1; fi`,
     "taken=0",
     CONFIG_FILE_EXISTS,
+    shared.BRIDGE_EXISTS,
     'if [ "$REBUILD" = 1 ] || [ -z "$(find_conf)" ]; then',
     NIXPKGS_RESOLVES,
     "fi",
@@ -332,8 +340,11 @@ export function nixosUpdateScript(
     'if [ -n "$conf" ]; then',
     // The conf is read only at start: changed addresses (or live ones that drifted) need a stop first.
     `  live_address=$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`,
-    `  if ! grep -qx "HOST_ADDRESS=$HOST_ADDRESS" "$conf" || ! grep -qx "LOCAL_ADDRESS=$LOCAL_ADDRESS" "$conf" || [ "$live_address" != "$HOST_ADDRESS" ]; then restart=1; fi`,
-    String.raw`  sed -i -e "s|^HOST_ADDRESS=.*|HOST_ADDRESS=$HOST_ADDRESS|" -e "s|^LOCAL_ADDRESS=.*|LOCAL_ADDRESS=$LOCAL_ADDRESS|" -e "s|^AUTO_START=.*|AUTO_START=$AUTO_START|" "$conf"`,
+    `  if ! grep -qx "HOST_ADDRESS=$HOST_ADDRESS" "$conf" || ! grep -qx "LOCAL_ADDRESS=$LOCAL_ADDRESS" "$conf" || [ "$(sed -n 's/^HOST_BRIDGE=//p' "$conf")" != "$HOST_BRIDGE" ]; then restart=1; fi`,
+    // Live drift: a routed host end lost its address, a bridged one its bridge.
+    '  if [ -n "$HOST_BRIDGE" ]; then [ "$(host_master)" = "$HOST_BRIDGE" ] || restart=1; elif [ "$live_address" != "$HOST_ADDRESS" ]; then restart=1; fi',
+    String.raw`  sed -i -e "s|^HOST_ADDRESS=.*|HOST_ADDRESS=$HOST_ADDRESS|" -e "s|^LOCAL_ADDRESS=.*|LOCAL_ADDRESS=$LOCAL_ADDRESS|" -e "s|^HOST_BRIDGE=.*|HOST_BRIDGE=$HOST_BRIDGE|" -e "s|^AUTO_START=.*|AUTO_START=$AUTO_START|" "$conf"`,
+    `  grep -q '^HOST_BRIDGE=' "$conf" || [ -z "$HOST_BRIDGE" ] || echo "HOST_BRIDGE=$HOST_BRIDGE" >> "$conf"`,
     "fi",
     shell.RELEASE_HOST_LOCKS,
     SCRATCH,
@@ -370,7 +381,7 @@ export function nixosUpdateScript(
 
 /** Reports the conf, unit state, wants-link and live veth of the container; changes nothing. */
 export function nixosReadScript(
-  spec: Pick<ContainerSpec, "name" | "hostInterface">,
+  spec: Pick<ContainerSpec, "name" | "hostInterface" | "hostBridge">,
   owner: shell.Ownership,
 ): string {
   const variables = shared.containerVariables(spec, true, owner);
@@ -382,7 +393,7 @@ export function nixosReadScript(
  * saying why); succeeds when gone.
  */
 export function nixosDeleteScript(
-  spec: Pick<ContainerSpec, "name" | "hostInterface">,
+  spec: Pick<ContainerSpec, "name" | "hostInterface" | "hostBridge">,
   owner: shell.Ownership,
 ): string {
   return shell.objectScript(

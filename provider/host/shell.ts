@@ -170,13 +170,21 @@ export const ADDRESSES = String.raw`used_addresses() {
   for conf in /etc/nixos-containers/*.conf /etc/containers/*.conf; do
     [ -f "$conf" ] && set -- "$@" "$conf"
   done
-  # One awk for every conf (podman's files in /etc/containers have no such lines and yield nothing).
+  # One awk for every conf (podman's files in /etc/containers have no such lines and yield nothing). A
+  # bridged conf's HOST_ADDRESS is the container's gateway on the LAN, not an address the container holds:
+  # each conf is printed once read to its end (HOST_BRIDGE comes after the addresses).
   [ $# -eq 0 ] || awk -v own="$OWN_CONTAINER" '
-    FNR == 1 { name = FILENAME; sub(/.*\//, "", name); sub(/\.conf$/, "", name) }
+    function flush(i) {
+      for (i = 1; i <= n; i++) if (!(bridged && kind[i] == "HOST")) printf "%s\tnixos container \"%s\" (%s)\n", value[i], name, file
+      n = 0
+    }
+    FNR == 1 { flush(); name = FILENAME; sub(/.*\//, "", name); sub(/\.conf$/, "", name); file = FILENAME; bridged = 0 }
+    /^HOST_BRIDGE=./ { bridged = 1 }
     /^(HOST|LOCAL)_ADDRESS=/ && name != own {
       v = $0; sub(/^[A-Z_]*=/, "", v); sub(/\/.*/, "", v)
-      if (v ~ /^[0-9.]+$/) printf "%s\tnixos container \"%s\" (%s)\n", v, name, FILENAME
-    }' "$@"
+      if (v ~ /^[0-9.]+$/) { n++; kind[n] = substr($0, 1, 4); value[n] = v }
+    }
+    END { flush() }' "$@"
   ip -o -4 addr show | awk -v own="$OWN_HOST_INTERFACE" '{ split($4, a, "/"); sub(/@.*/, "", $2); if ($2 != own) printf "%s\thost interface %s\n", a[1], $2 }'
   if [ -d /run/netns ]; then
     cd /run/netns

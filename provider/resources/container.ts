@@ -13,10 +13,26 @@ export interface ContainerArgs {
   readonly name?: pulumi.Input<string>;
   /** "nixos" runs the host's nixos-container; "netns" makes a plain network namespace (any Linux host). @default "nixos" */
   readonly driver?: pulumi.Input<ContainerDriverName>;
-  /** Host end of the veth (set together with localAddress). @default allocated on the host at create (10.233.N.1, nixos-container's layout), then kept in state */
+  /**
+   * Host end of the veth (set together with localAddress). With `hostBridge`: the container's default gateway
+   * on the bridge's network (a route and the default route inside, as NixOS's container-init sets them; never
+   * an address of the host's), optional.
+   * @default allocated on the host at create (10.233.N.1, nixos-container's layout), then kept in state; with `hostBridge`, no gateway
+   */
   readonly hostAddress?: pulumi.Input<string>;
-  /** Container end of the veth (set together with hostAddress). @default allocated with hostAddress (10.233.N.2) */
+  /**
+   * Container end of the veth (set together with hostAddress). With `hostBridge`: the container's address on
+   * the bridge's network, with a prefix (`192.168.50.5/24`; without one it is a /32), optional.
+   * @default allocated with hostAddress (10.233.N.2); with `hostBridge`, none: eth0 comes up without an address (DHCP from the LAN is the container's own)
+   */
   readonly localAddress?: pulumi.Input<string>;
+  /**
+   * A bridge of the host to put the container on (NixOS `hostBridge`, `nixos-container --bridge`): the host end
+   * is `vb-<name>`, enslaved to it, without address. The bridge must exist (it is the host's: never created or
+   * removed); changing it replaces the container.
+   * @default none: the container is routed through `ve-<name>`
+   */
+  readonly hostBridge?: pulumi.Input<string>;
   /** NixOS configuration text for the container (nixos driver; `--config`). @default nixos-container's minimal configuration */
   readonly config?: pulumi.Input<string>;
   /** Path of a NixOS configuration file on the host (nixos driver; `--config-file`). @default none */
@@ -36,12 +52,14 @@ export interface ContainerArgs {
 export class Container extends HostResource {
   declare readonly name: pulumi.Output<string>;
   declare readonly driver: pulumi.Output<ContainerDriverName>;
-  /** `ve-<name>`, known at preview. */
+  /** `ve-<name>`, or `vb-<name>` with a hostBridge; known at preview. */
   declare readonly hostInterface: pulumi.Output<string>;
   /** `eth0`. */
   declare readonly containerInterface: pulumi.Output<string>;
   declare readonly hostAddress: pulumi.Output<string>;
   declare readonly localAddress: pulumi.Output<string>;
+  /** The bridge the host end is enslaved to, as given. */
+  declare readonly hostBridge: pulumi.Output<string | undefined>;
   /** Whether the container was up with its addresses at the last create, update or refresh. */
   declare readonly running: pulumi.Output<boolean>;
   /**

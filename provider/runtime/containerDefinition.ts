@@ -16,6 +16,7 @@ import {
   nixosReadScript,
   nixosUpdateScript,
 } from "../host/containerNixosScripts";
+import { isUnknown } from "../core/validate";
 import { Props, hasUnknown, machineOf, withoutKeys } from "./common";
 import { HOST_KEY_BOOKKEEPING, HostResourceDefinition, OWNER_BOOKKEEPING } from "./lifecycle";
 import { HostJob, ScriptGroup, groupJob } from "./scriptBatch";
@@ -60,16 +61,22 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
   check(news) {
     const { failures } = parseContainerInputs(news);
     const inputs: Props = { ...news, driver: news.driver ?? "nixos", autoStart: news.autoStart ?? false };
-    // What preview must show: the interface names follow from the name.
-    if (typeof news.name === "string" && failures.every((f) => f.property !== "name")) {
-      Object.assign(inputs, containerInterfaces(news.name));
+    // What preview must show: the interface names follow from the name (and the bridge: `vb-<name>`).
+    const bridge = news.hostBridge;
+    if (
+      typeof news.name === "string" &&
+      failures.every((f) => f.property !== "name") &&
+      (bridge === undefined || (typeof bridge === "string" && !isUnknown(bridge)))
+    ) {
+      Object.assign(inputs, containerInterfaces(news.name, bridge));
     }
     return { inputs, failures };
   },
   parse: parseContainerInputs,
 
   rules: {
-    replace: ["name", "driver"],
+    // Another bridge (or none) is another host end (`ve-` ↔ `vb-`) under the same name: delete first.
+    replace: ["name", "driver", "hostBridge"],
     update: ["hostAddress", "localAddress", "config", "configFile", "flake", "autoStart"],
     // Same machine and a shared name or address (or addresses the host will pick): the old one goes first.
     deleteBeforeReplace: (o, n) => {
@@ -132,10 +139,10 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
         ? grouped(NETNS_DELETES, spec, owner)
         : alone("delete", spec, nixosDeleteScript(spec, owner)),
   },
-  observe: (spec, report) => observeContainer(spec.driver, report.results),
+  observe: (spec, report) => observeContainer(spec.driver, report.results, spec),
   exists: (seen) => seen.exists,
   outputs: (spec, seen, previous) => ({
-    ...containerInterfaces(spec.name),
+    ...containerInterfaces(spec.name, spec.hostBridge),
     // A changed address shows as its new value; a missing one keeps the recorded value, with running false.
     // Last, what our marker keeps: a host end whose address was flushed (NetworkManager taking a veth it
     // should leave alone) must not leave state with one address of the two, which no later delete could parse.
@@ -146,7 +153,9 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
     // nixos driver: the unit's state (a start, reload or stop under way shows as such, not as stopped).
     ...(seen.unitState === undefined ? {} : { unitState: seen.unitState }),
     autoStart: seen.autoStart ?? spec.autoStart,
-    allocatedOnHost: previous?.allocatedOnHost === true || spec.hostAddress === undefined,
+    // A bridged container is addressed from the LAN's plan (or DHCP), never by the host.
+    allocatedOnHost:
+      previous?.allocatedOnHost === true || (spec.hostAddress === undefined && spec.hostBridge === undefined),
     confPath: seen.confPath ?? previous?.confPath,
   }),
 

@@ -41,6 +41,15 @@ const SPECS: Record<HostResourceType, Record<string, unknown>[]> = {
       autoStart: true,
     },
     { connection: CONNECTION, name: "fl", driver: "nixos", flake: "github:me/repo#web", adopt: true },
+    {
+      connection: CONNECTION,
+      name: "brn",
+      driver: "netns",
+      hostBridge: "br0",
+      hostAddress: "192.168.50.1",
+      localAddress: "192.168.50.5/24",
+    },
+    { connection: CONNECTION, name: "brx", driver: "nixos", hostBridge: "br0" },
   ],
   VethPair: [
     {
@@ -143,7 +152,7 @@ const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
 
 describe("every host script", () => {
   it("covers every resource type and operation", () => {
-    expect(ALL.length).toBe((4 + 2 + 2 + 1 + 2) * 4 + 2);
+    expect(ALL.length).toBe((6 + 2 + 2 + 1 + 2) * 4 + 2);
   });
 
   it.each(ALL)("parses under sh -n: $name", ({ text }) => {
