@@ -95,7 +95,7 @@ fi`;
 const WRITABLE = String.raw`network_dir=$(dirname "$NETWORK_FILE")
 mkdir -p "$network_dir" 2>/dev/null || true
 if ! (printf '%s' "$NETWORK_CONTENT" > "$NETWORK_FILE.pnc-new") 2>/dev/null; then
-  echo "${MARK.clash} $network_dir cannot be written (on NixOS /etc can be read-only, e.g. system.etc.overlay.mutable = false): declare the file in the host's configuration instead, with systemd.network.enable: $NIXOS_DECLARATION" >&2
+  echo "${MARK.clash} $network_dir cannot be written (on NixOS /etc can be read-only, e.g. system.etc.overlay.mutable = false): declare the file in the host's configuration instead: $NIXOS_DECLARATION (with systemd.network.enable = true)" >&2
   exit ${EXIT.refused}
 fi
 `;

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { labDir, labScript } from "./labHosts";
 
-export const LAB_UP_ARGS = ["up", "3", "--nm", "h2", "--jump", "--nixos", "h3"];
+export const LAB_UP_ARGS = ["up", "3", "--nm", "h2", "--jump", "--nixos", "h3", "--networkd", "h3"];
 
 function leaseDir(): string {
   return path.join(labDir(), "leases");

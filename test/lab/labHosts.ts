@@ -23,6 +23,8 @@ export interface LabHost {
   hostKeyFingerprint: string;
   initPid: number;
   nm: boolean;
+  /** systemd-networkd runs in the host (`--networkd`; its stock 80-container-ve/vb.network masked). */
+  networkd: boolean;
   nixos: boolean;
   /** 127.0.0.1 port of the latency relay in front of this host's sshd, or null. */
   relayPort: number | null;
@@ -93,6 +95,8 @@ function parseHost(raw: unknown, i: number): LabHost {
     hostKeyFingerprint: s("hostKeyFingerprint"),
     initPid: field(raw, "initPid", isNumber, "a number", where),
     nm: field(raw, "nm", isBool, "a boolean", where),
+    // Absent in a lab.json written before --networkd existed.
+    networkd: raw.networkd === true,
     nixos: field(raw, "nixos", isBool, "a boolean", where),
     relayPort: field(raw, "relayPort", orNull(isNumber), "a number or null", where),
     via: field(raw, "via", orNull(isString), "a string or null", where),
