@@ -252,3 +252,24 @@ export function netnsReadScript(
     "report_owner",
   );
 }
+
+/** Who the boot script works for: nobody's marker is checked there (its unit is ours, written under our marker). */
+const BOOT: shell.Ownership = { token: "", legacy: false, resource: "" };
+
+/**
+ * What a persisted container's boot unit runs (see core/persistence.ts): `ensure_container` under our host
+ * lock, as create and update run it, with the spec's addresses (persist requires them). It makes what is
+ * missing and sets addresses and routes again, so running it on a live container ends where it started.
+ */
+export function netnsRestoreScript(spec: ContainerSpec): string {
+  return shell.script(
+    shell.PRELUDE,
+    shell.need("ip", "flock"),
+    shared.containerVariables(spec, false, BOOT, spec),
+    shell.assignments({ DROP_ADDRESS: "0", MADE_NAMESPACE: "0", MADE_LINK: "0" }),
+    shell.LOCKS,
+    ENSURE,
+    "ensure_container",
+    shared.RECORD_BRIDGED_ADDRESS,
+  );
+}

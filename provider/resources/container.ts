@@ -9,6 +9,12 @@ export interface ContainerArgs {
   readonly connection: ConnectionInput;
   /** How long each operation may take on the host (seconds). @default see TimeoutsArgs */
   readonly timeouts?: pulumi.Input<TimeoutsArgs>;
+  /**
+   * Restore the container after a reboot. netns driver: a systemd unit of ours recreates the namespace, veth,
+   * addresses and routes before the network comes up (needs hostAddress and localAddress, or hostBridge).
+   * nixos driver: the container starts at boot, as with autoStart. @default false
+   */
+  readonly persist?: pulumi.Input<boolean>;
   /** Container name: 1-11 characters a-z, 0-9, "-", starting with a letter. @default the resource name */
   readonly name?: pulumi.Input<string>;
   /** "nixos" runs the host's nixos-container; "netns" makes a plain network namespace (any Linux host). @default "nixos" */

@@ -22,6 +22,8 @@ export interface FleetDefaults extends FleetConnectionArgs {
   readonly networkManager?: boolean;
   /** The systemd-networkd file that leaves ve-* and vb-* alone (see HostArgs.networkd). @default false */
   readonly networkd?: boolean;
+  /** Persist what is live on the host (see HostArgs.persist). @default false */
+  readonly persist?: boolean;
 }
 
 /** One host of the fleet. */
@@ -108,6 +110,7 @@ export class Fleet extends pulumi.ComponentResource {
           pool: { ...d.pool, ...h.pool },
           networkManager: h.networkManager ?? d.networkManager,
           networkd: h.networkd ?? d.networkd,
+          persist: h.persist ?? d.persist,
         },
         { parent: this, deletedWith: opts?.deletedWith },
       );

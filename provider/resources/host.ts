@@ -71,6 +71,13 @@ export interface HostNatArgs {
   readonly internalIPs?: pulumi.Input<pulumi.Input<string>[]>;
   /** Ports forwarded from the external interface to containers. @default none */
   readonly forwardPorts?: readonly HostForwardPortArgs[];
+  /** Let container traffic pass a forward path that drops by default (Docker); see NatRuleArgs.allowForward. @default false */
+  readonly allowForward?: pulumi.Input<boolean>;
+  /**
+   * Addresses on which the forwards also answer for the host and its containers (e.g. the host's public
+   * address, "127.0.0.1"); see NatRuleArgs.loopbackIPs. The NatRule then waits for the containers. @default none
+   */
+  readonly loopbackIPs?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** The host's address pool. */
@@ -105,6 +112,12 @@ export interface HostArgs {
    * declare the file in the host's configuration instead. @default false
    */
   readonly networkd?: boolean;
+  /**
+   * Persist what is live (`persist` on every resource of the host): netns containers and the NAT get systemd
+   * units of ours that restore them at boot (NAT also after a firewall reload), nixos containers start at boot
+   * (autoStart). See the README's "After a reboot". @default false
+   */
+  readonly persist?: boolean;
 }
 
 /** What one container gets: the network plan preview shows. */
@@ -250,11 +263,15 @@ export class Host extends pulumi.ComponentResource {
 
     // The drop-in goes first, so NetworkManager never takes a container's veth for one of its own.
     if (args.networkManager ?? true) {
-      this.networkManager = new NmUnmanaged(`${name}-nm`, { connection, name }, child);
+      this.networkManager = new NmUnmanaged(`${name}-nm`, { connection, name, persist: args.persist }, child);
     }
     // Likewise networkd's file, before any veth appears.
     if (args.networkd ?? false) {
-      this.networkd = new NetworkdUnmanaged(`${name}-networkd`, { connection, name }, child);
+      this.networkd = new NetworkdUnmanaged(
+        `${name}-networkd`,
+        { connection, name, persist: args.persist },
+        child,
+      );
     }
     const unmanagedFirst = [this.networkManager, this.networkd].filter(
       (r): r is NmUnmanaged | NetworkdUnmanaged => r !== undefined,
@@ -276,6 +293,7 @@ export class Host extends pulumi.ComponentResource {
           flake: c.flake,
           autoStart: c.autoStart,
           adopt: c.adopt,
+          persist: args.persist,
         },
         { ...child, dependsOn: unmanagedFirst },
       );
@@ -317,8 +335,12 @@ export class Host extends pulumi.ComponentResource {
             proto: f.proto,
             destination: forwardDestination(f, allocations),
           })),
+          allowForward: nat.allowForward,
+          loopbackIPs: nat.loopbackIPs,
+          persist: args.persist,
         },
-        child,
+        // Loopback forwards set route_localnet on the containers' veths: they must exist first.
+        nat.loopbackIPs === undefined ? child : { ...child, dependsOn: Object.values(this.containers) },
       );
     }
 

@@ -8,6 +8,11 @@ export interface NmUnmanagedArgs {
   readonly connection: ConnectionInput;
   /** How long each operation may take on the host (seconds). @default see TimeoutsArgs */
   readonly timeouts?: pulumi.Input<TimeoutsArgs>;
+  /**
+   * Accepted like on every host resource; the drop-in is a file in /etc that NetworkManager reads when it
+   * starts, so it survives a reboot with or without it. @default false
+   */
+  readonly persist?: pulumi.Input<boolean>;
   /** Names the drop-in file; a-z, 0-9, "-". @default the resource name */
   readonly name?: pulumi.Input<string>;
   /** NetworkManager device specs (NetworkManager.conf(5)). @default ["interface-name:ve-*"] */

@@ -8,6 +8,7 @@ import {
   netnsCreateScript,
   netnsDeleteScript,
   netnsReadScript,
+  netnsRestoreScript,
   netnsUpdateScript,
 } from "../host/containerNetnsScripts";
 import {
@@ -16,7 +17,8 @@ import {
   nixosReadScript,
   nixosUpdateScript,
 } from "../host/containerNixosScripts";
-import { isUnknown } from "../core/validate";
+import { Failure, isUnknown } from "../core/validate";
+import { renderPersistPlan } from "../core/persistence";
 import { Props, hasUnknown, machineOf, withoutKeys } from "./common";
 import { HOST_KEY_BOOKKEEPING, HostResourceDefinition, OWNER_BOOKKEEPING } from "./lifecycle";
 import { HostJob, ScriptGroup, groupJob } from "./scriptBatch";
@@ -55,12 +57,45 @@ function configChanged(spec: ContainerSpec, previous: Props): boolean {
   );
 }
 
+/**
+ * What `persist` needs: a netns container's boot unit recreates its addresses, so they must be known (given,
+ * e.g. from an AddressPool, or the bridge's); a nixos container persists by autoStart, which must not be off.
+ */
+function persistFailures(news: Props, driver: unknown): Failure[] {
+  if (news.persist !== true) return [];
+  if (driver === "nixos" && news.autoStart === false) {
+    return [
+      {
+        property: "autoStart",
+        message:
+          "autoStart is false but persist is true: a nixos container is restored at boot by starting it (autoStart); drop one of the two",
+      },
+    ];
+  }
+  const missing =
+    news.hostAddress === undefined && news.localAddress === undefined && news.hostBridge === undefined;
+  if (driver === "netns" && missing) {
+    return [
+      {
+        property: "persist",
+        message:
+          "persist is true but the container has no hostAddress and localAddress: its boot unit recreates them, so give both (e.g. from an AddressPool), or set hostBridge",
+      },
+    ];
+  }
+  return [];
+}
+
 export const containerDefinition: HostResourceDefinition<ContainerSpec, ObservedContainer> = {
   type: "Container",
 
   check(news) {
     const { failures } = parseContainerInputs(news);
-    const inputs: Props = { ...news, driver: news.driver ?? "nixos", autoStart: news.autoStart ?? false };
+    const driver = news.driver ?? "nixos";
+    // A persisted nixos container starts at boot the NixOS way: its autoStart (see persistence below).
+    const persisted = news.persist === true;
+    const inputs: Props = { ...news, driver, autoStart: news.autoStart ?? (persisted && driver === "nixos") };
+    failures.push(...persistFailures(news, driver));
     // What preview must show: the interface names follow from the name (and the bridge: `vb-<name>`).
     const bridge = news.hostBridge;
     if (
@@ -73,6 +108,10 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
     return { inputs, failures };
   },
   parse: parseContainerInputs,
+  persistence: (spec) =>
+    spec.driver === "netns"
+      ? renderPersistPlan("container", spec.name, `Container ${spec.name}`, "links", netnsRestoreScript(spec))
+      : undefined,
 
   rules: {
     // Another bridge (or none) is another host end (`ve-` ↔ `vb-`) under the same name: delete first.

@@ -16,6 +16,11 @@ import { parseContainerInputs } from "../../provider/core/containerSpec";
 import { containerDefinition } from "../../provider/runtime/containerDefinition";
 import { HOST_RESOURCE_DEFINITIONS, check } from "../../provider/runtime";
 import { HostResourceDefinition } from "../../provider/runtime/lifecycle";
+import {
+  persistApplyScript,
+  persistReadScript,
+  persistRemoveScript,
+} from "../../provider/host/persistScripts";
 import { buildBatchScript, scriptOf } from "../../provider/runtime/scriptBatch";
 import { netnsCreateScript } from "../../provider/host/containerNetnsScripts";
 import { HostResourceType } from "../../provider/core/types";
@@ -83,6 +88,16 @@ const SPECS: Record<HostResourceType, Record<string, unknown>[]> = {
       backend: "iptables",
       externalIP: "198.18.0.9",
     },
+    {
+      connection: CONNECTION,
+      name: "fwd",
+      externalInterface: "eth0",
+      backend: "iptables",
+      allowForward: true,
+      loopbackIPs: ["192.0.2.10", "127.0.0.1"],
+      forwardPorts: [{ sourcePort: 8080, destination: "10.233.1.2:80" }],
+      persist: true,
+    },
   ],
   NmUnmanaged: [
     { connection: CONNECTION, name: "nm", devices: ["interface-name:ve-*", "mac:00:11:22:33:44:55"] },
@@ -146,13 +161,28 @@ const ALL = [
     ),
   },
   { name: "batch of independent scripts", text: buildBatchScript(["echo a", "exit 3"], "0123abcd") },
+  ...persistenceScripts(),
 ];
+
+/** The unit scripts of a persisted NatRule, and the restore script its unit runs. */
+function persistenceScripts(): { name: string; text: string }[] {
+  const d = HOST_RESOURCE_DEFINITIONS.NatRule;
+  const { spec } = d.parse(check("NatRule", {}, SPECS.NatRule[2]).inputs);
+  const plan = spec && d.persistence?.(spec);
+  if (!plan) throw new Error("no persistence plan");
+  return [
+    { name: "persist apply", text: persistApplyScript(plan, OWNER) },
+    { name: "persist read", text: persistReadScript("nat", "fwd", plan, OWNER) },
+    { name: "persist remove", text: persistRemoveScript("nat", "fwd", OWNER) },
+    { name: "NatRule restore at boot", text: plan.scriptText },
+  ];
+}
 
 const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
 
 describe("every host script", () => {
   it("covers every resource type and operation", () => {
-    expect(ALL.length).toBe((6 + 2 + 2 + 1 + 2) * 4 + 2);
+    expect(ALL.length).toBe((6 + 2 + 3 + 1 + 2) * 4 + 2 + 4);
   });
 
   it.each(ALL)("parses under sh -n: $name", ({ text }) => {
@@ -330,7 +360,15 @@ describe("observations", () => {
       live: "altered",
       recorded: true,
       forwarding: false,
+      forwardBlockedBy: [],
     });
+    expect(
+      observeNat({
+        live: "applied",
+        forwardBlockedBy:
+          "table inet nixos-fw chain forward (policy drop); iptables chain FORWARD (policy DROP)",
+      }).forwardBlockedBy,
+    ).toEqual(["table inet nixos-fw chain forward (policy drop)", "iptables chain FORWARD (policy DROP)"]);
     expect(observeNat({ live: "garbage" }).live).toBe("missing");
     const content = "[keyfile]\nunmanaged-devices+=interface-name:ve-*\n";
     expect(
