@@ -716,6 +716,61 @@ describe("diff: drift found by refresh", () => {
   });
 });
 
+describe("persist (every host resource)", () => {
+  const nat = { ...RAW.NatRule, persist: true };
+  const netns = { ...RAW.Container, driver: "netns", config: undefined, persist: true };
+
+  it("shows the unit and the script it runs at check, and nothing without persist", () => {
+    const shown = checked("NatRule", nat).persistence as Props;
+    expect(shown.unitPath).toBe("/etc/systemd/system.control/pnc-nat-nat.service");
+    expect(shown.scriptPath).toBe("/var/lib/pulumi-nixos-containers/persist/nat-nat.sh");
+    expect(shown.unitText).toContain("ReloadPropagatedFrom=nftables.service firewall.service");
+    expect(shown.unitText).toContain("PartOf=nftables.service firewall.service");
+    expect(shown.scriptText).toContain("dnat to 10.233.1.2:80");
+    expect(checked("NatRule", RAW.NatRule).persistence).toBeUndefined();
+    const container = checked("Container", netns).persistence as Props;
+    expect(container.unitText).toContain("Before=network-pre.target");
+    expect(container.scriptText).toContain("ensure_container");
+    // Unknown inputs at preview: the plan is unknown too, never a guess.
+    expect(checked("Container", { ...netns, hostAddress: UNKNOWN }).persistence).toBe(UNKNOWN);
+  });
+
+  it("refuses a non-boolean, a netns container without addresses, and a nixos container with autoStart off", () => {
+    expect(reasons("NatRule", { ...RAW.NatRule, persist: "yes" })).toContain(
+      'persist must be true or false, got "yes"',
+    );
+    expect(
+      reasons("Container", { connection: CONNECTION, name: "web", driver: "netns", persist: true }),
+    ).toContain("persist is true but the container has no hostAddress and localAddress");
+    expect(reasons("Container", { ...RAW.Container, persist: true, autoStart: false })).toContain(
+      "autoStart is false but persist is true",
+    );
+  });
+
+  it("persists a nixos container by autoStart and NmUnmanaged by its file: no unit of ours", () => {
+    const inputs = checked("Container", { ...RAW.Container, persist: true });
+    expect(inputs).toMatchObject({ autoStart: true });
+    expect(inputs.persistence).toBeUndefined();
+    expect(checked("NmUnmanaged", { ...RAW.NmUnmanaged, persist: true }).persistence).toBeUndefined();
+  });
+
+  it("repairs a unit found missing or stale, removes one left while persist is off, and is quiet when current", () => {
+    const repair = { changes: true, replaces: [], deleteBeforeReplace: false };
+    const persisted = (persistedState: string | undefined, raw: Props) => {
+      const olds = stateOf("NatRule", raw, persistedState === undefined ? {} : { persisted: persistedState });
+      return diff("NatRule", "id", olds, newsOf("NatRule", raw, olds));
+    };
+    expect(persisted("current", nat)).toEqual({ ...repair, changes: false });
+    expect(persisted("missing", nat)).toEqual(repair);
+    expect(persisted("stale", nat)).toEqual(repair);
+    expect(persisted("stale", RAW.NatRule)).toEqual(repair);
+    expect(persisted(undefined, RAW.NatRule)).toEqual({ ...repair, changes: false });
+    // Turning it on or off is an update in place.
+    const olds = stateOf("NatRule", RAW.NatRule);
+    expect(diff("NatRule", "id", olds, newsOf("NatRule", nat, olds))).toEqual(repair);
+  });
+});
+
 describe("AddressPool check across updates", () => {
   /** One `pulumi up`: check against the previous checked inputs (what the engine passes as olds). */
   function update(previous: Props, members: string[]): Props {
