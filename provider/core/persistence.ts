@@ -41,12 +41,25 @@ export interface PersistPlan {
   readonly wantedBy: readonly string[];
 }
 
+/**
+ * A name as part of a unit name: what systemd-escape does to characters unit names cannot hold ("+" of an
+ * interface name becomes "\x2b"); our container and rule names need none.
+ */
+function unitEscape(name: string): string {
+  return name.replace(/[^A-Za-z0-9_.-]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+/** The unit that restores container `name` (netns driver). */
+export function containerUnit(name: string): string {
+  return persistPaths("container", name).unit;
+}
+
 /** Where the unit and script of object `kind`-`name` live (also when `persist` is off: read looks there). */
 export function persistPaths(
   kind: string,
   name: string,
 ): Pick<PersistPlan, "unit" | "unitPath" | "scriptPath"> {
-  const unit = `pnc-${kind}-${name}.service`;
+  const unit = `pnc-${kind}-${unitEscape(name)}.service`;
   return { unit, unitPath: `${UNIT_DIR}/${unit}`, scriptPath: `${PERSIST_DIR}/${kind}-${name}.sh` };
 }
 
@@ -70,6 +83,8 @@ export function renderPersistPlan(
   subject: string,
   role: PersistRole,
   script: string,
+  /** Units of ours this one needs first (a VethPair: its container's), wanted and ordered after. */
+  after: readonly string[] = [],
 ): PersistPlan {
   const paths = persistPaths(kind, name);
   const firewall = role === "firewall";
@@ -89,7 +104,11 @@ export function renderPersistPlan(
           `PartOf=${firewalls}`,
           `ReloadPropagatedFrom=${firewalls}`,
         ]
-      : ["After=local-fs.target", "Wants=network-pre.target", "Before=network-pre.target shutdown.target"]),
+      : [
+          `After=${["local-fs.target", ...after].join(" ")}`,
+          `Wants=${["network-pre.target", ...after].join(" ")}`,
+          "Before=network-pre.target shutdown.target",
+        ]),
     "Conflicts=shutdown.target",
     "",
     "[Service]",

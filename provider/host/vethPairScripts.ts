@@ -168,6 +168,28 @@ export function vethDeleteScript(spec: VethPairSpec, owner: shell.Ownership): st
   );
 }
 
+/** Who the boot script works for: nobody's marker is checked there (its unit is ours, written under our marker). */
+const BOOT: shell.Ownership = { token: "", legacy: false, resource: "" };
+
+/**
+ * What a persisted VethPair's boot unit runs (see core/persistence.ts), after its container's unit: the same
+ * steps as an update, under our host lock, without the ownership and address checks. It fails when the
+ * container has no network namespace (a nixos container starts later at boot: see the README's limits).
+ */
+export function vethRestoreScript(spec: VethPairSpec): string {
+  return shell.script(
+    shell.PRELUDE,
+    shell.need("ip", "flock"),
+    vars(spec, false, BOOT),
+    IN_CONTAINER,
+    shell.LOCKS,
+    FIND_NAMESPACE,
+    "MADE_MARKER=0",
+    ENSURE,
+    RECORD_ADDRESS,
+  );
+}
+
 /** What a VethPair script reports. */
 export interface ObservedVeth {
   readonly exists: boolean;

@@ -28,17 +28,30 @@ export interface HostVethArgs {
   readonly hostBridge?: pulumi.Input<string>;
 }
 
-/** One container of a host: `driver`, `config`, `configFile`, `flake`, `autoStart` and `adopt` as on Container. */
+/**
+ * One container of a host: `driver`, `config`, `configFile`, `flake`, `autoStart`, `adopt` and `hostBridge` as on
+ * Container. A bridged container takes no address from the host's pool: its `addresses` are the bridge's
+ * network's (`localAddress` with a prefix, `hostAddress` the gateway), or none (DHCP).
+ */
 export interface HostContainerArgs extends Pick<
   ContainerArgs,
-  "driver" | "config" | "configFile" | "flake" | "autoStart" | "adopt"
+  "driver" | "config" | "configFile" | "flake" | "autoStart" | "adopt" | "hostBridge"
 > {
   /** Container name: 1-11 characters a-z, 0-9, "-", starting with a letter; unique on the host. */
   readonly name: string;
-  /** Fixed addresses instead of allocated ones (both ends; the pool never hands them to others). @default allocated from the host's pool */
-  readonly addresses?: AddressPair;
+  /**
+   * Fixed addresses instead of allocated ones (both ends; the pool never hands them to others); with
+   * `hostBridge`, the container's own on the bridge's network. @default allocated from the host's pool (none when bridged)
+   */
+  readonly addresses?: AddressPair | BridgedAddresses;
   /** Extra veths. @default none */
   readonly veths?: readonly HostVethArgs[];
+}
+
+/** A bridged container's addresses: its own on the bridge's network (with prefix), and its gateway. */
+export interface BridgedAddresses {
+  readonly localAddress?: string;
+  readonly hostAddress?: string;
 }
 
 /** A host port forwarded to a container: by container name (address from the pool) or by explicit destination. */
@@ -195,6 +208,7 @@ function validateForwardPorts(
   forwardPorts: readonly HostForwardPortArgs[],
 ): void {
   const names = containers.map((c) => c.name);
+  const bridged = containers.filter((c) => c.hostBridge !== undefined).map((c) => c.name);
   const problems: string[] = [];
   for (const f of forwardPorts) {
     if (f.container === undefined && f.destination === undefined) {
@@ -202,6 +216,10 @@ function validateForwardPorts(
     } else if (f.container !== undefined && !names.includes(f.container)) {
       problems.push(
         `forwarded port ${String(f.sourcePort)} names container "${f.container}", which is not one of this host's containers (${names.join(", ")})`,
+      );
+    } else if (f.container !== undefined && bridged.includes(f.container)) {
+      problems.push(
+        `forwarded port ${String(f.sourcePort)} names container "${f.container}", which is bridged (its address is the bridge network's, not the pool's): give "destination" instead`,
       );
     }
   }
@@ -242,12 +260,14 @@ export class Host extends pulumi.ComponentResource {
     // machine skips every delete on it (no SSH to a host that is gone).
     const child = { parent: this, deletedWith: opts?.deletedWith };
 
+    // Bridged containers live on the bridge's network: the pool neither allocates nor reserves for them.
+    const routed = args.containers.filter((c) => c.hostBridge === undefined);
     const statics: Record<string, AddressPair> = {};
-    for (const c of args.containers) if (c.addresses) statics[c.name] = c.addresses;
+    for (const c of routed) if (c.addresses) statics[c.name] = c.addresses as AddressPair;
     this.pool = new AddressPool(
       `${name}-pool`,
       {
-        members: args.containers.map((c) => c.name),
+        members: routed.map((c) => c.name),
         cidr: args.pool?.cidr,
         blockPrefixLength: args.pool?.blockPrefixLength,
         exclude: args.pool?.exclude,
@@ -263,7 +283,14 @@ export class Host extends pulumi.ComponentResource {
 
     // The drop-in goes first, so NetworkManager never takes a container's veth for one of its own.
     if (args.networkManager ?? true) {
-      this.networkManager = new NmUnmanaged(`${name}-nm`, { connection, name, persist: args.persist }, child);
+      // Bridged containers' host ends are vb-<name> (the default leaves ve-* alone only).
+      const devices =
+        routed.length < args.containers.length ? ["interface-name:ve-*", "interface-name:vb-*"] : undefined;
+      this.networkManager = new NmUnmanaged(
+        `${name}-nm`,
+        { connection, name, devices, persist: args.persist },
+        child,
+      );
     }
     // Likewise networkd's file, before any veth appears.
     if (args.networkd ?? false) {
@@ -286,8 +313,12 @@ export class Host extends pulumi.ComponentResource {
           connection,
           name: c.name,
           driver: c.driver ?? args.driver ?? "nixos",
-          hostAddress: allocations.apply((a) => a[c.name].hostAddress),
-          localAddress: allocations.apply((a) => a[c.name].localAddress),
+          ...(c.hostBridge === undefined
+            ? {
+                hostAddress: allocations.apply((a) => a[c.name].hostAddress),
+                localAddress: allocations.apply((a) => a[c.name].localAddress),
+              }
+            : { hostBridge: c.hostBridge, ...c.addresses }),
           config: c.config,
           configFile: c.configFile,
           flake: c.flake,
@@ -310,6 +341,7 @@ export class Host extends pulumi.ComponentResource {
               hostAddress: v.hostAddress,
               localAddress: v.localAddress,
               hostBridge: v.hostBridge,
+              persist: args.persist,
             },
             child,
           ),

@@ -8,6 +8,12 @@ export interface VethPairArgs {
   readonly connection: ConnectionInput;
   /** How long each operation may take on the host (seconds). @default see TimeoutsArgs */
   readonly timeouts?: pulumi.Input<TimeoutsArgs>;
+  /**
+   * Restore the veth after a reboot: a systemd unit of ours, ordered after its container's (netns driver).
+   * A nixos container's namespace appears only when it starts, later at boot: there the unit fails and the
+   * next `pulumi up` adds the veth again. @default false
+   */
+  readonly persist?: pulumi.Input<boolean>;
   /** Name of the (running) container. */
   readonly container: pulumi.Input<string>;
   /** Host end's interface name (1-15 characters). */

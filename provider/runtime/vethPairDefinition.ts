@@ -7,8 +7,10 @@ import {
   vethCreateScript,
   vethDeleteScript,
   vethReadScript,
+  vethRestoreScript,
   vethUpdateScript,
 } from "../host/vethPairScripts";
+import { containerUnit, renderPersistPlan } from "../core/persistence";
 import { machineOf } from "./common";
 import { HOST_KEY_BOOKKEEPING, HostResourceDefinition, independentScripts } from "./lifecycle";
 
@@ -29,6 +31,16 @@ export const vethPairDefinition: HostResourceDefinition<VethPairSpec, ObservedVe
 
   check: (news) => ({ inputs: { ...news }, failures: parseVethPairInputs(news).failures }),
   parse: parseVethPairInputs,
+  // After its container's unit (netns driver); see vethRestoreScript for nixos containers.
+  persistence: (spec) =>
+    renderPersistPlan(
+      "veth",
+      spec.hostInterface,
+      `VethPair ${spec.hostInterface}`,
+      "links",
+      vethRestoreScript(spec),
+      [containerUnit(spec.container)],
+    ),
 
   rules: {
     replace: ["container", "hostInterface", "containerInterface"],

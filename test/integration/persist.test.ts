@@ -34,9 +34,11 @@ function bootUnits(): { name: string; text: string }[] {
     .split("\n")
     .filter((n) => n.startsWith("pnc-"))
     .map((name) => ({ name, text: labExecOk(h1, ["cat", `${UNIT_DIR}/${name}`]) }));
-  // Units before network-pre.target (containers) run before those after it (NAT), as systemd orders them.
-  const early = (u: { text: string }): number => (/^Before=.*network-pre\.target/m.test(u.text) ? 0 : 1);
-  return units.sort((a, b) => early(a) - early(b) || a.name.localeCompare(b.name));
+  // As systemd orders them: units before network-pre.target (containers, then veths after their container's
+  // unit) run before those after it (NAT).
+  const rank = (u: { text: string }): number =>
+    !/^Before=.*network-pre\.target/m.test(u.text) ? 2 : /^After=.*pnc-container-/m.test(u.text) ? 1 : 0;
+  return units.sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
 }
 
 /** Runs one `ExecStart=`/`ExecReload=` line of a unit as systemd would: no environment but its PATH. */
@@ -145,6 +147,22 @@ const inputs = {
     externalInterface: "eth0",
     internalIPs: ["10.233.41.0/24"],
   },
+  // On a bridge of the host's (made below, as the host's own network configuration would at boot).
+  pc: {
+    type: "Container",
+    name: "pc",
+    driver: "netns",
+    hostBridge: "br-pers",
+    localAddress: "10.233.242.5/24",
+  },
+  vxpa: {
+    type: "VethPair",
+    container: "pa",
+    hostInterface: "vx-pa",
+    containerInterface: "eth1",
+    hostAddress: "10.250.40.1",
+    localAddress: "10.250.40.2",
+  },
 } as const;
 
 function argsOf(key: keyof typeof inputs): Record<string, unknown> {
@@ -153,6 +171,10 @@ function argsOf(key: keyof typeof inputs): Record<string, unknown> {
 }
 
 beforeAll(async () => {
+  labExec(h1, ["ip", "link", "del", "br-pers"]);
+  labExecOk(h1, ["ip", "link", "add", "br-pers", "type", "bridge"]);
+  labExecOk(h1, ["ip", "addr", "add", "10.233.242.1/24", "dev", "br-pers"]);
+  labExecOk(h1, ["ip", "link", "set", "br-pers", "up"]);
   engine = await MiniEngine.start();
   for (const key of Object.keys(inputs) as (keyof typeof inputs)[]) {
     made.push(await engine.create(inputs[key].type, key, argsOf(key)));
@@ -163,6 +185,7 @@ afterAll(async () => {
   killStarted();
   for (const r of made.reverse()) await engine.destroy(r);
   await closeAll();
+  labExec(h1, ["ip", "link", "del", "br-pers"]);
 });
 
 describe("persist: true", () => {
@@ -170,9 +193,8 @@ describe("persist: true", () => {
     for (const [i, key] of (Object.keys(inputs) as (keyof typeof inputs)[]).entries()) {
       const checked = await engine.check(inputs[key].type, key, argsOf(key));
       const shown = checked.persistence as Record<string, string>;
-      expect(shown.unitPath).toBe(
-        `${UNIT_DIR}/pnc-${inputs[key].type === "Container" ? "container" : "nat"}-${key}.service`,
-      );
+      const kind = { Container: "container", NatRule: "nat", VethPair: "veth" }[inputs[key].type];
+      expect(shown.unitPath).toBe(`${UNIT_DIR}/pnc-${kind}-${key === "vxpa" ? "vx-pa" : key}.service`);
       expect(labExecOk(h1, ["cat", shown.unitPath])).toBe(shown.unitText);
       expect(labExecOk(h1, ["cat", shown.scriptPath])).toBe(shown.scriptText);
       expect(made[i].outs.persisted).toBe("current");
@@ -184,7 +206,7 @@ describe("persist: true", () => {
     try {
       for (const unit of bootUnits()) fs.writeFileSync(path.join(dir, unit.name), unit.text);
       const files = fs.readdirSync(dir).map((f) => path.join(dir, f));
-      expect(files).toHaveLength(4);
+      expect(files).toHaveLength(6);
       const r = spawnSync("systemd-analyze", ["verify", ...files], { encoding: "utf8" });
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
@@ -206,6 +228,8 @@ describe("persist: true", () => {
     expect(network()).toBe(before);
     expect(reachable(h1, undefined, "10.233.40.2")).toBe(true);
     expect(reachable(h1, undefined, "10.233.41.2")).toBe(true);
+    expect(reachable(h1, undefined, "10.233.242.5")).toBe(true);
+    expect(reachable(h1, undefined, "10.250.40.2")).toBe(true);
     expect(fromContainer(h1, "pa", 9203)).toEqual({ ok: true, seenAs: h1.address });
     expect(fromContainer(h1, "pb", 9203)).toEqual({ ok: true, seenAs: h1.address });
     await serve("pa", 84, "hello-after-boot");

@@ -206,6 +206,99 @@ describe("Host under mocks", () => {
   });
 });
 
+describe("Host persist, forward path and bridged containers under mocks", () => {
+  it("passes persist to every resource, shows the units at preview, and NAT options to the NatRule", async () => {
+    const run = await runUnderMocks(
+      () =>
+        new Host("ph", {
+          connection,
+          externalInterface: "eth0",
+          driver: "netns",
+          containers: [
+            {
+              name: "web",
+              veths: [
+                {
+                  hostInterface: "vx-web",
+                  containerInterface: "eth1",
+                  hostAddress: "10.250.0.1",
+                  localAddress: "10.250.0.2",
+                },
+              ],
+            },
+          ],
+          nat: {
+            allowForward: true,
+            loopbackIPs: ["127.0.0.1"],
+            forwardPorts: [{ sourcePort: 8080, container: "web", port: 80 }],
+          },
+          persist: true,
+        }),
+      { wait: (h) => h.plan },
+    );
+    for (const type of ["Container", "VethPair", "NatRule", "NmUnmanaged"]) {
+      for (const r of ofType(run.resources, type)) expect(r.inputs.persist).toBe(true);
+    }
+    const [container] = ofType(run.resources, "Container");
+    expect((container.state.persistence as Record<string, string>).unit).toBe("pnc-container-web.service");
+    const [veth] = ofType(run.resources, "VethPair");
+    expect((veth.state.persistence as Record<string, string>).unitText).toContain(
+      "After=local-fs.target pnc-container-web.service",
+    );
+    const [nat] = ofType(run.resources, "NatRule");
+    expect(nat.state).toMatchObject({ allowForward: true, loopbackIPs: ["127.0.0.1"] });
+    expect(nat.state.ruleset).toContain("ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.233.1.2:80");
+    expect(nat.state.ruleset).toContain("-A pnc-nat-ph-fwd -i ve-+ -o eth0 -j ACCEPT");
+    // NmUnmanaged persists by its file: no unit.
+    expect(ofType(run.resources, "NmUnmanaged")[0].state.persistence).toBeUndefined();
+  });
+
+  it("puts a bridged container on its bridge with its own addresses, outside the pool, and NetworkManager leaves vb-* alone", async () => {
+    const run = await runUnderMocks(
+      () =>
+        new Host("bh", {
+          connection,
+          externalInterface: "eth0",
+          driver: "netns",
+          containers: [
+            { name: "web" },
+            {
+              name: "lan",
+              hostBridge: "br0",
+              addresses: { localAddress: "192.168.50.5/24", hostAddress: "192.168.50.1" },
+            },
+          ],
+        }),
+      { wait: (h) => h.plan },
+    );
+    const [pool] = ofType(run.resources, "AddressPool");
+    expect(pool.inputs.members).toEqual(["web"]);
+    const lan = ofType(run.resources, "Container").find((c) => c.inputs.name === "lan");
+    expect(lan?.state).toMatchObject({
+      hostBridge: "br0",
+      hostInterface: "vb-lan",
+      localAddress: "192.168.50.5/24",
+      hostAddress: "192.168.50.1",
+    });
+    expect(ofType(run.resources, "NmUnmanaged")[0].state.devices).toEqual([
+      "interface-name:ve-*",
+      "interface-name:vb-*",
+    ]);
+  });
+
+  it("rejects a forwarded port naming a bridged container (its address is not the pool's)", () => {
+    expect(
+      () =>
+        new Host("bh2", {
+          connection,
+          externalInterface: "eth0",
+          containers: [{ name: "lan", hostBridge: "br0" }],
+          nat: { forwardPorts: [{ sourcePort: 80, container: "lan" }] },
+        }),
+    ).toThrow(/names container "lan", which is bridged .* give "destination" instead/);
+  });
+});
+
 describe("Host's networkd switch under mocks", () => {
   it("adds no NetworkdUnmanaged unless asked, and the plan has no networkd file", async () => {
     const run = await runUnderMocks(
