@@ -4,6 +4,7 @@
 
 import { display } from "./display";
 import { cidrProblem, ipv4Problem, tryParseIPv4 } from "./ipv4";
+import { cidr6Problem, ipv6Problem, tryParseIPv6 } from "./ipv6";
 
 /** One invalid input, in the shape Pulumi's `check` returns. */
 /** What parsing raw inputs gives: the typed spec when every input is valid and known, and the failures. */
@@ -158,6 +159,40 @@ export function validateCidr(value: unknown, property: string, options: CidrOpti
   return validateString(value, property, options, (v) => {
     const problem = cidrProblem(v, options.requireNetwork ?? true);
     return problem === undefined ? undefined : `is not a valid IPv4 CIDR: ${problem}`;
+  });
+}
+
+/** A strict IPv6 address (RFC 4291 text; no zone id, brackets or IPv4-mapped form). */
+export function validateIPv6(value: unknown, property: string, options: ValueOptions = {}): Failure[] {
+  return validateString(value, property, options, (v) => {
+    const problem = ipv6Problem(v);
+    return problem === undefined ? undefined : `is not a valid IPv6 address: ${problem}`;
+  });
+}
+
+/** An IPv6 CIDR range "address/n". */
+export function validateCidr6(value: unknown, property: string, options: CidrOptions = {}): Failure[] {
+  return validateString(value, property, options, (v) => {
+    const problem = cidr6Problem(v, options.requireNetwork ?? true);
+    return problem === undefined ? undefined : `is not a valid IPv6 CIDR: ${problem}`;
+  });
+}
+
+/** Either a single IPv6 address or an IPv6 CIDR range (for `exclude` and `internalIPs`). */
+export function validateAddressOrCidr6(
+  value: unknown,
+  property: string,
+  options: CidrOptions = {},
+): Failure[] {
+  return validateString(value, property, options, (v) => {
+    if (tryParseIPv6(v) !== undefined) {
+      return undefined;
+    }
+    if (!v.includes("/")) {
+      return `is not a valid IPv6 address: ${ipv6Problem(v)}`;
+    }
+    const problem = cidr6Problem(v, options.requireNetwork ?? true);
+    return problem === undefined ? undefined : `is not a valid IPv6 CIDR: ${problem}`;
   });
 }
 
