@@ -10,6 +10,7 @@ import {
   dnatRules,
   formatSpan,
   forwardDestinations,
+  isIPv6,
   isLoopback,
 } from "./natRuleSpec";
 
@@ -25,7 +26,9 @@ function nftInterface(match: InterfaceMatch): string {
 
 function nftDnat(rule: DnatRule): string {
   const port = rule.port === undefined ? "" : `:${formatSpan(rule.port, "-")}`;
-  return `${rule.proto} dport ${formatSpan(rule.dport, "-")} dnat to ${rule.address}${port}`;
+  // An IPv6 address with a port goes in brackets ("dnat to [fd00::2]:80"); alone it needs none.
+  const address = port !== "" && isIPv6(rule.address) ? `[${rule.address}]` : rule.address;
+  return `${rule.proto} dport ${formatSpan(rule.dport, "-")} dnat to ${address}${port}`;
 }
 
 function chain(name: string, hook: string, rules: readonly string[]): string[] {
@@ -42,8 +45,18 @@ function chain(name: string, hook: string, rules: readonly string[]): string[] {
  * some nft versions reject wildcards inside anonymous sets; exact names share one set.
  */
 function postRules(spec: NatSpec): string[] {
+  return translateRules(spec, "ip", spec.internalIPs, spec.externalIP);
+}
+
+/** The masquerade/SNAT rules of one family (`ip saddr` or `ip6 saddr` for the ranges). */
+function translateRules(
+  spec: NatSpec,
+  family: "ip" | "ip6",
+  ranges: readonly string[],
+  snatTo: string | undefined,
+): string[] {
   const ext = `oifname "${spec.externalInterface}"`;
-  const action = spec.externalIP === undefined ? "masquerade" : `snat to ${spec.externalIP}`;
+  const action = snatTo === undefined ? "masquerade" : `snat to ${snatTo}`;
   const wildcards = spec.internalInterfaces.filter((m) => m.wildcard);
   const exact = spec.internalInterfaces.filter((m) => !m.wildcard);
   const rules = wildcards.map((m) => `iifname ${nftInterface(m)} ${ext} ${action}`);
@@ -52,7 +65,7 @@ function postRules(spec: NatSpec): string[] {
   } else if (exact.length > 1) {
     rules.push(`iifname { ${exact.map(nftInterface).join(", ")} } ${ext} ${action}`);
   }
-  rules.push(...spec.internalIPs.map((range) => `ip saddr ${range} ${ext} ${action}`));
+  rules.push(...ranges.map((range) => `${family} saddr ${range} ${ext} ${action}`));
   return rules;
 }
 
@@ -108,12 +121,52 @@ export function renderNft(spec: NatSpec): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** The nftables table of the NatRule's NAT66 (family ip6; the same name as the IPv4 table). */
+export function nftTable6(id: string): string {
+  return `table ip6 ${nftTableName(id)}`;
+}
+
+/**
+ * The `nft -f` text for NAT66 (ipv6: "nat66"): our table `ip6 pnc-nat-<id>`, replaced like the IPv4 one, with
+ * masquerade (or SNAT to externalIPv6) and the IPv6 port forwards; the host's own connections to
+ * externalIPv6 are DNATed on output as for IPv4. Empty without NAT66, so an IPv4-only rule renders as before.
+ */
+export function renderNft6(spec: NatSpec): string {
+  const v6 = spec.ipv6;
+  if (v6?.mode !== "nat66") return "";
+  const table = nftTable6(spec.name);
+  const dnat = dnatRules(v6);
+  const pre = dnat.map((r) => `iifname "${spec.externalInterface}" ${nftDnat(r)}`);
+  const out =
+    v6.externalIPv6 === undefined ? [] : dnat.map((r) => `ip6 daddr ${v6.externalIPv6} ${nftDnat(r)}`);
+  const lines = [
+    `# Managed by pulumi-nixos-containers (NatRule ${spec.name}): this part replaces ${table} and nothing else.`,
+    `${table} {}`,
+    `delete ${table}`,
+    `${table} {`,
+    ...chain("pre", "prerouting priority dstnat", pre),
+    ...chain(
+      "post",
+      "postrouting priority srcnat",
+      translateRules(spec, "ip6", v6.internalIPv6s, v6.externalIPv6),
+    ),
+    ...chain("out", "output priority -100", out),
+    "}",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** What the nftables backend loads in its one `nft -f` transaction: the IPv4 table, then the IPv6 one. */
+export function renderNftAll(spec: NatSpec): string {
+  return renderNft(spec) + renderNft6(spec);
+}
+
 /**
  * The `ruleset` output preview shows: exactly what is applied for the spec's backend. It lives here
  * because nftables is the default backend; both renderers stay independent of each other otherwise.
  */
 export function renderRuleset(spec: NatSpec): string {
   return spec.backend === "nftables"
-    ? renderNft(spec) + renderForwardRuleset(spec)
+    ? renderNftAll(spec) + renderForwardRuleset(spec)
     : renderIptablesRuleset(spec);
 }

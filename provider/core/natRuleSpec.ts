@@ -5,15 +5,27 @@ import { display } from "./display";
 import { NAT_BACKENDS, NatBackend } from "./types";
 import { tryParseIPv4 } from "./ipv4";
 import {
+  Cidr6,
+  cidr6sOverlap,
+  formatCidr6,
+  formatIPv6,
+  makeCidr6,
+  specialIPv6Range,
+  tryParseAddressOrCidr6,
+  tryParseIPv6,
+} from "./ipv6";
+import {
   Failure,
   Parsed,
   containsUnknown,
   isUnknown,
   parsePortRange,
   validateAddressOrCidr,
+  validateAddressOrCidr6,
   validateBoolean,
   validateInterfaceName,
   validateIPv4,
+  validateIPv6,
   validateList,
   validateOneOf,
   validatePortRange,
@@ -44,6 +56,27 @@ export interface InterfaceMatch {
   readonly wildcard: boolean;
 }
 
+/** How a NatRule treats IPv6: masqueraded (NAT66, for ULA ranges) or routed (forwarding on, no NAT). */
+export const IPV6_MODES = ["nat66", "routed"] as const;
+export type Ipv6Mode = (typeof IPV6_MODES)[number];
+
+/**
+ * The IPv6 half of a NatRule. `nat66`: like IPv4, in a table (or ip6tables chains) of its own: container
+ * traffic from the internal interfaces and `internalIPv6s` leaves masqueraded (or SNATed to `externalIPv6`),
+ * and the IPv6 port forwards are DNATed. `routed`: the containers' addresses are routed to the host, which only
+ * forwards (no NAT, so no port forwards); `internalIPv6s` are the routed ranges (allowForward accepts them).
+ * Addresses and ranges are in RFC 5952 canonical form, as `nft list` and `ip6tables-save` print them.
+ */
+export type Nat6Spec =
+  | {
+      readonly mode: "nat66";
+      readonly internalIPv6s: readonly string[];
+      readonly externalIPv6?: string;
+      /** The forwards whose destination is IPv6 ("[fd00::2]:80"). */
+      readonly forwardPorts: readonly ForwardPort[];
+    }
+  | { readonly mode: "routed"; readonly internalIPv6s: readonly string[] };
+
 /** A validated NatRule. */
 export interface NatSpec {
   /** The resource name; it names our nftables table and iptables chains. */
@@ -56,7 +89,10 @@ export interface NatSpec {
   readonly externalInterface: string;
   /** SNAT to this address instead of masquerading; also DNATs the host's own traffic to it. */
   readonly externalIP?: string;
+  /** The IPv4 port forwards (IPv6 ones are in `ipv6`). */
   readonly forwardPorts: readonly ForwardPort[];
+  /** IPv6: absent means the NatRule is IPv4 only (and renders exactly as before IPv6 existed). */
+  readonly ipv6?: Nat6Spec;
   /**
    * Accept our traffic on the host's forward path (a chain of ours jumped to from the top of iptables'
    * FORWARD, or from DOCKER-USER when it exists), for hosts whose forwarding drops by default (Docker).
@@ -107,9 +143,17 @@ export const MAX_SHIFTED_PORTS = 256;
 const DEFAULT_INTERNAL_INTERFACES = ["ve-+"];
 const FORWARD_KEYS = ["sourcePort", "destination", "proto"];
 const DESTINATION = /^([0-9.]{7,15})(?::([0-9]{1,5})(?:-([0-9]{1,5}))?)?$/;
+const DESTINATION6 = /^\[([0-9A-Fa-f:.]{2,45})\](?::([0-9]{1,5})(?:-([0-9]{1,5}))?)?$/;
 const DESTINATION_FORMS =
   'use "ADDRESS", "ADDRESS:PORT" or "ADDRESS:LOW-HIGH" with a dotted-quad IPv4 address and ports 1-65535, ' +
-  'LOW ≤ HIGH, e.g. "10.233.1.2:80"';
+  'LOW ≤ HIGH, e.g. "10.233.1.2:80"; an IPv6 address goes in brackets (with ipv6: "nat66"): ' +
+  '"[fd00::2]", "[fd00::2]:80" or "[fd00::2]:8000-8010"';
+
+/** Unique local addresses (RFC 4193): the ranges NAT66 is meant for. */
+const ULA = makeCidr6(0xfcn << 120n, 7);
+const LINK_LOCAL = makeCidr6(0xfe80n << 112n, 10);
+const MULTICAST = makeCidr6(0xffn << 120n, 8);
+const IPV4_MAPPED = makeCidr6(0xffffn << 32n, 96);
 
 /** Number of ports in a span. */
 function spanLength(span: PortSpan): number {
@@ -130,17 +174,54 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Parses "10.233.1.2", "10.233.1.2:80" or "10.233.1.2:8000-8010"; undefined when invalid. */
+/** Whether an address of the model is IPv6 (the model keeps IPv4 dotted and IPv6 in canonical hex). */
+export function isIPv6(address: string): boolean {
+  return address.includes(":");
+}
+
+/**
+ * Parses "10.233.1.2", "10.233.1.2:80", "10.233.1.2:8000-8010" or the same with "[IPV6]" (canonicalised);
+ * undefined when invalid. An IPv6 destination must be an address a container can hold (not ::, ::1,
+ * link-local, multicast or IPv4-mapped).
+ */
 function parseDestination(text: string): ForwardPort["destination"] | undefined {
-  const m = DESTINATION.exec(text);
-  if (m === null || tryParseIPv4(m[1]) === undefined) {
+  const m4 = DESTINATION.exec(text);
+  const m6 = m4 === null ? DESTINATION6.exec(text) : null;
+  const m = m4 ?? m6;
+  if (m === null) {
+    return undefined;
+  }
+  let address = m[1];
+  if (m6 !== null) {
+    const value = tryParseIPv6(m6[1]);
+    if (value === undefined || specialIPv6Range(value) !== undefined) {
+      return undefined;
+    }
+    address = formatIPv6(value);
+  } else if (tryParseIPv4(address) === undefined) {
     return undefined;
   }
   if (m[2] === undefined) {
-    return { address: m[1] };
+    return { address };
   }
   const port = toSpan(m[3] === undefined ? m[2] : `${m[2]}-${m[3]}`);
-  return port === undefined ? undefined : { address: m[1], port };
+  return port === undefined ? undefined : { address, port };
+}
+
+/** Why an IPv6 destination text (in brackets) is refused, for a message more useful than the forms alone. */
+function destination6Problem(text: string): string | undefined {
+  const m = DESTINATION6.exec(text);
+  if (m === null) {
+    return tryParseIPv6(text) === undefined
+      ? undefined
+      : `an IPv6 address with a port is ambiguous without brackets: write "[${text}]" or "[${text}]:PORT"`;
+  }
+  const value = tryParseIPv6(m[1]);
+  if (value === undefined) return undefined;
+  const special = specialIPv6Range(value);
+  return special === undefined
+    ? undefined
+    : `it is ${special}, which no container holds: forward to the container's address`;
 }
 
 function destinationFailures(value: unknown, property: string): Failure[] {
@@ -152,7 +233,13 @@ function destinationFailures(value: unknown, property: string): Failure[] {
   }
   if (typeof value !== "string" || parseDestination(value) === undefined) {
     const shown = typeof value === "string" ? display(value) : `must be a string, got ${display(value)}`;
-    return [{ property, message: `${property} ${shown} is not a valid destination: ${DESTINATION_FORMS}` }];
+    const why = typeof value === "string" ? destination6Problem(value) : undefined;
+    return [
+      {
+        property,
+        message: `${property} ${shown} is not a valid destination: ${why === undefined ? DESTINATION_FORMS : why}`,
+      },
+    ];
   }
   return [];
 }
@@ -244,6 +331,7 @@ function overlapFailures(forwards: readonly { port: ForwardPort; raw: unknown }[
       (a, k) =>
         k < j &&
         a.port.proto === b.port.proto &&
+        isIPv6(a.port.destination.address) === isIPv6(b.port.destination.address) &&
         a.port.sourcePort.from <= b.port.sourcePort.to &&
         b.port.sourcePort.from <= a.port.sourcePort.to,
     );
@@ -252,7 +340,7 @@ function overlapFailures(forwards: readonly { port: ForwardPort; raw: unknown }[
       failures.push({
         property,
         message:
-          `${property} ${display(b.raw)} (${b.port.proto}) overlaps forwardPorts[${i}].sourcePort ${display(forwards[i].raw)}: ` +
+          `${property} ${display(b.raw)} (${b.port.proto}${isIPv6(b.port.destination.address) ? ", IPv6" : ""}) overlaps forwardPorts[${i}].sourcePort ${display(forwards[i].raw)}: ` +
           "an external port can forward to one destination only; remove one forward or make the ranges disjoint",
       });
     }
@@ -309,6 +397,14 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): Parsed<N
     ...validateList(raw.loopbackIPs, "loopbackIPs", (item, property) => validateIPv4(item, property), {
       optional: true,
     }),
+    ...validateOneOf(raw.ipv6, "ipv6", IPV6_MODES, { optional: true }),
+    ...validateList(
+      raw.internalIPv6s,
+      "internalIPv6s",
+      (item, property) => validateAddressOrCidr6(item, property),
+      { optional: true },
+    ),
+    ...validateIPv6(raw.externalIPv6, "externalIPv6", { optional: true }),
   ];
   const fields = [
     raw.name,
@@ -320,6 +416,9 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): Parsed<N
     raw.forwardPorts,
     raw.allowForward,
     raw.loopbackIPs,
+    raw.ipv6,
+    raw.internalIPv6s,
+    raw.externalIPv6,
   ];
   if (failures.length > 0 || fields.some(containsUnknown)) {
     return { failures };
@@ -349,9 +448,29 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): Parsed<N
     },
   }));
   failures.push(...overlapFailures(forwards));
+  const mode = (raw.ipv6 ?? undefined) as Ipv6Mode | undefined;
+  const ranges6 = stringList(raw.internalIPv6s, []);
+  const externalIPv6 = (raw.externalIPv6 ?? undefined) as string | undefined;
+  failures.push(...ipv6Failures(mode, ranges6, externalIPv6, rawForwards, forwards));
   if (failures.length > 0) {
     return { failures };
   }
+  const forwards4 = forwards.filter((f) => !isIPv6(f.port.destination.address)).map((f) => f.port);
+  const forwards6 = forwards.filter((f) => isIPv6(f.port.destination.address)).map((f) => f.port);
+  const internalIPv6s = unique(ranges6.map(canonicalRange6), (r) => r);
+  const ipv6: Nat6Spec | undefined =
+    mode === "nat66"
+      ? {
+          mode,
+          internalIPv6s,
+          ...(externalIPv6 === undefined
+            ? {}
+            : { externalIPv6: formatIPv6(tryParseIPv6(externalIPv6) as bigint) }),
+          forwardPorts: forwards6,
+        }
+      : mode === "routed"
+        ? { mode, internalIPv6s }
+        : undefined;
 
   const spec: NatSpec = {
     name: raw.name as string,
@@ -362,11 +481,107 @@ export function parseNatInputs(raw: Readonly<Record<string, unknown>>): Parsed<N
     ...(raw.externalIP === undefined || raw.externalIP === null
       ? {}
       : { externalIP: raw.externalIP as string }),
-    forwardPorts: forwards.map((f) => f.port),
+    forwardPorts: forwards4,
     allowForward: raw.allowForward === true,
     loopbackIPs: unique(stringList(raw.loopbackIPs, []), (s) => s),
+    ...(ipv6 === undefined ? {} : { ipv6 }),
   };
   return { spec, failures };
+}
+
+/** An internal IPv6 address or range in canonical form: "fd00::5" stays an address, ranges become "base/n". */
+function canonicalRange6(text: string): string {
+  const range = tryParseAddressOrCidr6(text) as Cidr6;
+  return text.includes("/") ? formatCidr6(range) : formatIPv6(range.base);
+}
+
+/**
+ * The IPv6 inputs against the mode (all are valid on their own): what each mode cannot do is refused with
+ * the mode that can. NAT66 is for unique local ranges (fc00::/7): a global range is routable and needs no
+ * translation (routed mode), and translating it would hide the containers' own addresses.
+ */
+function ipv6Failures(
+  mode: Ipv6Mode | undefined,
+  ranges: readonly string[],
+  externalIPv6: string | undefined,
+  rawForwards: readonly Record<string, unknown>[],
+  forwards: readonly { port: ForwardPort }[],
+): Failure[] {
+  const failures: Failure[] = [];
+  const v6Forwards = forwards.map((f, i) => ({ f, i })).filter(({ f }) => isIPv6(f.port.destination.address));
+  if (mode === undefined) {
+    const enable = 'set ipv6: "nat66" (masquerade, like IPv4) or "routed" (forwarding only)';
+    if (ranges.length > 0) {
+      failures.push({
+        property: "internalIPv6s",
+        message: `internalIPv6s ${display(ranges)} needs IPv6 on this NatRule: ${enable}, or remove internalIPv6s`,
+      });
+    }
+    if (externalIPv6 !== undefined) {
+      failures.push({
+        property: "externalIPv6",
+        message: `externalIPv6 ${display(externalIPv6)} needs NAT66 on this NatRule: set ipv6: "nat66", or remove externalIPv6`,
+      });
+    }
+    for (const { i } of v6Forwards) {
+      const property = `forwardPorts[${i}].destination`;
+      failures.push({
+        property,
+        message: `${property} ${display(rawForwards[i].destination)} is IPv6, which needs NAT66 on this NatRule: set ipv6: "nat66"`,
+      });
+    }
+    return failures;
+  }
+  ranges.forEach((text, i) => {
+    const property = `internalIPv6s[${i}]`;
+    const range = tryParseAddressOrCidr6(text) as Cidr6;
+    const reserved = [
+      { cidr: LINK_LOCAL, what: "link-local fe80::/10 (never forwarded)" },
+      { cidr: MULTICAST, what: "multicast ff00::/8" },
+      { cidr: IPV4_MAPPED, what: "IPv4-mapped ::ffff:0:0/96 (IPv4 traffic: use internalIPs)" },
+      { cidr: makeCidr6(0n, 127), what: "the unspecified and loopback addresses ::/127" },
+    ].find((r) => cidr6sOverlap(r.cidr, range));
+    if (reserved !== undefined) {
+      failures.push({
+        property,
+        message: `${property} ${display(text)} covers ${reserved.what}: give the containers' own range, e.g. "fd00:1234::/48"`,
+      });
+    } else if (mode === "nat66" && !(range.base >= ULA.base && range.last <= ULA.last)) {
+      failures.push({
+        property,
+        message:
+          `${property} ${display(text)} is not a unique local range (inside fc00::/7): NAT66 is meant for ULA ranges such as "fd00:1234::/48"; ` +
+          'a global range routed to the host needs no translation: use ipv6: "routed", or give the containers ULA addresses',
+      });
+    }
+  });
+  if (mode === "routed") {
+    if (externalIPv6 !== undefined) {
+      failures.push({
+        property: "externalIPv6",
+        message: `externalIPv6 ${display(externalIPv6)} is a SNAT address, but ipv6 is "routed", which translates nothing: remove externalIPv6, or use ipv6: "nat66"`,
+      });
+    }
+    for (const { f, i } of v6Forwards) {
+      const property = `forwardPorts[${i}].destination`;
+      failures.push({
+        property,
+        message:
+          `${property} ${display(rawForwards[i].destination)} is IPv6, but ipv6 is "routed": a port forward is a DNAT, and routed containers ` +
+          `are reached at their own address ([${f.port.destination.address}]:PORT, opened in the host's forward path); remove this forward, or use ipv6: "nat66"`,
+      });
+    }
+  }
+  if (externalIPv6 !== undefined) {
+    const special = specialIPv6Range(tryParseIPv6(externalIPv6) as bigint);
+    if (special !== undefined) {
+      failures.push({
+        property: "externalIPv6",
+        message: `externalIPv6 ${display(externalIPv6)} is ${special}: SNAT to an address of the external interface, or leave externalIPv6 out to masquerade`,
+      });
+    }
+  }
+  return failures;
 }
 
 /**

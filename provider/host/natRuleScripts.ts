@@ -8,10 +8,12 @@ import {
   iptablesJumpArgv,
   iptablesJumps,
   renderForward,
+  renderForward6,
   renderIptables,
+  renderIptables6,
 } from "../core/natRuleIptables";
 import { NatSpec, forwardDestinations, isLoopback } from "../core/natRuleSpec";
-import { nftTableName, renderNft } from "../core/natRuleNftables";
+import { nftTableName, renderNftAll } from "../core/natRuleNftables";
 import { quoteArgv } from "../ssh/quote";
 import { EXIT, MARK } from "./protocol";
 import * as shell from "./shell";
@@ -39,9 +41,28 @@ function snapshotFunction(spec: NatSpec): string {
   return `snapshot() {
   ${nat}
   ${forward}
-  localnet_snapshot
+${snapshot6(spec)}  localnet_snapshot
 }
 `;
+}
+
+/** The IPv6 lines of `snapshot` (empty for an IPv4-only rule): our ip6 table or ip6tables chains, and forward chain. */
+function snapshot6(spec: NatSpec): string {
+  const v6 = spec.ipv6;
+  if (v6 === undefined) return "";
+  const strip = "sed 's/ \\[[0-9]*:[0-9]*\\]$//'";
+  const lines: string[] = [];
+  if (v6.mode === "nat66") {
+    lines.push(
+      spec.backend === "nftables"
+        ? 'nft list table ip6 "$TABLE_NAME" 2>/dev/null || true'
+        : `if command -v ip6tables-save >/dev/null 2>&1; then ip6tables-save -t nat 2>/dev/null | grep -E -- ${chainLines(Object.values(iptablesChainNames(spec.name)))} | ${strip} || true; fi`,
+    );
+  }
+  lines.push(
+    `if command -v ip6tables-save >/dev/null 2>&1; then ip6tables-save -t filter 2>/dev/null | grep -E -- ${chainLines([forwardChainName(spec.name)])} | ${strip} || true; fi`,
+  );
+  return lines.map((l) => `  ${l}\n`).join("");
 }
 
 /**
@@ -65,8 +86,19 @@ function vars(spec: NatSpec, rules = ""): string {
     INTERNAL_MATCHES: [
       ...spec.internalInterfaces.map((m) => `"${m.name}${m.wildcard ? "" : '"'}`),
       ...spec.internalIPs,
+      ...(spec.ipv6?.internalIPv6s ?? []),
     ].join(" "),
+    ...vars6(spec),
   });
+}
+
+/** The variables only an IPv6 rule has (none for an IPv4-only one, whose scripts stay as they were). */
+function vars6(spec: NatSpec): Record<string, string> {
+  if (spec.ipv6 === undefined) return {};
+  return {
+    FORWARD_RULES6: renderForward6(spec) ?? "",
+    RULESET6: spec.backend === "iptables" ? (renderIptables6(spec)?.restore ?? "") : "",
+  };
 }
 
 /** What a NixOS user adds so that `networking.firewall.filterForward` lets the NatRule's traffic pass. */
@@ -77,6 +109,9 @@ function forwardAcceptHint(spec: NatSpec): string {
       ? []
       : [`iifname { ${names.join(", ")} } oifname "${spec.externalInterface}" accept`]),
     ...spec.internalIPs.map((range) => `ip saddr ${range} oifname "${spec.externalInterface}" accept`),
+    ...(spec.ipv6?.internalIPv6s ?? []).map(
+      (range) => `ip6 saddr ${range} oifname "${spec.externalInterface}" accept`,
+    ),
   ];
   return `networking.firewall.extraForwardRules = ''${rules.join("; ")}'';`;
 }
@@ -225,6 +260,154 @@ refuse_blocked() {
 `;
 
 /**
+ * allowForward for IPv6: FORWARD's functions for ip6tables (`forward6_jumped`, `remove_forward6`,
+ * `apply_forward6`), reading FORWARD_RULES6; Docker with `"ip6tables": true` sets ip6tables' FORWARD policy to
+ * DROP and makes DOCKER-USER there as well.
+ */
+const FORWARD6 = FORWARD.replace(/\biptables/g, "ip6tables")
+  .replace(/\b(forward_jumped|remove_forward|apply_forward)\b/g, (name) =>
+    name.replace("forward", "forward6"),
+  )
+  .replace('"$FORWARD_RULES"', '"${FORWARD_RULES6:-}"')
+  .replace("nft list chain ip filter FORWARD", "nft list chain ip6 filter FORWARD");
+
+/**
+ * `forward_blockers` for a rule with IPv6: also forward hooks of family ip6, ip6tables-nft's FORWARD (open when
+ * our ip6tables jump is there or planned), and the legacy ip6tables FORWARD policy.
+ */
+const FORWARD_BLOCKERS6 = FORWARD_BLOCKERS.replace(
+  '(family == "ip" || family == "inet")',
+  '(family == "ip" || family == "ip6" || family == "inet")',
+)
+  .replace(
+    '    if [ "$family $table" != "ip filter" ]',
+    '    if [ "$family $table $chain" = "ip6 filter FORWARD" ] && [ "$ALLOW_FORWARD" = 1 ] && { [ -n "$planned" ] || forward6_jumped; }; then continue; fi\n' +
+      '    if [ "$family $table" != "ip filter" ] && [ "$family $table" != "ip6 filter" ]',
+  )
+  .replace(
+    '    echo "iptables chain FORWARD (policy DROP)"\n  fi\n',
+    '    echo "iptables chain FORWARD (policy DROP)"\n  fi\n' +
+      "  if command -v ip6tables >/dev/null 2>&1 && ! ip6tables -V 2>/dev/null | grep -q nf_tables &&\n" +
+      "    ip6tables -w -t filter -S FORWARD 2>/dev/null | grep -qx -- '-P FORWARD DROP' &&\n" +
+      '    ! { [ "$ALLOW_FORWARD" = 1 ] && { [ -n "$planned" ] || forward6_jumped; }; }; then\n' +
+      '    echo "ip6tables chain FORWARD (policy DROP)"\n  fi\n',
+  );
+
+function forwardBlockers(spec: NatSpec): string {
+  return spec.ipv6 === undefined ? FORWARD_BLOCKERS : FORWARD_BLOCKERS6;
+}
+
+/**
+ * IPv6 forwarding (an IPv6 rule). Reads STATE_DIR, RULE_NAME, EXTERNAL_INTERFACE. Defines:
+ * - `ipv6_preflight`: refuses, before anything changes, a host without IPv6 (or with it disabled on the external
+ *   interface), and one where turning forwarding on would cut another interface off its router: writing
+ *   net.ipv6.conf.all.forwarding=1 makes the kernel ignore router advertisements on every interface whose
+ *   accept_ra is 1 (ip-sysctl.rst: "1 - Accept Router Advertisements if forwarding is disabled") and deletes
+ *   at once the default routes it learned from them on interfaces whose accept_ra is not 2
+ *   (rt6_purge_dflt_routers), and SLAAC addresses then expire;
+ * - `forwarding6_on`: records every interface's forwarding before the first IPv6 rule of ours (in
+ *   STATE_DIR/forwarding6-before), sets accept_ra=2 ("Overrule forwarding behaviour") on the external
+ *   interface when it is 1 there and forwarding was off (recorded in STATE_DIR/accept_ra/DEVICE), then turns
+ *   forwarding on; the order matters, the purge runs on the write;
+ * - `forwarding6_release`: drops this rule's record and, when no IPv6 rule of ours remains, puts back every
+ *   interface's forwarding (all first: it overwrites every interface) and then accept_ra.
+ */
+const FORWARDING6 = String.raw`ipv6_preflight() {
+  if [ ! -f /proc/sys/net/ipv6/conf/all/forwarding ]; then
+    echo "${MARK.clash} NatRule $RULE_NAME has IPv6, but the host's kernel has no IPv6 (no /proc/sys/net/ipv6: booted with ipv6.disable=1?): remove ipv6 from the NatRule, or enable IPv6 on the host" >&2
+    exit ${EXIT.refused}
+  fi
+  if [ "$(cat "/proc/sys/net/ipv6/conf/$EXTERNAL_INTERFACE/disable_ipv6" 2>/dev/null || echo 1)" = 1 ]; then
+    echo "${MARK.clash} NatRule $RULE_NAME has IPv6, but IPv6 is disabled on its external interface $EXTERNAL_INTERFACE (net.ipv6.conf.$EXTERNAL_INTERFACE.disable_ipv6=1): enable it there, or remove ipv6 from the NatRule" >&2
+    exit ${EXIT.refused}
+  fi
+  [ "$(cat /proc/sys/net/ipv6/conf/all/forwarding)" = 0 ] || return 0
+  at_risk=
+  for ra in /proc/sys/net/ipv6/conf/*/accept_ra; do
+    conf=$(dirname "$ra")
+    dev=$(basename "$conf")
+    case "$dev" in all | default | lo | "$EXTERNAL_INTERFACE") continue ;; esac
+    if [ "$(cat "$ra")" != 1 ] || [ "$(cat "$conf/forwarding")" != 0 ]; then continue; fi
+    if ip -6 route show default dev "$dev" proto ra 2>/dev/null | grep -q . || ip -6 addr show dev "$dev" scope global dynamic 2>/dev/null | grep -q inet6; then
+      at_risk="$at_risk $dev"
+    fi
+  done
+  [ -z "$at_risk" ] && return 0
+  echo "${MARK.clash} NatRule $RULE_NAME would turn IPv6 forwarding on, and then the kernel ignores router advertisements on$at_risk (accept_ra=1 accepts them only while forwarding is off) and deletes the default route learned from them at once; their SLAAC addresses would expire. Set net.ipv6.conf.<interface>.accept_ra=2 there first (accept them while forwarding), or give those interfaces static addresses and routes; the external interface $EXTERNAL_INTERFACE is handled by this NatRule itself" >&2
+  exit ${EXIT.refused}
+}
+forwarding6_on() {
+  mkdir -p "$STATE_DIR/accept_ra"
+  if ! ls "$STATE_DIR"/*.rule6 >/dev/null 2>&1; then
+    for f in /proc/sys/net/ipv6/conf/*/forwarding; do printf '%s %s\n' "$(basename "$(dirname "$f")")" "$(cat "$f")"; done > "$STATE_DIR/forwarding6-before"
+  fi
+  : > "$STATE_DIR/$RULE_NAME.rule6"
+  ext_conf="/proc/sys/net/ipv6/conf/$EXTERNAL_INTERFACE"
+  if [ -f "$ext_conf/accept_ra" ] && [ "$(cat "$ext_conf/accept_ra")" = 1 ]; then
+    if [ -f "$STATE_DIR/accept_ra/$EXTERNAL_INTERFACE" ] || [ "$(cat "$ext_conf/forwarding")" = 0 ]; then
+      [ -f "$STATE_DIR/accept_ra/$EXTERNAL_INTERFACE" ] || echo 1 > "$STATE_DIR/accept_ra/$EXTERNAL_INTERFACE"
+      echo 2 > "$ext_conf/accept_ra"
+    fi
+  fi
+  echo 1 > /proc/sys/net/ipv6/conf/all/forwarding
+  echo 1 > /proc/sys/net/ipv6/conf/default/forwarding
+}
+forwarding6_release() {
+  rm -f "$STATE_DIR/$RULE_NAME.rule6"
+  if ls "$STATE_DIR"/*.rule6 >/dev/null 2>&1 || [ ! -f "$STATE_DIR/forwarding6-before" ]; then return 0; fi
+  all=$(awk '$1 == "all" { print $2 }' "$STATE_DIR/forwarding6-before")
+  if [ -n "$all" ]; then echo "$all" > /proc/sys/net/ipv6/conf/all/forwarding; fi
+  while read -r dev value; do
+    f="/proc/sys/net/ipv6/conf/$dev/forwarding"
+    if [ "$dev" != all ] && [ -f "$f" ] && [ "$(cat "$f")" != "$value" ]; then echo "$value" > "$f"; fi
+  done < "$STATE_DIR/forwarding6-before"
+  rm -f "$STATE_DIR/forwarding6-before"
+  for record in "$STATE_DIR"/accept_ra/*; do
+    [ -f "$record" ] || continue
+    dev=$(basename "$record")
+    if [ -f "/proc/sys/net/ipv6/conf/$dev/accept_ra" ]; then cat "$record" > "/proc/sys/net/ipv6/conf/$dev/accept_ra"; fi
+    rm -f "$record"
+  done
+  echo "PNC-RESULT forwarding6Restored=$all"
+}
+`;
+
+/** RECORD_ABSENT_BASE_CHAINS for ip6tables-nft's table ip6 nat (recorded in STATE_DIR/RULE_NAME.created6). */
+const RECORD_ABSENT_BASE_CHAINS6 = RECORD_ABSENT_BASE_CHAINS.replace(/\biptables -V/g, "ip6tables -V")
+  .replace(/\.created\b/g, ".created6")
+  .replace(/nft list (table|chain) ip nat/g, "nft list $1 ip6 nat");
+
+/**
+ * Removes what NAT66 of ours made (an update that turned it off, and every delete), and nothing else: our table
+ * ip6 TABLE_NAME, or our ip6tables chains, their jumps and the base chains ip6tables-nft made for them. Reads
+ * TABLE_NAME, STATE_DIR, RULE_NAME; defines `remove_nat6`. Only lists when nothing of ours is there.
+ */
+function removeNat6(spec: Pick<NatSpec, "name">): string {
+  const chains = Object.values(iptablesChainNames(spec.name));
+  const jumps = iptablesJumps(spec.name).map(
+    (jump) =>
+      `    while ${quoteArgv(iptablesJumpArgv(jump, "-C", "ip6tables"))} 2>/dev/null; do ${quoteArgv(iptablesJumpArgv(jump, "-D", "ip6tables"))}; done`,
+  );
+  const flush = deleteIptables(spec, "ip6tables")
+    .filter((a) => !a.includes("-D"))
+    .map((argv) => `    ${quoteArgv(argv)} 2>/dev/null || true`);
+  const removeBase = REMOVE_BASE_CHAINS_WE_CREATED.replace(/\.created\b/g, ".created6")
+    .replace(/iptables -w -t nat -S/g, "ip6tables -w -t nat -S")
+    .replace(/ ip nat/g, " ip6 nat");
+  return [
+    "remove_nat6() {",
+    '  if command -v nft >/dev/null 2>&1 && nft list table ip6 "$TABLE_NAME" >/dev/null 2>&1; then nft delete table ip6 "$TABLE_NAME"; fi',
+    `  if command -v ip6tables-save >/dev/null 2>&1 && ip6tables-save -t nat 2>/dev/null | grep -qE -- ${chainLines(chains)}; then`,
+    ...jumps,
+    ...flush,
+    "  fi",
+    removeBase.trimEnd().replace(/^/gm, "  "),
+    "}",
+    "",
+  ].join("\n");
+}
+
+/**
  * loopbackIPs with a 127.0.0.0/8 address. Reads STATE_DIR, RULE_NAME, LOCALNET_DESTINATIONS. A connection the
  * host makes to 127.0.0.1 and that we DNAT leaves by the device its destination is routed through, and the
  * kernel drops loopback sources there unless that device has route_localnet=1. Defines:
@@ -295,6 +478,16 @@ if [ -f "$STATE_DIR/$RULE_NAME.rule" ]; then ${shell.result("recorded", "1")}; e
 ${shell.result("forwarding", "$(cat /proc/sys/net/ipv4/conf/all/forwarding)")}
 ${shell.result("forwardBlockedBy", "$(forward_blockers | tr '\\n' ';' | sed 's/;$//; s/;/; /g')")}`;
 
+/** The IPv6 part of the report: forwarding6=1|0 (net.ipv6.conf.all.forwarding; 0 without IPv6). */
+const REPORT6 = shell.result(
+  "forwarding6",
+  "$(cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null || echo 0)",
+);
+
+function report(spec: NatSpec): string[] {
+  return spec.ipv6 === undefined ? [REPORT] : [REPORT, REPORT6];
+}
+
 /**
  * Reads RULE_NAME, STATE_DIR (and what `snapshot` reads). Refuses when a NatRule of this name is already on
  * the host: recorded, or with rules in our table or chains of that name. (A marker whose object is gone is
@@ -308,13 +501,19 @@ fi
 
 /** The tools, function definitions and steps that apply a NatRule (host scripts and the boot unit alike). */
 function applySteps(spec: NatSpec): { tools: string[]; definitions: string[]; steps: string[] } {
-  const definitions = [snapshotFunction(spec), FORWARD, LOCALNET];
-  const finish = [FORWARDING_ON, "apply_forward", "localnet_apply"];
+  const v6 = spec.ipv6;
+  const definitions = [snapshotFunction(spec), FORWARD, LOCALNET, ...(v6 ? [FORWARD6, FORWARDING6] : [])];
+  const finish = [
+    FORWARDING_ON,
+    "apply_forward",
+    "localnet_apply",
+    ...(v6 ? ["forwarding6_on", "apply_forward6"] : []),
+  ];
   if (spec.backend === "nftables") {
     return {
       tools: ["ip", "flock", "nft"],
       definitions,
-      // Checked first, then loaded: `nft -f` applies the whole file in one transaction.
+      // Checked first, then loaded: `nft -f` applies the whole file (both families) in one transaction.
       steps: [
         `printf '%s\\n' "$RULESET" | nft -c -f - >&2`,
         `printf '%s\\n' "$RULESET" | nft -f -`,
@@ -323,8 +522,28 @@ function applySteps(spec: NatSpec): { tools: string[]; definitions: string[]; st
     };
   }
   const rendered = renderIptables(spec);
+  const rendered6 = renderIptables6(spec);
+  const nat6 =
+    rendered6 === undefined
+      ? []
+      : [
+          RECORD_ABSENT_BASE_CHAINS6,
+          `printf '%s\\n' "$RULESET6" | ip6tables-restore -w --test --noflush >&2`,
+          `printf '%s\\n' "$RULESET6" | ip6tables-restore -w --noflush`,
+          ...rendered6.jumps.map(
+            (jump) =>
+              `${quoteArgv(iptablesJumpArgv(jump, "-C", "ip6tables"))} 2>/dev/null || ${quoteArgv(iptablesJumpArgv(jump, "-I", "ip6tables"))}`,
+          ),
+        ];
   return {
-    tools: ["ip", "flock", "iptables", "iptables-restore", "iptables-save"],
+    tools: [
+      "ip",
+      "flock",
+      "iptables",
+      "iptables-restore",
+      "iptables-save",
+      ...(rendered6 === undefined ? [] : ["ip6tables", "ip6tables-restore", "ip6tables-save"]),
+    ],
     definitions,
     steps: [
       RECORD_ABSENT_BASE_CHAINS,
@@ -334,14 +553,31 @@ function applySteps(spec: NatSpec): { tools: string[]; definitions: string[]; st
         (jump) =>
           `${quoteArgv(iptablesJumpArgv(jump, "-C"))} 2>/dev/null || ${quoteArgv(iptablesJumpArgv(jump, "-I"))}`,
       ),
+      ...nat6,
       ...finish,
     ],
   };
 }
 
-/** The rules text the spec's backend loads (RULESET). */
+/** The rules text the spec's backend loads (RULESET; the ip6tables half is RULESET6). */
 function rulesetOf(spec: NatSpec): string {
-  return spec.backend === "nftables" ? renderNft(spec) : renderIptables(spec).restore;
+  return spec.backend === "nftables" ? renderNftAll(spec) : renderIptables(spec).restore;
+}
+
+/**
+ * What an update removes after applying, when the new spec no longer has it: NAT66 (ip6 table or chains), and
+ * without IPv6 at all the IPv6 forward chain and this rule's IPv6 forwarding record (forwarding put back when
+ * it was our last IPv6 rule).
+ */
+function ipv6Cleanup(spec: NatSpec): { definitions: string[]; steps: string[] } {
+  const v6 = spec.ipv6;
+  return {
+    definitions: [removeNat6(spec), ...(v6 ? [] : [FORWARD6, FORWARDING6])],
+    steps: [
+      ...(v6?.mode === "nat66" ? [] : ["remove_nat6"]),
+      ...(v6 ? [] : ["remove_forward6", "forwarding6_release"]),
+    ],
+  };
 }
 
 /**
@@ -350,18 +586,22 @@ function rulesetOf(spec: NatSpec): string {
  */
 function applyScript(spec: NatSpec, owner: shell.Ownership, create: boolean): string {
   const { tools, definitions, steps } = applySteps(spec);
+  const preflight6 = spec.ipv6 ? ["ipv6_preflight"] : [];
   const ownership = create
-    ? [NAME_FREE, EXTERNAL_EXISTS, "refuse_blocked", "claim"]
-    : ["require_ours", EXTERNAL_EXISTS, "refuse_blocked"];
+    ? [NAME_FREE, EXTERNAL_EXISTS, ...preflight6, "refuse_blocked", "claim"]
+    : ["require_ours", EXTERNAL_EXISTS, ...preflight6, "refuse_blocked"];
+  const cleanup = create ? { definitions: [], steps: [] } : ipv6Cleanup(spec);
   return shell.changingScript(
     tools,
     ownedVars(spec, owner, rulesetOf(spec)),
     ...definitions,
-    FORWARD_BLOCKERS,
+    ...cleanup.definitions,
+    forwardBlockers(spec),
     ...ownership,
     ...steps,
+    ...cleanup.steps,
     'snapshot > "$STATE_DIR/$RULE_NAME.applied"',
-    REPORT,
+    ...report(spec),
     "report_owner",
   );
 }
@@ -398,9 +638,10 @@ export function natReadScript(spec: NatSpec, owner: shell.Ownership): string {
     ownedVars(spec, owner),
     snapshotFunction(spec),
     FORWARD,
+    ...(spec.ipv6 ? [FORWARD6] : []),
     LOCALNET,
-    FORWARD_BLOCKERS,
-    REPORT,
+    forwardBlockers(spec),
+    ...report(spec),
     "report_owner",
   );
 }
@@ -410,6 +651,8 @@ export interface ObservedNat {
   readonly live: "applied" | "altered" | "missing";
   readonly recorded: boolean;
   readonly forwarding: boolean;
+  /** net.ipv6.conf.all.forwarding, reported by rules with IPv6 only. */
+  readonly forwarding6?: boolean;
   /** The forward hooks that would drop the NatRule's traffic (empty when none does). */
   readonly forwardBlockedBy: string[];
 }
@@ -421,6 +664,7 @@ export function observeNat(results: Readonly<Record<string, string>>): ObservedN
     live,
     recorded: results.recorded === "1",
     forwarding: results.forwarding === "1",
+    ...(results.forwarding6 === undefined ? {} : { forwarding6: results.forwarding6 === "1" }),
     forwardBlockedBy: blockers,
   };
 }
@@ -457,6 +701,22 @@ export function natDeleteScript(spec: NatSpec, owner: shell.Ownership): string {
     }
     lines.push(REMOVE_BASE_CHAINS_WE_CREATED, "fi");
   }
-  lines.push("remove_forward", "localnet_restore", FORWARDING_RESTORE, 'rm -f "$OWNER_MARKER"');
-  return shell.changingScript(["flock"], ownedVars(spec, owner), ...lines);
+  // IPv6 pieces go whatever the spec says (cheap listings when there are none): an update cut short may have left them.
+  lines.push(
+    "remove_forward",
+    "remove_nat6",
+    "remove_forward6",
+    "forwarding6_release",
+    "localnet_restore",
+    FORWARDING_RESTORE,
+    'rm -f "$OWNER_MARKER"',
+  );
+  return shell.changingScript(
+    ["flock"],
+    ownedVars(spec, owner),
+    removeNat6(spec),
+    FORWARD6,
+    FORWARDING6,
+    ...lines,
+  );
 }

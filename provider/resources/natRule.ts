@@ -9,7 +9,10 @@ import { HostResource } from "./shim";
 export interface ForwardPortArgs {
   /** Host port, or a range "8000:8010" / "8000-8010". */
   readonly sourcePort: pulumi.Input<number | string>;
-  /** "10.233.1.2", "10.233.1.2:80" or "10.233.1.2:8000-8010". */
+  /**
+   * "10.233.1.2", "10.233.1.2:80" or "10.233.1.2:8000-8010"; IPv6 in brackets, "[fd00::2]", "[fd00::2]:80" or
+   * "[fd00::2]:8000-8010" (with `ipv6: "nat66"` only; the same sourcePort may forward IPv4 and IPv6).
+   */
   readonly destination: pulumi.Input<string>;
   /** "tcp" or "udp". @default "tcp" */
   readonly proto?: pulumi.Input<"tcp" | "udp">;
@@ -51,6 +54,23 @@ export interface NatRuleArgs {
    */
   readonly loopbackIPs?: pulumi.Input<pulumi.Input<string>[]>;
   /**
+   * IPv6: "nat66" masquerades (or SNATs to externalIPv6) container traffic from the internal interfaces and
+   * internalIPv6s, in a table `ip6 pnc-nat-<name>` (or ip6tables chains) of our own, and takes IPv6 port
+   * forwards; "routed" only forwards (the containers' own addresses, routed to the host, reach the outside).
+   * Both turn net.ipv6.conf.all.forwarding on (put back when our last NatRule with IPv6 goes); where the
+   * external interface learns its own IPv6 from router advertisements (accept_ra=1) it gets accept_ra=2, put back
+   * too. @default IPv4 only
+   */
+  readonly ipv6?: pulumi.Input<"nat66" | "routed">;
+  /**
+   * IPv6 source addresses or ranges of the containers (NixOS `networking.nat.internalIPv6s`): masqueraded in
+   * "nat66" (unique local ranges, inside fc00::/7, only), accepted on the forward path (allowForward) in both
+   * modes. @default none (the internal interfaces alone)
+   */
+  readonly internalIPv6s?: pulumi.Input<pulumi.Input<string>[]>;
+  /** "nat66": SNAT to this IPv6 address instead of masquerading (NixOS `externalIPv6`). @default masquerade */
+  readonly externalIPv6?: pulumi.Input<string>;
+  /**
    * Also write a systemd unit of ours that restores the rules and forwarding at boot and after a firewall
    * start, restart or reload (nftables.service, firewall.service, firewalld, netfilter-persistent). @default false
    */
@@ -65,6 +85,8 @@ export class NatRule extends HostResource {
   declare readonly live: pulumi.Output<"applied" | "altered" | "missing">;
   /** Whether IPv4 forwarding was on at the last create, update or refresh. */
   declare readonly forwarding: pulumi.Output<boolean>;
+  /** With `ipv6`: whether IPv6 forwarding (net.ipv6.conf.all.forwarding) was on; undefined without IPv6. */
+  declare readonly forwarding6: pulumi.Output<boolean | undefined>;
   /**
    * The forward hooks that drop this rule's traffic, e.g. "table ip filter chain FORWARD (policy drop)"
    * (Docker) or "table inet nixos-fw chain forward (policy drop)": empty when none does. With allowForward a
@@ -77,7 +99,7 @@ export class NatRule extends HostResource {
       "NatRule",
       name,
       { ...args, name: args.name ?? name },
-      ["ruleset", "live", "forwarding", "forwardBlockedBy"],
+      ["ruleset", "live", "forwarding", "forwarding6", "forwardBlockedBy"],
       opts,
     );
   }

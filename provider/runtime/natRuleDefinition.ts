@@ -46,22 +46,26 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
       "forwardPorts",
       "allowForward",
       "loopbackIPs",
+      "ipv6",
+      "internalIPv6s",
+      "externalIPv6",
       "ruleset",
     ],
     // Same name on the same host: same table or chains, so the old one must go first.
     deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
-    // A refresh found our rules flushed or changed, forwarding turned off, or (allowForward) a forward hook
+    // A refresh found our rules flushed or changed, forwarding (IPv4, or IPv6 for a rule with it) turned off, or (allowForward) a forward hook
     // that drops our traffic, e.g. Docker started after us (the update puts our jump back, or names the fix).
     healthy: (olds) =>
       olds.live === "applied" &&
       olds.forwarding !== false &&
+      olds.forwarding6 !== false &&
       !(
         olds.allowForward === true &&
         Array.isArray(olds.forwardBlockedBy) &&
         olds.forwardBlockedBy.length > 0
       ),
   },
-  observed: ["live", "forwarding", "forwardBlockedBy"],
+  observed: ["live", "forwarding", "forwarding6", "forwardBlockedBy"],
   bookkeeping: [HOST_KEY_BOOKKEEPING],
 
   id: (spec, machine) => `${machine}/nat/${spec.name}`,
@@ -80,6 +84,8 @@ export const natRuleDefinition: HostResourceDefinition<NatSpec, ObservedNat> = {
   outputs: (_spec, seen) => ({
     live: seen.live,
     forwarding: seen.forwarding,
+    // Only rules with IPv6 report it, so an IPv4-only rule's outputs stay as they were.
+    ...(seen.forwarding6 === undefined ? {} : { forwarding6: seen.forwarding6 }),
     forwardBlockedBy: seen.forwardBlockedBy,
   }),
   persistence: (spec) =>

@@ -241,7 +241,8 @@ describe("parseNatInputs rejections", () => {
     ]);
     expect(failures[4].message).toBe(
       'forwardPorts[5].destination "host.example:80" is not a valid destination: use "ADDRESS", "ADDRESS:PORT" or ' +
-        '"ADDRESS:LOW-HIGH" with a dotted-quad IPv4 address and ports 1-65535, LOW ≤ HIGH, e.g. "10.233.1.2:80"',
+        '"ADDRESS:LOW-HIGH" with a dotted-quad IPv4 address and ports 1-65535, LOW ≤ HIGH, e.g. "10.233.1.2:80"; ' +
+        'an IPv6 address goes in brackets (with ipv6: "nat66"): "[fd00::2]", "[fd00::2]:80" or "[fd00::2]:8000-8010"',
     );
     expect(failures[6].message).toBe('forwardPorts[7].proto "sctp" is not allowed: use one of "tcp", "udp"');
   });
