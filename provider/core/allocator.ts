@@ -6,6 +6,9 @@
 // 10.233.N.2, exactly as `nixos-container` allocates); a /31 block has no network/broadcast, so host = base and
 // container = base+1. The first and last block of the pool are never handed out (10.233.0.0/16 with /24
 // blocks yields N = 1..254, as nixos-container does), so capacity = 2^(blockPrefixLength - poolPrefix) - 2.
+//
+// IPv6 (only with `cidr6`): the same guarantees, placed independently in allocator6.ts; a new member takes
+// the block index of its IPv4 block when free, so 10.233.N.2 goes with <cidr6 prefix>:N::2.
 
 import { display } from "./display";
 import {
@@ -17,12 +20,44 @@ import {
   tryParseCidr,
   tryParseIPv4,
 } from "./ipv4";
+import {
+  DEFAULT_BLOCK_PREFIX_LENGTH6,
+  MAX_BLOCK_PREFIX_LENGTH6,
+  Member6,
+  PoolLayout6,
+  blockAddresses6,
+  layoutCapacity6,
+  parseLayout6,
+  place6,
+  previousBlock6,
+  reservedSpans6,
+} from "./allocator6";
+import {
+  Cidr6,
+  cidr6Problem,
+  formatIPv6,
+  ipv6Problem,
+  looksLikeIPv6,
+  makeCidr6,
+  tryParseAddressOrCidr6,
+  tryParseIPv6,
+} from "./ipv6";
 import { Failure, formatFailures, isUnknown, validateContainerName } from "./validate";
 
-/** The two ends of a container's veth. */
+/** The two ends of a container's veth; the IPv6 pair only when the pool has `cidr6`. */
 export interface Allocation {
   readonly hostAddress: string;
   readonly localAddress: string;
+  readonly hostAddress6?: string;
+  readonly localAddress6?: string;
+}
+
+/** A static entry: the IPv4 pair, the IPv6 pair, or both (each pair both-or-neither). */
+export interface StaticAllocation {
+  readonly hostAddress?: string;
+  readonly localAddress?: string;
+  readonly hostAddress6?: string;
+  readonly localAddress6?: string;
 }
 
 /** What an AddressPool is asked to hand out. */
@@ -33,16 +68,24 @@ export interface PoolSpec {
   readonly blockPrefixLength: number;
   /** Names of the containers that need addresses, unique; also the order new members are placed in. */
   readonly members: readonly string[];
-  /** Fixed addresses for some members (keys must also be in `members`); may lie outside the pool. */
-  readonly static: Readonly<Record<string, Allocation>>;
-  /** Addresses or CIDRs never handed out; every block they touch is skipped. */
+  /**
+   * Fixed addresses for some members (keys must also be in `members`); may lie outside the pool. An entry
+   * without the IPv4 pair gets IPv4 from the pool, one without the IPv6 pair IPv6 from cidr6.
+   */
+  readonly static: Readonly<Record<string, StaticAllocation>>;
+  /** Addresses or CIDRs (IPv4, or IPv6 with cidr6) never handed out; every block they touch is skipped. */
   readonly exclude: readonly string[];
+  /** The IPv6 pool, a strict CIDR; when given, every allocation also gets hostAddress6/localAddress6. */
+  readonly cidr6?: string;
+  /** Size of each member's IPv6 block, 64..127. @default 64 */
+  readonly blockPrefixLength6?: number;
 }
 
 /** The pool nixos-container itself draws from. */
 export const DEFAULT_POOL_CIDR = "10.233.0.0/16";
 /** One /24 per container: host .1, container .2, the nixos-container layout. */
 export const DEFAULT_BLOCK_PREFIX_LENGTH = 24;
+export { DEFAULT_BLOCK_PREFIX_LENGTH6, defaultCidr6 } from "./allocator6";
 const MIN_BLOCK_PREFIX_LENGTH = 24;
 const MAX_BLOCK_PREFIX_LENGTH = 31;
 
@@ -130,6 +173,18 @@ export function poolCapacity(cidr: string, blockPrefixLength: number): number {
   return Math.max(0, poolLayout(cidr, blockPrefixLength).blockCount - 2);
 }
 
+/**
+ * How many members the IPv6 pool can hold before reservations (all blocks but the first and last), capped at
+ * Number.MAX_SAFE_INTEGER (a /48 of /127 blocks has 2^79). Throws like poolCapacity for a bad or unknown input.
+ */
+export function poolCapacity6(cidr6: string, blockPrefixLength6 = DEFAULT_BLOCK_PREFIX_LENGTH6): number {
+  const layout = parseLayout6(cidr6, blockPrefixLength6);
+  if (Array.isArray(layout)) {
+    throw layout.length > 0 ? new AllocationError(layout) : unknownInputError();
+  }
+  return layoutCapacity6(layout);
+}
+
 /** The addresses of block `index` of the layout. */
 function blockAllocation(layout: PoolLayout, index: number): Allocation {
   const base = layout.pool.base + index * layout.blockSize;
@@ -148,13 +203,30 @@ interface ParsedSpec {
   readonly layout: PoolLayout | undefined;
   /** Excluded ranges and static addresses (as /32s); only those inside the pool matter. */
   readonly reserved: readonly Cidr[];
+  /** The IPv6 layout when the spec has a (valid) cidr6. */
+  readonly layout6: PoolLayout6 | undefined;
+  /** Excluded IPv6 ranges and static IPv6 addresses (as /128s). */
+  readonly reserved6: readonly Cidr6[];
+  /** Members whose IPv4 / IPv6 pair is static. */
+  readonly static4: ReadonlySet<string>;
+  readonly static6: ReadonlySet<string>;
   readonly failures: readonly Failure[];
 }
+
+const NO_IPV6 = "but the pool has no IPv6: set ipv6 to true or give cidr6, or remove it";
 
 function parseSpec(spec: PoolSpec): ParsedSpec {
   const layout = parseLayout(spec.cidr, spec.blockPrefixLength);
   const failures: Failure[] = Array.isArray(layout) ? [...layout] : [];
   const reserved: Cidr[] = [];
+  const has6 = spec.cidr6 !== undefined;
+  const layout6 = has6
+    ? parseLayout6(spec.cidr6, spec.blockPrefixLength6 ?? DEFAULT_BLOCK_PREFIX_LENGTH6)
+    : undefined;
+  if (Array.isArray(layout6)) failures.push(...layout6);
+  const reserved6: Cidr6[] = [];
+  const static4 = new Set<string>();
+  const static6 = new Set<string>();
 
   const seen = new Map<string, number>();
   spec.members.forEach((name, i) => {
@@ -172,6 +244,7 @@ function parseSpec(spec: PoolSpec): ParsedSpec {
 
   // Statics must also be members: a typo in a static key would otherwise silently add a container.
   const staticOwner = new Map<number, string>();
+  const staticOwner6 = new Map<bigint, string>();
   for (const [name, allocation] of Object.entries(spec.static)) {
     const prefix = `static.${name}`;
     if (!seen.has(name)) {
@@ -180,8 +253,19 @@ function parseSpec(spec: PoolSpec): ParsedSpec {
         message: `static key ${display(name)} is not in members: add it to members, or fix the spelling`,
       });
     }
+    const entry = (allocation as StaticAllocation | null) ?? {};
+    const given6 = entry.hostAddress6 !== undefined || entry.localAddress6 !== undefined;
+    if (given6) {
+      static6.add(name);
+      parseStatic6(prefix, entry, has6, staticOwner6, reserved6, failures);
+    }
+    // An entry with only the IPv6 pair takes IPv4 from the pool; otherwise the IPv4 pair is checked as always.
+    if (given6 && entry.hostAddress === undefined && entry.localAddress === undefined) {
+      continue;
+    }
+    static4.add(name);
     for (const field of ["hostAddress", "localAddress"] as const) {
-      const text: unknown = (allocation as Partial<Allocation> | null)?.[field];
+      const text: unknown = entry[field];
       if (isUnknown(text)) {
         continue;
       }
@@ -209,6 +293,10 @@ function parseSpec(spec: PoolSpec): ParsedSpec {
   }
 
   spec.exclude.forEach((entry, i) => {
+    if (typeof entry === "string" && looksLikeIPv6(entry)) {
+      parseExclude6(entry, i, has6, reserved6, failures);
+      return;
+    }
     const range = typeof entry === "string" ? tryParseAddressOrCidr(entry) : undefined;
     if (range !== undefined) {
       reserved.push(range);
@@ -222,7 +310,89 @@ function parseSpec(spec: PoolSpec): ParsedSpec {
       });
     }
   });
-  return { layout: Array.isArray(layout) ? undefined : layout, reserved, failures };
+  return {
+    layout: Array.isArray(layout) ? undefined : layout,
+    reserved,
+    layout6: layout6 === undefined || Array.isArray(layout6) ? undefined : layout6,
+    reserved6,
+    static4,
+    static6,
+    failures,
+  };
+}
+
+function parseStatic6(
+  prefix: string,
+  entry: StaticAllocation,
+  has6: boolean,
+  owners: Map<bigint, string>,
+  reserved6: Cidr6[],
+  failures: Failure[],
+): void {
+  for (const field of ["hostAddress6", "localAddress6"] as const) {
+    const text: unknown = entry[field];
+    const property = `${prefix}.${field}`;
+    if (isUnknown(text)) {
+      continue;
+    }
+    if (!has6) {
+      failures.push({ property, message: `${property} ${display(text)} is given ${NO_IPV6}` });
+      continue;
+    }
+    if (text === undefined) {
+      const other = field === "hostAddress6" ? "localAddress6" : "hostAddress6";
+      failures.push({
+        property,
+        message: `${property} is missing: give both hostAddress6 and localAddress6 of ${prefix}, or neither (${other} alone is not enough)`,
+      });
+      continue;
+    }
+    const address = typeof text === "string" ? tryParseIPv6(text) : undefined;
+    if (address === undefined) {
+      const problem = typeof text === "string" ? ipv6Problem(text) : "it must be a string";
+      failures.push({
+        property,
+        message: `${property} ${display(text)} is not a valid IPv6 address: ${problem}`,
+      });
+      continue;
+    }
+    const owner = owners.get(address);
+    if (owner !== undefined) {
+      failures.push({
+        property,
+        message: `${property} ${display(text)} is already used by ${owner}: give every static address once`,
+      });
+    } else {
+      owners.set(address, property);
+    }
+    reserved6.push(makeCidr6(address, 128));
+  }
+}
+
+function parseExclude6(
+  entry: string,
+  i: number,
+  has6: boolean,
+  reserved6: Cidr6[],
+  failures: Failure[],
+): void {
+  const property = `exclude[${i}]`;
+  if (!has6) {
+    failures.push({
+      property,
+      message: `${property} ${display(entry)} is an IPv6 address or CIDR ${NO_IPV6}`,
+    });
+    return;
+  }
+  const range = tryParseAddressOrCidr6(entry);
+  if (range !== undefined) {
+    reserved6.push(range);
+    return;
+  }
+  const problem = entry.includes("/")
+    ? `is not a valid IPv6 CIDR: ${cidr6Problem(entry, true)}`
+    : `is not a valid IPv6 address: ${ipv6Problem(entry)}`;
+  failures.push({ property, message: `${property} ${display(entry)} ${problem}` });
 }
 
 /**
@@ -235,7 +405,15 @@ export function specHasUnknowns(spec: PoolSpec): boolean {
     isUnknown(spec.blockPrefixLength) ||
     spec.members.some(isUnknown) ||
     spec.exclude.some(isUnknown) ||
-    Object.values(spec.static).some((a) => isUnknown(a.hostAddress) || isUnknown(a.localAddress))
+    Object.values(spec.static).some(
+      (a) =>
+        isUnknown(a.hostAddress) ||
+        isUnknown(a.localAddress) ||
+        isUnknown(a.hostAddress6) ||
+        isUnknown(a.localAddress6),
+    ) ||
+    isUnknown(spec.cidr6) ||
+    isUnknown(spec.blockPrefixLength6)
   );
 }
 
@@ -373,7 +551,7 @@ export function allocate(
   const blockOfMember = new Map<string, number>();
   const holder = new Map<number, string>();
   for (const name of spec.members) {
-    if (Object.hasOwn(spec.static, name) || !Object.hasOwn(previous, name)) {
+    if (parsed.static4.has(name) || !Object.hasOwn(previous, name)) {
       continue;
     }
     const index = previousBlock(layout, previous[name]);
@@ -399,7 +577,7 @@ export function allocate(
   const unplaced: string[] = [];
   let asked = 0;
   for (const name of spec.members) {
-    if (Object.hasOwn(spec.static, name) || blockOfMember.has(name)) {
+    if (parsed.static4.has(name) || blockOfMember.has(name)) {
       continue;
     }
     asked++;
@@ -426,18 +604,94 @@ export function allocate(
     );
     throw poolFullError(spec, layout, reservedCount, asked + holder.size, unplaced);
   }
+  const v6 =
+    parsed.layout6 === undefined
+      ? undefined
+      : allocate6(spec, parsed, parsed.layout6, previous, blockOfMember);
 
   const result: Record<string, Allocation> = {};
   for (const name of spec.members) {
-    const fixed = Object.hasOwn(spec.static, name) ? spec.static[name] : undefined;
+    const fixed = parsed.static4.has(name) ? spec.static[name] : undefined;
     const index = blockOfMember.get(name);
-    if (fixed !== undefined) {
-      result[name] = { hostAddress: fixed.hostAddress, localAddress: fixed.localAddress };
-    } else if (index !== undefined) {
-      result[name] = blockAllocation(layout, index);
+    const four =
+      fixed !== undefined
+        ? { hostAddress: fixed.hostAddress as string, localAddress: fixed.localAddress as string }
+        : index !== undefined
+          ? blockAllocation(layout, index)
+          : undefined;
+    if (four !== undefined) {
+      const six = v6?.get(name);
+      result[name] = six === undefined ? four : { ...four, hostAddress6: six.host, localAddress6: six.local };
     }
   }
   return result;
+}
+
+/**
+ * The IPv6 pairs, by the same rules as IPv4: static pairs exactly (canonical text), a previous pair kept
+ * while its block fits, a new member its IPv4 block's index when free, else the lowest free block.
+ */
+function allocate6(
+  spec: PoolSpec,
+  parsed: ParsedSpec,
+  layout6: PoolLayout6,
+  previous: Readonly<Record<string, Allocation>>,
+  blockOfMember: ReadonlyMap<string, number>,
+): Map<string, { host: string; local: string }> {
+  const members: Member6[] = [];
+  for (const name of spec.members) {
+    if (parsed.static6.has(name)) continue;
+    const before = Object.hasOwn(previous, name) ? (previous[name] as unknown) : undefined;
+    const pair = typeof before === "object" && before !== null ? (before as Partial<Allocation>) : {};
+    const index4 = blockOfMember.get(name);
+    members.push({
+      name,
+      previous: previousBlock6(layout6, pair.hostAddress6, pair.localAddress6),
+      preferred: index4 === undefined ? undefined : BigInt(index4),
+    });
+  }
+  const placement = place6(layout6, reservedSpans6(layout6, parsed.reserved6), members);
+  if (placement.unplaced.length > 0) {
+    throw poolFullError6(layout6, placement.reservedCount, placement.asked, placement.unplaced);
+  }
+  const pairs = new Map<string, { host: string; local: string }>();
+  for (const name of spec.members) {
+    if (parsed.static6.has(name)) {
+      const fixed = spec.static[name];
+      pairs.set(name, {
+        host: formatIPv6(tryParseIPv6(fixed.hostAddress6 as string) as bigint),
+        local: formatIPv6(tryParseIPv6(fixed.localAddress6 as string) as bigint),
+      });
+    } else {
+      const index = placement.blocks.get(name);
+      if (index !== undefined) pairs.set(name, blockAddresses6(layout6, index));
+    }
+  }
+  return pairs;
+}
+
+function poolFullError6(layout: PoolLayout6, reserved: bigint, asked: number, unplaced: string[]) {
+  const shown = unplaced.slice(0, MAX_NAMES_IN_ERROR).join(", ");
+  const more =
+    unplaced.length > MAX_NAMES_IN_ERROR ? ` and ${unplaced.length - MAX_NAMES_IN_ERROR} more` : "";
+  const larger =
+    layout.pool.prefixLength > 0
+      ? `a larger cidr6 (e.g. a /${layout.pool.prefixLength - 1})`
+      : "a larger cidr6";
+  const denser =
+    layout.blockPrefixLength < MAX_BLOCK_PREFIX_LENGTH6
+      ? `, a larger blockPrefixLength6 (smaller blocks, up to ${MAX_BLOCK_PREFIX_LENGTH6})`
+      : "";
+  return new AllocationError([
+    {
+      property: "members",
+      message:
+        `IPv6 address pool ${layout.cidr6} is full: with blockPrefixLength6 ${layout.blockPrefixLength} it has ` +
+        `${layoutCapacity6(layout)} blocks to hand out (the first and last are never used), ${reserved} of them ` +
+        `reserved by static or exclude, and ${asked} members need a block; ${unplaced.length} could not be ` +
+        `placed: ${shown}${more}. Use ${larger}${denser}, fewer exclusions, or fewer members`,
+    },
+  ]);
 }
 
 /** An address held by a member of each of two allocation maps. */
@@ -457,12 +711,11 @@ export function findCollisions(
 ): Collision[] {
   const owners = new Map<string, string>();
   for (const [name, allocation] of Object.entries(left)) {
-    owners.set(allocation.hostAddress, name);
-    owners.set(allocation.localAddress, name);
+    for (const address of addressesOf(allocation)) owners.set(address, name);
   }
   const collisions: Collision[] = [];
   for (const [name, allocation] of Object.entries(right)) {
-    for (const address of new Set([allocation.hostAddress, allocation.localAddress])) {
+    for (const address of new Set(addressesOf(allocation))) {
       const owner = owners.get(address);
       if (owner !== undefined) {
         collisions.push({ address, left: owner, right: name });
@@ -470,4 +723,15 @@ export function findCollisions(
     }
   }
   return collisions;
+}
+
+/** Both ends, IPv4 and (when present) IPv6, the IPv6 ones canonical so equal addresses compare equal. */
+function addressesOf(allocation: Allocation): string[] {
+  const all = [allocation.hostAddress, allocation.localAddress];
+  for (const text of [allocation.hostAddress6, allocation.localAddress6]) {
+    if (text === undefined) continue;
+    const value = tryParseIPv6(text);
+    all.push(value === undefined ? text : formatIPv6(value));
+  }
+  return all;
 }
