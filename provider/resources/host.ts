@@ -99,8 +99,14 @@ export interface HostPoolArgs {
   readonly cidr?: pulumi.Input<string>;
   /** @default 24 (host .1, container .2 of each /24) */
   readonly blockPrefixLength?: pulumi.Input<number>;
-  /** Addresses or CIDRs never handed out. @default none */
+  /** Addresses or CIDRs never handed out (IPv4, or IPv6 with IPv6 on). @default none */
   readonly exclude?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Allocate IPv6 too (see AddressPoolArgs.ipv6). @default false, or true when cidr6 is given */
+  readonly ipv6?: pulumi.Input<boolean>;
+  /** @default a ULA /48 derived from the project, stack and pool name (`<host>-pool`) */
+  readonly cidr6?: pulumi.Input<string>;
+  /** @default 64 (host ::1, container ::2 of each /64) */
+  readonly blockPrefixLength6?: pulumi.Input<number>;
 }
 
 export interface HostArgs {
@@ -139,6 +145,9 @@ export interface ContainerPlan {
   readonly containerInterface: string;
   readonly hostAddress: string;
   readonly localAddress: string;
+  /** The pool's IPv6 pair; absent when the pool has no IPv6 (and for bridged containers). */
+  readonly hostAddress6?: string;
+  readonly localAddress6?: string;
 }
 
 /** One host's network plan: per container its interfaces and addresses, and the NAT ruleset. */
@@ -271,6 +280,9 @@ export class Host extends pulumi.ComponentResource {
         cidr: args.pool?.cidr,
         blockPrefixLength: args.pool?.blockPrefixLength,
         exclude: args.pool?.exclude,
+        ipv6: args.pool?.ipv6,
+        cidr6: args.pool?.cidr6,
+        blockPrefixLength6: args.pool?.blockPrefixLength6,
         static: Object.keys(statics).length > 0 ? statics : undefined,
       },
       child,
@@ -376,13 +388,25 @@ export class Host extends pulumi.ComponentResource {
       );
     }
 
+    // The IPv6 pair comes from the pool's allocation (present only when the pool has IPv6).
     const containerPlans = Object.entries(this.containers).map(([n, c]) =>
       pulumi
-        .all([c.hostInterface, c.containerInterface, c.hostAddress, c.localAddress])
-        .apply(([hostInterface, containerInterface, hostAddress, localAddress]) => ({
-          name: n,
-          plan: { hostInterface, containerInterface, hostAddress, localAddress },
-        })),
+        .all([c.hostInterface, c.containerInterface, c.hostAddress, c.localAddress, allocations])
+        .apply(([hostInterface, containerInterface, hostAddress, localAddress, a]) => {
+          const six = Object.hasOwn(a, n) ? a[n] : undefined;
+          return {
+            name: n,
+            plan: {
+              hostInterface,
+              containerInterface,
+              hostAddress,
+              localAddress,
+              ...(six?.hostAddress6 !== undefined && six.localAddress6 !== undefined
+                ? { hostAddress6: six.hostAddress6, localAddress6: six.localAddress6 }
+                : {}),
+            },
+          };
+        }),
     );
     const natPlan = this.nat
       ? pulumi
