@@ -533,6 +533,106 @@ rc=$?
 set -e
 check "systemctl of another unit fails as without systemd" test "$rc" = 1 -a -n "$(grep -F 'not been booted with systemd' /run/scratch/stderr)"
 
+# ------------------------------------------------------------------- IPv6 ----
+# nixos-container.pl has no IPv6 options: `create` writes no *_ADDRESS6 key; a conf gets
+# HOST_ADDRESS6/LOCAL_ADDRESS6 from the declarative module (or whoever edits it). The unit then does
+# (nixos-containers.nix): container-init `ip -6 addr add $LOCAL_ADDRESS6 dev eth0`, `ip -6 route add
+# $HOST_ADDRESS6 dev eth0`, `ip -6 route add default via $HOST_ADDRESS6`; postStart `ip -6 addr add
+# "$HOST_ADDRESS6" dev ve-NAME`, `ip -6 route add "$LOCAL_ADDRESS6" dev ve-NAME`.
+# route6_in [CONTAINER] DST DEV [GATEWAY]: `ip -6 -j route` lists it (host when CONTAINER is "").
+route6_in() {
+  local run=(ip)
+  if [[ -n "$1" ]]; then run=(cip "$1"); fi
+  local dst=$2 dev=$3 gw=${4:-}
+  "${run[@]}" -6 -j route show 2>/dev/null |
+    jq -e --arg d "$dst" --arg dev "$dev" --arg gw "$gw" \
+      'any(.[]; .dst == $d and .dev == $dev and ($gw == "" or .gateway == $gw))' >/dev/null
+}
+# no_tentative [CONTAINER]: no IPv6 address is still doing duplicate address detection.
+no_tentative() {
+  local run=(ip)
+  if [[ -n "${1:-}" ]]; then run=(cip "$1"); fi
+  [[ "$("${run[@]}" -6 -j addr show tentative | jq '[.[].addr_info[]] | length')" == 0 ]]
+}
+inet_count() { ip -j addr show dev "$1" | jq --arg f "$2" '[.[].addr_info[] | select(.family == $f and .scope == "global")] | length'; }
+
+expect_err "create has no --host-address6 (unknown option, exit 1, like the real one)" 1 "Unknown option: host-address6" create v6x --host-address6 fc00::1 --local-address6 fc00::2
+expect_err "... nor --local-address6" 1 "Unknown option: local-address6" create v6x --local-address6 fc00::2
+check "... and made nothing" test ! -e $CONFDIR/v6x.conf
+
+# dual stack: IPv4 from create, IPv6 keys appended to the conf (the declarative module writes them after
+# HOST_ADDRESS / LOCAL_ADDRESS; systemd's EnvironmentFile does not care about the order)
+expect_ok "create v6a (IPv4 from create)" create v6a --host-address 10.243.0.1 --local-address 10.243.0.2
+same "create writes no IPv6 key" $CONFDIR/v6a.conf $'PRIVATE_NETWORK=1\nHOST_ADDRESS=10.243.0.1\nLOCAL_ADDRESS=10.243.0.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=0\n'
+printf 'HOST_ADDRESS6=fc00:243::1\nLOCAL_ADDRESS6=fc00:243::2\n' >>$CONFDIR/v6a.conf
+expect_ok "start v6a with HOST_ADDRESS6/LOCAL_ADDRESS6" start v6a
+check "container eth0 has LOCAL_ADDRESS6 as /128 (ip -6 addr add without a length)" has_addr v6a eth0 fc00:243::2 128
+check "... and still LOCAL_ADDRESS" has_addr v6a eth0 10.243.0.2 32
+check "container route to HOST_ADDRESS6 on eth0" route6_in v6a fc00:243::1 eth0
+check "container IPv6 default route via HOST_ADDRESS6" route6_in v6a default eth0 fc00:243::1
+check "container IPv4 default route unchanged" route_in v6a default eth0 10.243.0.1
+check "host end ve-v6a has HOST_ADDRESS6 as /128 (postStart)" has_addr ve-v6a fc00:243::1 128
+check "... and HOST_ADDRESS" has_addr ve-v6a 10.243.0.1 32
+check "host route to LOCAL_ADDRESS6 on ve-v6a (postStart)" route6_in "" fc00:243::2 ve-v6a
+check "addresses go through DAD as on a real host (no nodad): settled within 5 s" until_true 5 no_tentative v6a
+until_true 5 no_tentative || true
+check "host pings the container over IPv6" until_true 3 "${PING[@]}" fc00:243::2
+expect_ok "run v6a -- ping HOST_ADDRESS6" run v6a -- "${PING[@]}" fc00:243::1
+expect_ok "show-ip prefers LOCAL_ADDRESS (like the real one)" show-ip v6a
+check "show-ip v6a = 10.243.0.2" test "$OUT" = 10.243.0.2
+expect_ok "stop v6a" stop v6a
+check "stop removes ve-v6a and with it the IPv6 route" test -z "$(ip -6 route show fc00:243::2)" -a -z "$(ip -o link show dev ve-v6a 2>/dev/null)"
+
+# IPv6 only (the declarative module leaves HOST_ADDRESS/LOCAL_ADDRESS out when unset): still a veth
+expect_ok "create v6b" create v6b --host-address 10.243.1.1 --local-address 10.243.1.2
+printf 'PRIVATE_NETWORK=1\nHOST_ADDRESS6=fc00:243:1::1\nLOCAL_ADDRESS6=fc00:243:1::2\nAUTO_START=0\n' >$CONFDIR/v6b.conf
+expect_ok "start v6b (IPv6 only)" start v6b
+check "v6b: the host end is ve-v6b with only an IPv6 global address" test "$(inet_count ve-v6b inet)/$(inet_count ve-v6b inet6)" = 0/1
+check "v6b: eth0 has LOCAL_ADDRESS6" has_addr v6b eth0 fc00:243:1::2 128
+check "v6b: no IPv4 default route inside" test -z "$(cip v6b -4 route show default)"
+check "v6b: IPv6 default route via HOST_ADDRESS6" route6_in v6b default eth0 fc00:243:1::1
+expect_ok "show-ip of an IPv6-only conf prints LOCAL_ADDRESS6" show-ip v6b
+check "show-ip v6b = fc00:243:1::2" test "$OUT" = fc00:243:1::2
+printf 'PRIVATE_NETWORK=1\nHOST_ADDRESS6=FC00:243:1::1\nLOCAL_ADDRESS6=FC00:243:1::2/64\n' >$CONFDIR/v6b.conf
+expect_err "show-ip matches only lower-case hex (like the real one's [0-9a-f:]+)" nonzero "cannot get IP address" show-ip v6b
+expect_ok "stop v6b" stop v6b
+
+# a prefix length: LOCAL_ADDRESS6 may carry one (eth0 gets the /64 and its on-link route); HOST_ADDRESS6 may
+# not: container-init's `ip -6 route add default via ADDR/LEN` is an error, and the container does not start
+printf 'PRIVATE_NETWORK=1\nHOST_ADDRESS6=fc00:243:2::1\nLOCAL_ADDRESS6=fc00:243:2::2/64\n' >$CONFDIR/v6b.conf
+expect_ok "start v6b with LOCAL_ADDRESS6=.../64" start v6b
+check "eth0 has fc00:243:2::2/64" has_addr v6b eth0 fc00:243:2::2 64
+check "... the host routes the whole /64 to ve-v6b (ip -6 route add \"\$LOCAL_ADDRESS6\")" route6_in "" fc00:243:2::/64 ve-v6b
+expect_ok "stop v6b" stop v6b
+printf 'PRIVATE_NETWORK=1\nHOST_ADDRESS6=fc00:243:3::1/64\nLOCAL_ADDRESS6=fc00:243:3::2/64\n' >$CONFDIR/v6b.conf
+knob v6b/restart-sec 5
+expect_err "HOST_ADDRESS6 with a prefix length fails the start (default via ADDR/LEN)" nonzero "failed to start container" start v6b
+check "... and leaves no leader" until_true 2 not running v6b
+systemctl stop container@v6b
+noknob v6b/restart-sec
+printf 'PRIVATE_NETWORK=1\nHOST_ADDRESS6=fc00:243:4::1\nLOCAL_ADDRESS6=fc00:243:4::2\nLOCAL_MAC_ADDRESS=de:b7:73:01:10:90\n' >$CONFDIR/v6b.conf
+expect_ok "start v6b with LOCAL_MAC_ADDRESS" start v6b
+check "container-init sets eth0's MAC address" test "$(cip v6b -j link show dev eth0 | jq -r '.[0].address')" = de:b7:73:01:10:90
+check "... and its IPv6 address" has_addr v6b eth0 fc00:243:4::2 128
+expect_ok "destroy v6b" destroy v6b
+expect_ok "destroy v6a" destroy v6a
+
+# a bridge: postStart gives the host end no address at all (only for HOST_BRIDGE empty); inside the same
+ip link add br6 type bridge
+ip link set br6 up
+expect_ok "create v6c --bridge br6" create v6c --bridge br6 --host-address 10.243.5.1 --local-address 10.243.5.2/24
+printf 'HOST_ADDRESS6=fc00:243:5::1\nLOCAL_ADDRESS6=fc00:243:5::2/64\n' >>$CONFDIR/v6c.conf
+ip addr add 10.243.5.1/24 dev br6
+ip -6 addr add fc00:243:5::1/64 dev br6 nodad
+expect_ok "start v6c in br6" start v6c
+check "vb-v6c has no global IPv6 address" test "$(inet_count vb-v6c inet6)" = 0
+check "no host route to LOCAL_ADDRESS6 via vb-v6c" not route6_in "" fc00:243:5::2/64 vb-v6c
+check "eth0 has fc00:243:5::2/64" has_addr v6c eth0 fc00:243:5::2 64
+check "IPv6 default route via HOST_ADDRESS6 inside" route6_in v6c default eth0 fc00:243:5::1
+check "the bridge pings the container over IPv6" until_true 5 "${PING[@]}" fc00:243:5::2
+expect_ok "destroy v6c" destroy v6c
+ip link del br6
+
 # ---------------------------------------------------------------- cleanup ----
 for c in $(nixos-container list); do nixos-container destroy "$c"; done
 check "everything destroyed: no confs" test -z "$(ls -A $CONFDIR)"
