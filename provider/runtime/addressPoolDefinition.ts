@@ -218,7 +218,7 @@ function check(olds: Props, news: Props): CheckResult {
         cidr: inputs.cidr as string,
         blockPrefixLength: inputs.blockPrefixLength as number,
         members: inputs.members as string[],
-        static: asAllocations(inputs.static),
+        static: asAllocationsLoose(inputs.static),
         exclude: [...(inputs.exclude as string[]), ...quarantine],
         cidr6,
         blockPrefixLength6,
