@@ -16,7 +16,11 @@ import {
   validateInterfaceName,
   validateBoolean,
   validateOneOf,
+  validateAddressWithPrefix6,
+  validateInterfaceAddress6,
+  canonicalIPv6,
 } from "./validate";
+import { tryParseIPv6 } from "./ipv6";
 
 /** A validated container. */
 export interface ContainerSpec {
@@ -29,6 +33,13 @@ export interface ContainerSpec {
    */
   readonly hostAddress?: string;
   readonly localAddress?: string;
+  /**
+   * IPv6, in canonical text (as `ip -6` prints it). Routed: both or neither, each end a /128 with routes both
+   * ways and the default route inside via hostAddress6 (NixOS's container-init). Bridged: like the IPv4 pair
+   * (localAddress6 may carry a prefix, hostAddress6 is the gateway inside).
+   */
+  readonly hostAddress6?: string;
+  readonly localAddress6?: string;
   /** The host bridge the host end is enslaved to (NixOS `hostBridge`, `nixos-container --bridge`). */
   readonly hostBridge?: string;
   readonly config?: string;
@@ -64,7 +75,16 @@ function bridgeFailures(raw: Readonly<Record<string, unknown>>): Failure[] {
   const failures = [...validateInterfaceName(raw.hostBridge, "hostBridge")];
   failures.push(...validateAddressWithPrefix(raw.localAddress, "localAddress"));
   failures.push(...validateInterfaceAddress(raw.hostAddress, "hostAddress", { optional: true }));
+  failures.push(...validateAddressWithPrefix6(raw.localAddress6, "localAddress6"));
+  failures.push(...validateInterfaceAddress6(raw.hostAddress6, "hostAddress6", { optional: true }));
   const given = (v: unknown) => v !== undefined && v !== "";
+  if (given(raw.hostAddress6) && !given(raw.localAddress6)) {
+    failures.push({
+      property: "localAddress6",
+      message:
+        'localAddress6 is missing while hostAddress6 is set with hostBridge: hostAddress6 is then the default gateway, which needs a localAddress6 (e.g. "2001:db8:50::5/64")',
+    });
+  }
   if (given(raw.hostAddress) && !given(raw.localAddress)) {
     failures.push({
       property: "localAddress",
@@ -104,6 +124,21 @@ function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
     failures.push(...validateInterfaceAddress(raw.hostAddress, "hostAddress", { optional: true }));
     failures.push(...validateInterfaceAddress(raw.localAddress, "localAddress", { optional: true }));
     failures.push(...bothOrNeither(raw, "hostAddress", "localAddress"));
+    failures.push(...validateInterfaceAddress6(raw.hostAddress6, "hostAddress6", { optional: true }));
+    failures.push(...validateInterfaceAddress6(raw.localAddress6, "localAddress6", { optional: true }));
+    failures.push(...bothOrNeither(raw, "hostAddress6", "localAddress6"));
+    if (
+      typeof raw.hostAddress6 === "string" &&
+      typeof raw.localAddress6 === "string" &&
+      !isUnknown(raw.hostAddress6) &&
+      tryParseIPv6(raw.hostAddress6) !== undefined &&
+      tryParseIPv6(raw.hostAddress6) === tryParseIPv6(raw.localAddress6)
+    ) {
+      failures.push({
+        property: "localAddress6",
+        message: `localAddress6 ${display(raw.localAddress6)} equals hostAddress6: the two ends of the veth need different addresses`,
+      });
+    }
   }
   if (
     raw.hostBridge === undefined &&
@@ -167,12 +202,19 @@ export function parseContainerInputs(raw: Readonly<Record<string, unknown>>): Pa
     "autoStart",
     "adopt",
     "hostBridge",
+    "hostAddress6",
+    "localAddress6",
   ];
   // Valid and known: the casts below restate what validate just proved.
   return specWhenKnown(raw, keys, validate(raw), () => ({
     name: raw.name as string,
     driver: (raw.driver ?? "nixos") as ContainerDriverName,
     ...optionalTexts(raw, ["hostAddress", "localAddress", "hostBridge", "config", "configFile", "flake"]),
+    ...Object.fromEntries(
+      (["hostAddress6", "localAddress6"] as const)
+        .filter((key) => typeof raw[key] === "string" && raw[key] !== "")
+        .map((key) => [key, canonicalIPv6(raw[key] as string)]),
+    ),
     autoStart: raw.autoStart === true,
     adopt: raw.adopt === true,
     ...containerInterfaces(raw.name as string, optionalTexts(raw, ["hostBridge"]).hostBridge),

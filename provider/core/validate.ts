@@ -4,7 +4,7 @@
 
 import { display } from "./display";
 import { cidrProblem, ipv4Problem, tryParseIPv4 } from "./ipv4";
-import { cidr6Problem, ipv6Problem, tryParseIPv6 } from "./ipv6";
+import { cidr6Problem, formatIPv6, ipv6Problem, specialIPv6Range, tryParseIPv6 } from "./ipv6";
 
 /** One invalid input, in the shape Pulumi's `check` returns. */
 /** What parsing raw inputs gives: the typed spec when every input is valid and known, and the failures. */
@@ -589,4 +589,48 @@ export function validateAddressWithPrefix(value: unknown, property: string): Fai
     });
   }
   return failures;
+}
+
+/** An IPv6 address we can put on an interface: strict text, and not unspecified, loopback, link-local or multicast. */
+export function validateInterfaceAddress6(
+  value: unknown,
+  property: string,
+  options: ValueOptions = {},
+): Failure[] {
+  const basic = validateIPv6(value, property, options);
+  if (basic.length > 0 || typeof value !== "string" || isUnknown(value)) return basic;
+  const why = specialIPv6Range(tryParseIPv6(value) as bigint);
+  return why === undefined
+    ? []
+    : [
+        {
+          property,
+          message: `${property} ${display(value)} cannot be given to an interface: it is ${why}; use a unique local address such as "fd00:233:1::2"`,
+        },
+      ];
+}
+
+/** A bridged container's IPv6 address: an interface address, optionally with a prefix length 1-128. */
+export function validateAddressWithPrefix6(value: unknown, property: string): Failure[] {
+  if (value === undefined || isUnknown(value)) return [];
+  const [address, prefix, ...rest] = String(value).split("/");
+  const failures = validateInterfaceAddress6(address, property);
+  if (
+    typeof value !== "string" ||
+    rest.length > 0 ||
+    (prefix !== undefined && !/^(?:[1-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$/.test(prefix))
+  ) {
+    failures.push({
+      property,
+      message: `${property} ${display(value)} is invalid: use an IPv6 address, optionally with a prefix length 1-128 (e.g. "2001:db8:50::5/64")`,
+    });
+  }
+  return failures;
+}
+
+/** The canonical text (RFC 5952, as `ip -6` prints it) of a valid IPv6 address, keeping a "/prefix" suffix. */
+export function canonicalIPv6(text: string): string {
+  const [address, prefix] = text.split("/");
+  const canonical = formatIPv6(tryParseIPv6(address) as bigint);
+  return prefix === undefined ? canonical : `${canonical}/${prefix}`;
 }

@@ -10,7 +10,8 @@ import * as shell from "./shell";
 const OURS = "/run/pulumi-nixos-containers/netns";
 
 /**
- * Reads CONTAINER_NAME, HOST_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS, HOST_BRIDGE, DROP_ADDRESS (1: remove the
+ * Reads CONTAINER_NAME, HOST_INTERFACE, HOST_ADDRESS, LOCAL_ADDRESS, HOST_ADDRESS6, LOCAL_ADDRESS6 (both or
+ * neither), HOST_BRIDGE, DROP_ADDRESS (1: remove the
  * address a bridged container had before and no longer gets). Defines `ensure_container`:
  * creates what is missing, sets addresses and routes to the spec, and records in MADE_NAMESPACE / MADE_LINK
  * what it made (for `rollback`). Idempotent: everything a netns container is comes from this one function.
@@ -42,23 +43,45 @@ addr add $LOCAL_ADDRESS/32 dev eth0
 route replace $HOST_ADDRESS/32 dev eth0
 route replace default via $HOST_ADDRESS dev eth0
 PNC_INSIDE
+  [ -n "$HOST_ADDRESS6" ] || return 0
+  # IPv6 as NixOS's postStart and container-init set it (/128 each end, routes both ways, the default route
+  # inside), without duplicate address detection: the addresses are ours and usable at once.
+  ip -6 -batch - <<PNC_HOST6
+addr add $HOST_ADDRESS6/128 dev $HOST_INTERFACE nodad
+route replace $LOCAL_ADDRESS6/128 dev $HOST_INTERFACE
+PNC_HOST6
+  ip -n "$CONTAINER_NAME" -6 -batch - <<PNC_INSIDE6
+addr add $LOCAL_ADDRESS6/128 dev eth0 nodad
+route replace $HOST_ADDRESS6/128 dev eth0
+route replace default via $HOST_ADDRESS6 dev eth0
+PNC_INSIDE6
 }
 ensure_bridged() {
   ip addr flush dev "$HOST_INTERFACE"
   ip link set "$HOST_INTERFACE" master "$HOST_BRIDGE" up
   ip -n "$CONTAINER_NAME" link set lo up
   ip -n "$CONTAINER_NAME" link set eth0 up
-  if [ -z "$LOCAL_ADDRESS" ]; then
+  if [ -z "$LOCAL_ADDRESS" ] && [ -z "$LOCAL_ADDRESS6" ]; then
     # An address of ours that the spec no longer sets goes; one from DHCP stays.
-    [ "$DROP_ADDRESS" != 1 ] || ip -n "$CONTAINER_NAME" addr flush dev eth0
+    [ "$DROP_ADDRESS" != 1 ] || ip -n "$CONTAINER_NAME" addr flush dev eth0 scope global
     return 0
   fi
-  case "$LOCAL_ADDRESS" in */*) eth0_address=$LOCAL_ADDRESS ;; *) eth0_address=$LOCAL_ADDRESS/32 ;; esac
-  ip -n "$CONTAINER_NAME" addr flush dev eth0
-  ip -n "$CONTAINER_NAME" addr add "$eth0_address" dev eth0
-  if [ -n "$HOST_ADDRESS" ]; then
-    ip -n "$CONTAINER_NAME" route replace "$HOST_ADDRESS/32" dev eth0
-    ip -n "$CONTAINER_NAME" route replace default via "$HOST_ADDRESS" dev eth0
+  ip -n "$CONTAINER_NAME" addr flush dev eth0 scope global
+  if [ -n "$LOCAL_ADDRESS" ]; then
+    case "$LOCAL_ADDRESS" in */*) eth0_address=$LOCAL_ADDRESS ;; *) eth0_address=$LOCAL_ADDRESS/32 ;; esac
+    ip -n "$CONTAINER_NAME" addr add "$eth0_address" dev eth0
+    if [ -n "$HOST_ADDRESS" ]; then
+      ip -n "$CONTAINER_NAME" route replace "$HOST_ADDRESS/32" dev eth0
+      ip -n "$CONTAINER_NAME" route replace default via "$HOST_ADDRESS" dev eth0
+    fi
+  fi
+  if [ -n "$LOCAL_ADDRESS6" ]; then
+    case "$LOCAL_ADDRESS6" in */*) eth0_address6=$LOCAL_ADDRESS6 ;; *) eth0_address6=$LOCAL_ADDRESS6/128 ;; esac
+    ip -n "$CONTAINER_NAME" -6 addr add "$eth0_address6" dev eth0 nodad
+    if [ -n "$HOST_ADDRESS6" ]; then
+      ip -n "$CONTAINER_NAME" -6 route replace "$HOST_ADDRESS6/128" dev eth0
+      ip -n "$CONTAINER_NAME" -6 route replace default via "$HOST_ADDRESS6" dev eth0
+    fi
   fi
 }
 `;
@@ -268,6 +291,7 @@ export function netnsRestoreScript(spec: ContainerSpec): string {
     shared.containerVariables(spec, false, BOOT, spec),
     shell.assignments({ DROP_ADDRESS: "0", MADE_NAMESPACE: "0", MADE_LINK: "0" }),
     shell.LOCKS,
+    shared.CLAIMED_ADDRESSES,
     ENSURE,
     "ensure_container",
     shared.RECORD_BRIDGED_ADDRESS,

@@ -92,6 +92,25 @@ const CREATE_ARGUMENTS = String.raw`set -- create "$CONTAINER_NAME" --host-addre
 `;
 
 /**
+ * Reads HOST_ADDRESS6, LOCAL_ADDRESS6. Defines `set_conf_ipv6 CONF`: writes the conf's HOST_ADDRESS6 and
+ * LOCAL_ADDRESS6, which the container@ unit reads (its postStart and container-init set them, as for a
+ * declarative container's hostAddress6/localAddress6) and which `nixos-container create` has no option for. A
+ * key is added only with a value; one that is there is emptied when the spec drops IPv6.
+ */
+const CONF_IPV6 = String.raw`set_conf_ipv6() {
+  set_conf_key "$1" HOST_ADDRESS6 "$HOST_ADDRESS6"
+  set_conf_key "$1" LOCAL_ADDRESS6 "$LOCAL_ADDRESS6"
+}
+set_conf_key() {
+  if grep -q "^$2=" "$1"; then sed -i "s|^$2=.*|$2=$3|" "$1"
+  elif [ -n "$3" ]; then echo "$2=$3" >> "$1"; fi
+}
+conf_ipv6_differs() {
+  [ "$(sed -n 's/^HOST_ADDRESS6=//p' "$1")" != "$HOST_ADDRESS6" ] || [ "$(sed -n 's/^LOCAL_ADDRESS6=//p' "$1")" != "$LOCAL_ADDRESS6" ]
+}
+`;
+
+/**
  * Reads FLAKE. Sets taken=1 (printing why) when a build without a flake could not find `<nixpkgs/nixos>`
  * (nixos-container builds a config with `nix-env -f '<nixpkgs/nixos>'`): on hosts without channels and
  * without nix.nixPath it fails only after the conf is written.
@@ -227,7 +246,7 @@ claim`;
 const REPORT = String.raw`conf=$(find_conf)
 ${shell.result("conf", "$conf")}
 if [ -n "$conf" ]; then
-  sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p; s/^HOST_BRIDGE=\(.*\)$/PNC-RESULT confHostBridge=\1/p' "$conf"
+  sed -n 's/^HOST_ADDRESS=\(.*\)$/PNC-RESULT confHostAddress=\1/p; s/^LOCAL_ADDRESS=\(.*\)$/PNC-RESULT confLocalAddress=\1/p; s/^HOST_ADDRESS6=\(.*\)$/PNC-RESULT confHostAddress6=\1/p; s/^LOCAL_ADDRESS6=\(.*\)$/PNC-RESULT confLocalAddress6=\1/p; s/^HOST_BRIDGE=\(.*\)$/PNC-RESULT confHostBridge=\1/p' "$conf"
   ${shell.result("unitState", "$(unit_state)")}
   if [ -L "${AUTO_START_LINK}" ]; then ${shell.result("autoStartLink", "1")}; else ${shell.result("autoStartLink", "0")}; fi
   report_live
@@ -250,6 +269,7 @@ function header(
     shell.ADDRESSES,
     shared.CLAIMED_ADDRESSES,
     FIND_CONF,
+    CONF_IPV6,
     UNIT,
     shared.REPORT_LIVE,
   );
@@ -297,6 +317,7 @@ export function nixosCreateScript(spec: ContainerSpec, owner: shell.Ownership): 
     LARGE_CONFIG,
     CREATE_ARGUMENTS,
     'run_logged nixos-container "$@"',
+    'set_conf_ipv6 "$(find_conf)"',
     claimBuilt(true),
     `rm -f "${BUILD_RECORD}"`,
     SET_AUTO_START,
@@ -340,11 +361,14 @@ export function nixosUpdateScript(
     'if [ -n "$conf" ]; then',
     // The conf is read only at start: changed addresses (or live ones that drifted) need a stop first.
     `  live_address=$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`,
-    `  if ! grep -qx "HOST_ADDRESS=$HOST_ADDRESS" "$conf" || ! grep -qx "LOCAL_ADDRESS=$LOCAL_ADDRESS" "$conf" || [ "$(sed -n 's/^HOST_BRIDGE=//p' "$conf")" != "$HOST_BRIDGE" ]; then restart=1; fi`,
+    `  if ! grep -qx "HOST_ADDRESS=$HOST_ADDRESS" "$conf" || ! grep -qx "LOCAL_ADDRESS=$LOCAL_ADDRESS" "$conf" || [ "$(sed -n 's/^HOST_BRIDGE=//p' "$conf")" != "$HOST_BRIDGE" ] || conf_ipv6_differs "$conf"; then restart=1; fi`,
+    // Live IPv6 drift of a routed host end.
+    `  if [ -z "$HOST_BRIDGE" ] && [ -n "$HOST_ADDRESS6" ] && [ "$(ip -o -6 addr show dev "$HOST_INTERFACE" scope global 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')" != "$HOST_ADDRESS6" ]; then restart=1; fi`,
     // Live drift: a routed host end lost its address, a bridged one its bridge.
     '  if [ -n "$HOST_BRIDGE" ]; then [ "$(host_master)" = "$HOST_BRIDGE" ] || restart=1; elif [ "$live_address" != "$HOST_ADDRESS" ]; then restart=1; fi',
     String.raw`  sed -i -e "s|^HOST_ADDRESS=.*|HOST_ADDRESS=$HOST_ADDRESS|" -e "s|^LOCAL_ADDRESS=.*|LOCAL_ADDRESS=$LOCAL_ADDRESS|" -e "s|^HOST_BRIDGE=.*|HOST_BRIDGE=$HOST_BRIDGE|" -e "s|^AUTO_START=.*|AUTO_START=$AUTO_START|" "$conf"`,
     `  grep -q '^HOST_BRIDGE=' "$conf" || [ -z "$HOST_BRIDGE" ] || echo "HOST_BRIDGE=$HOST_BRIDGE" >> "$conf"`,
+    '  set_conf_ipv6 "$conf"',
     "fi",
     shell.RELEASE_HOST_LOCKS,
     SCRATCH,
@@ -355,6 +379,7 @@ export function nixosUpdateScript(
     CREATE_ARGUMENTS,
     '  run_logged nixos-container "$@"',
     "  conf=$(find_conf)",
+    '  set_conf_ipv6 "$conf"',
     "  REBUILD=0",
     "fi",
     // `nixos-container update --config` writes etc/nixos/configuration.nix without making the directory, which

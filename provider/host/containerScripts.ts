@@ -11,6 +11,9 @@ export interface ObservedContainer {
   readonly running: boolean;
   readonly hostAddress?: string;
   readonly localAddress?: string;
+  /** IPv6, as found (the conf's for a nixos container); absent when the container has none. */
+  readonly hostAddress6?: string;
+  readonly localAddress6?: string;
   /** Bridged: the bridge the host end is enslaved to (its master), as found. */
   readonly hostBridge?: string;
   /** nixos driver: the conf file (its layout is detected per host). */
@@ -31,6 +34,8 @@ export interface ObservedContainer {
 export interface PreviousAddresses {
   readonly hostAddress?: string;
   readonly localAddress?: string;
+  readonly hostAddress6?: string;
+  readonly localAddress6?: string;
 }
 
 /**
@@ -51,6 +56,8 @@ export function containerVariables(
       HOST_INTERFACE: spec.hostInterface,
       HOST_ADDRESS: addresses.hostAddress ?? "",
       LOCAL_ADDRESS: addresses.localAddress ?? "",
+      HOST_ADDRESS6: addresses.hostAddress6 ?? "",
+      LOCAL_ADDRESS6: addresses.localAddress6 ?? "",
       HOST_BRIDGE: spec.hostBridge ?? "",
       ADDRESS_RECORD: `${ADDRESS_RECORDS}/container-${spec.name}`,
       OWN_CONTAINER: own ? spec.name : "",
@@ -69,7 +76,9 @@ export interface ContainerItem {
 
 /** Marks the container as ours, with the addresses it gets (they survive a lost connection). */
 export const CLAIM = String.raw`MARKER_EXTRA="hostAddress=$HOST_ADDRESS
-localAddress=$LOCAL_ADDRESS"
+localAddress=$LOCAL_ADDRESS
+hostAddress6=$HOST_ADDRESS6
+localAddress6=$LOCAL_ADDRESS6"
 claim`;
 
 /**
@@ -80,9 +89,9 @@ claim`;
  */
 export const CLAIMED_ADDRESSES = String.raw`claimed_addresses() {
   if [ -n "$HOST_BRIDGE" ]; then
-    [ -z "$LOCAL_ADDRESS" ] || printf '%s\n' "$LOCAL_ADDRESS" | cut -d/ -f1
+    for address in "$LOCAL_ADDRESS" "$LOCAL_ADDRESS6"; do [ -z "$address" ] || printf '%s\n' "$address" | cut -d/ -f1; done
   else
-    printf '%s\n%s\n' "$HOST_ADDRESS" "$LOCAL_ADDRESS"
+    for address in "$HOST_ADDRESS" "$LOCAL_ADDRESS" "$HOST_ADDRESS6" "$LOCAL_ADDRESS6"; do [ -z "$address" ] || printf '%s\n' "$address"; done
   fi
 }
 claimed_free() {
@@ -106,12 +115,15 @@ fi
 `;
 
 /**
- * Reads ADDRESS_RECORD, HOST_BRIDGE, LOCAL_ADDRESS, CONTAINER_NAME. A bridged container's address has no host
- * route (the scan's way to see a running container): record it under the lock, so the next scan sees it.
+ * Reads ADDRESS_RECORD, HOST_BRIDGE, LOCAL_ADDRESS, LOCAL_ADDRESS6, CONTAINER_NAME (and `claimed_addresses`,
+ * see CLAIMED_ADDRESSES). A bridged container's addresses have no host route (the scan's way to see a running
+ * container): record them under the lock, so the next scan sees them.
  */
-export const RECORD_BRIDGED_ADDRESS = String.raw`if [ -n "$HOST_BRIDGE" ] && [ -n "$LOCAL_ADDRESS" ]; then
+export const RECORD_BRIDGED_ADDRESS = String.raw`if [ -n "$HOST_BRIDGE" ] && [ -n "$LOCAL_ADDRESS$LOCAL_ADDRESS6" ]; then
   mkdir -p ${ADDRESS_RECORDS}
-  printf '%s\tcontainer "%s" (bridged to %s)\n' "$(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1)" "$CONTAINER_NAME" "$HOST_BRIDGE" > "$ADDRESS_RECORD"
+  for address in $(claimed_addresses); do
+    printf '%s\tcontainer "%s" (bridged to %s)\n' "$address" "$CONTAINER_NAME" "$HOST_BRIDGE"
+  done > "$ADDRESS_RECORD"
 else
   rm -f "$ADDRESS_RECORD"
 fi
@@ -132,15 +144,23 @@ claimed_free || exit ${EXIT.refused}
 
 /** The addresses an update works with: the spec's, or else the ones kept from before (routed only). */
 export function updateAddresses(
-  spec: Pick<ContainerSpec, "hostAddress" | "localAddress" | "hostBridge">,
+  spec: Pick<ContainerSpec, "hostAddress" | "localAddress" | "hostAddress6" | "localAddress6" | "hostBridge">,
   previous: PreviousAddresses,
 ): PreviousAddresses {
   // Bridged: nothing was allocated, so no address is kept that the spec does not set.
   if (spec.hostBridge !== undefined)
-    return { hostAddress: spec.hostAddress, localAddress: spec.localAddress };
+    return {
+      hostAddress: spec.hostAddress,
+      localAddress: spec.localAddress,
+      hostAddress6: spec.hostAddress6,
+      localAddress6: spec.localAddress6,
+    };
+  // IPv6 is never picked by the host: the spec's or none.
   return {
     hostAddress: spec.hostAddress ?? previous.hostAddress,
     localAddress: spec.localAddress ?? previous.localAddress,
+    hostAddress6: spec.hostAddress6,
+    localAddress6: spec.localAddress6,
   };
 }
 
@@ -183,6 +203,11 @@ report_live() {
   ${result("liveLocalAddress", '$(printf %s "$live_cidr" | cut -d/ -f1)')}
   ${result("liveLocalCidr", "$live_cidr")}
   ${result("liveGateway", `$( (in_container_ip -4 route show default 2>/dev/null || true) | awk '{ print $3; exit }')`)}
+  ${result("liveHostAddress6", `$(ip -o -6 addr show dev "$HOST_INTERFACE" scope global 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`)}
+  live_cidr6=$( (in_container_ip -o -6 addr show dev eth0 scope global 2>/dev/null || true) | awk '{ print $4; exit }')
+  ${result("liveLocalAddress6", '$(printf %s "$live_cidr6" | cut -d/ -f1)')}
+  ${result("liveLocalCidr6", "$live_cidr6")}
+  ${result("liveGateway6", `$( (in_container_ip -6 route show default 2>/dev/null || true) | awk '{ print $3; exit }')`)}
 }
 `;
 
@@ -193,18 +218,32 @@ report_live() {
  */
 function observeBridged(
   results: Readonly<Record<string, string>>,
-  want: { hostBridge: string; hostAddress?: string; localAddress?: string },
-): Pick<ObservedContainer, "running" | "hostAddress" | "localAddress" | "hostBridge"> {
+  want: BridgedWant,
+): Pick<
+  ObservedContainer,
+  "running" | "hostAddress" | "localAddress" | "hostAddress6" | "localAddress6" | "hostBridge"
+> {
   const cidr = results.liveLocalCidr || undefined;
   const localMatches = want.localAddress === undefined || cidr === withPrefix(want.localAddress);
   const gatewayMatches = want.hostAddress === undefined || results.liveGateway === want.hostAddress;
+  const cidr6 = results.liveLocalCidr6 || undefined;
+  const local6Matches = want.localAddress6 === undefined || cidr6 === withPrefix6(want.localAddress6);
+  const gateway6Matches = want.hostAddress6 === undefined || results.liveGateway6 === want.hostAddress6;
   return {
     running:
       results.hostLink === "1" &&
       results.hostUp === "1" &&
       results.hostMaster === want.hostBridge &&
       localMatches &&
-      gatewayMatches,
+      gatewayMatches &&
+      local6Matches &&
+      gateway6Matches,
+    ...(want.localAddress6 === undefined
+      ? {}
+      : { localAddress6: local6Matches ? want.localAddress6 : cidr6 }),
+    ...(want.hostAddress6 === undefined
+      ? {}
+      : { hostAddress6: gateway6Matches ? want.hostAddress6 : results.liveGateway6 || undefined }),
     hostBridge: results.hostMaster || undefined,
     // The spec's spelling while it matches (no prefix = /32), else what eth0 carries (a drift to repair).
     localAddress: want.localAddress === undefined ? undefined : localMatches ? want.localAddress : cidr,
@@ -217,9 +256,41 @@ function observeBridged(
   };
 }
 
+/** What a bridged container should show: its bridge, and the addresses (and gateways) it was given. */
+interface BridgedWant {
+  readonly hostBridge: string;
+  readonly hostAddress?: string;
+  readonly localAddress?: string;
+  readonly hostAddress6?: string;
+  readonly localAddress6?: string;
+}
+
+/** An IPv6 address as eth0 carries it: with the prefix given, else /128. */
+function withPrefix6(address: string): string {
+  return address.includes("/") ? address : `${address}/128`;
+}
+
+/**
+ * A routed container's live ends against what it should have (`want`: the spec's, or a conf's addresses):
+ * an address it should have and does not, or another one, means not running (a drift the next up repairs).
+ */
+function routedLive(results: Readonly<Record<string, string>>, want: PreviousAddresses): boolean {
+  const pairs: [string | undefined, string | undefined][] = [
+    [results.liveHostAddress, want.hostAddress],
+    [results.liveLocalAddress, want.localAddress],
+    [results.liveHostAddress6, want.hostAddress6],
+    [results.liveLocalAddress6, want.localAddress6],
+  ];
+  return (
+    !!results.liveHostAddress &&
+    !!results.liveLocalAddress &&
+    pairs.every(([live, wanted]) => wanted === undefined || live === wanted)
+  );
+}
+
 /** The netns driver's report: namespace=1|0 plus report_live. */
 function observeNetns(
-  spec: Pick<ContainerSpec, "hostBridge" | "hostAddress" | "localAddress">,
+  spec: Pick<ContainerSpec, "hostBridge" | "hostAddress" | "localAddress" | "hostAddress6" | "localAddress6">,
   results: Readonly<Record<string, string>>,
 ): ObservedContainer {
   const exists = results.namespace === "1" || results.hostLink === "1";
@@ -235,13 +306,11 @@ function observeNetns(
   return {
     ...recorded(results),
     exists,
-    running:
-      results.namespace === "1" &&
-      results.hostLink === "1" &&
-      !!results.liveHostAddress &&
-      !!results.liveLocalAddress,
+    running: results.namespace === "1" && results.hostLink === "1" && routedLive(results, spec),
     hostAddress: results.liveHostAddress || undefined,
     localAddress: results.liveLocalAddress || undefined,
+    ...(results.liveHostAddress6 ? { hostAddress6: results.liveHostAddress6 } : {}),
+    ...(results.liveLocalAddress6 ? { localAddress6: results.liveLocalAddress6 } : {}),
   };
 }
 
@@ -258,32 +327,27 @@ function observeNixos(results: Readonly<Record<string, string>>): ObservedContai
     confPath: results.conf,
     autoStart: results.autoStartLink === "1",
   };
+  // The conf's addresses as written (bridged: with their prefixes); IPv6 ones only when set.
+  const conf: PreviousAddresses = {
+    hostAddress: results.confHostAddress || undefined,
+    localAddress: results.confLocalAddress || undefined,
+    ...(results.confHostAddress6 ? { hostAddress6: results.confHostAddress6 } : {}),
+    ...(results.confLocalAddress6 ? { localAddress6: results.confLocalAddress6 } : {}),
+  };
   // Bridged (the conf's HOST_BRIDGE): running as its conf says, the conf's addresses as written (with prefix).
   if (results.confHostBridge) {
-    const bridged = observeBridged(results, {
-      hostBridge: results.confHostBridge,
-      hostAddress: results.confHostAddress || undefined,
-      localAddress: results.confLocalAddress || undefined,
-    });
-    return {
-      ...common,
-      running: active && bridged.running,
-      hostBridge: bridged.hostBridge,
-      hostAddress: results.confHostAddress || undefined,
-      localAddress: results.confLocalAddress || undefined,
-    };
+    const bridged = observeBridged(results, { hostBridge: results.confHostBridge, ...conf });
+    return { ...common, ...conf, running: active && bridged.running, hostBridge: bridged.hostBridge };
   }
   // Running means as configured: active (or reloading a new configuration, which keeps it serving), with the
   // conf's addresses live on both ends (drift shows as not running).
-  const live =
-    results.liveHostAddress === strip(results.confHostAddress) &&
-    results.liveLocalAddress === strip(results.confLocalAddress);
-  return {
-    ...common,
-    running: active && results.hostLink === "1" && live,
-    hostAddress: strip(results.confHostAddress),
-    localAddress: strip(results.confLocalAddress),
+  const routed: PreviousAddresses = {
+    hostAddress: strip(conf.hostAddress),
+    localAddress: strip(conf.localAddress),
+    ...(conf.hostAddress6 ? { hostAddress6: strip(conf.hostAddress6) } : {}),
+    ...(conf.localAddress6 ? { localAddress6: strip(conf.localAddress6) } : {}),
   };
+  return { ...common, ...routed, running: active && results.hostLink === "1" && routedLive(results, routed) };
 }
 
 /** The addresses in our marker, as `report_owner` prints them. */
@@ -301,7 +365,10 @@ function recorded(results: Readonly<Record<string, string>>): Partial<ObservedCo
 export function observeContainer(
   driver: ContainerDriverName,
   results: Readonly<Record<string, string>>,
-  want: Pick<ContainerSpec, "hostBridge" | "hostAddress" | "localAddress"> = {},
+  want: Pick<
+    ContainerSpec,
+    "hostBridge" | "hostAddress" | "localAddress" | "hostAddress6" | "localAddress6"
+  > = {},
 ): ObservedContainer {
   return driver === "netns" ? observeNetns(want, results) : observeNixos(results);
 }

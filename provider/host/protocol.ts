@@ -62,7 +62,7 @@ function linesAfter(text: string, prefix: string): string[] {
 export function parseResults(stdout: string): Record<string, string> {
   const results: Record<string, string> = {};
   for (const line of linesAfter(stdout, MARK.result)) {
-    const m = /^([A-Za-z_]+)=(.*)$/.exec(line);
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
     if (m) results[m[1]] = m[2];
   }
   return results;

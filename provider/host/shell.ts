@@ -141,7 +141,7 @@ require_ours() {
 }
 report_owner() {
   echo "${MARK.result} owner=$(marker_owner)"
-  if [ -f "$OWNER_MARKER" ]; then sed -n 's/^\([A-Za-z]*\)=\(.*\)$/${MARK.result} marker_\1=\2/p' "$OWNER_MARKER"; fi
+  if [ -f "$OWNER_MARKER" ]; then sed -n 's/^\([A-Za-z][A-Za-z0-9]*\)=\(.*\)$/${MARK.result} marker_\1=\2/p' "$OWNER_MARKER"; fi
 }
 `;
 
@@ -156,7 +156,7 @@ export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
 /**
  * Address bookkeeping under the lock. Reads OWN_CONTAINER, OWN_HOST_INTERFACE and OWN_RECORD (holders that
  * are the resource itself, for updates; empty for creates). Defines:
- * - `used_addresses`: every IPv4 address in use on the host, one "ADDRESS<TAB>HOLDER" line each:
+ * - `used_addresses`: every IPv4 and global IPv6 address in use on the host, one "ADDRESS<TAB>HOLDER" line each:
  *   nixos-container confs (both layouts), the host's addresses, addresses inside every named network
  *   namespace we did not make, host routes to single addresses (how a running container shows), and the
  *   address records of what we made inside namespaces (see ADDRESS_RECORDS: bridged veths have no route);
@@ -180,12 +180,13 @@ export const ADDRESSES = String.raw`used_addresses() {
     }
     FNR == 1 { flush(); name = FILENAME; sub(/.*\//, "", name); sub(/\.conf$/, "", name); file = FILENAME; bridged = 0 }
     /^HOST_BRIDGE=./ { bridged = 1 }
-    /^(HOST|LOCAL)_ADDRESS=/ && name != own {
-      v = $0; sub(/^[A-Z_]*=/, "", v); sub(/\/.*/, "", v)
-      if (v ~ /^[0-9.]+$/) { n++; kind[n] = substr($0, 1, 4); value[n] = v }
+    /^(HOST|LOCAL)_ADDRESS6?=/ && name != own {
+      v = tolower($0); sub(/^[a-z_0-9]*=/, "", v); sub(/\/.*/, "", v)
+      if (v ~ /^[0-9.]+$/ || v ~ /^[0-9a-f:]+:[0-9a-f:]*$/) { n++; kind[n] = substr($0, 1, 4); value[n] = v }
     }
     END { flush() }' "$@"
   ip -o -4 addr show | awk -v own="$OWN_HOST_INTERFACE" '{ split($4, a, "/"); sub(/@.*/, "", $2); if ($2 != own) printf "%s\thost interface %s\n", a[1], $2 }'
+  ip -o -6 addr show scope global 2>/dev/null | awk -v own="$OWN_HOST_INTERFACE" '{ split($4, a, "/"); sub(/@.*/, "", $2); if ($2 != own) printf "%s\thost interface %s\n", a[1], $2 }'
   if [ -d /run/netns ]; then
     cd /run/netns
     for namespace in *; do
@@ -194,12 +195,12 @@ export const ADDRESSES = String.raw`used_addresses() {
       # Namespaces we made hold exactly the addresses their ve- link and host route show above: no need to
       # enter each one (that scan grew with every container on the host).
       [ -e "/run/pulumi-nixos-containers/netns/$namespace" ] && continue
-      ip -n "$namespace" -o -4 addr show 2>/dev/null |
+      { ip -n "$namespace" -o -4 addr show 2>/dev/null; ip -n "$namespace" -o -6 addr show scope global 2>/dev/null; } |
         awk -v ns="$namespace" '{ split($4, a, "/"); sub(/@.*/, "", $2); printf "%s\tinterface %s in network namespace \"%s\"\n", a[1], $2, ns }'
     done
     cd /
   fi
-  ip -4 route show scope link 2>/dev/null |
+  { ip -4 route show scope link 2>/dev/null; ip -6 route show 2>/dev/null; } |
     awk -v own="$OWN_HOST_INTERFACE" '$1 !~ /\// && $1 != "default" && $2 == "dev" && $3 != own { printf "%s\thost route to it via %s\n", $1, $3 }'
   for record in ${ADDRESS_RECORDS}/*; do
     [ -f "$record" ] && [ "$record" != "${ADDRESS_RECORDS}/$OWN_RECORD" ] && cat "$record"
@@ -274,6 +275,6 @@ export function reportingScript(variables: string, ...body: readonly string[]): 
 
 /** Prints one observed value as `PNC-RESULT key=value` (the shell expression is expanded by the script). */
 export function result(key: string, shellValue: string): string {
-  if (!/^[A-Za-z_]+$/.test(key)) throw new Error(`internal: bad result key ${key}`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new Error(`internal: bad result key ${key}`);
   return `echo "${MARK.result} ${key}=${shellValue}"`;
 }

@@ -33,6 +33,14 @@ export interface ContainerArgs {
    */
   readonly localAddress?: pulumi.Input<string>;
   /**
+   * IPv6 of the host end (set together with localAddress6; NixOS `hostAddress6`), e.g. "fd00:233:1::1" from
+   * an AddressPool with IPv6. Routed: each end a /128 with routes both ways and the default route inside.
+   * With `hostBridge`: the container's IPv6 gateway. @default none (IPv6 is never picked on the host)
+   */
+  readonly hostAddress6?: pulumi.Input<string>;
+  /** IPv6 of the container end (NixOS `localAddress6`); with `hostBridge` it may carry a prefix. @default none */
+  readonly localAddress6?: pulumi.Input<string>;
+  /**
    * A bridge of the host to put the container on (NixOS `hostBridge`, `nixos-container --bridge`): the host end
    * is `vb-<name>`, enslaved to it, without address. The bridge must exist (it is the host's: never created or
    * removed); changing it replaces the container.
@@ -64,6 +72,9 @@ export class Container extends HostResource {
   declare readonly containerInterface: pulumi.Output<string>;
   declare readonly hostAddress: pulumi.Output<string>;
   declare readonly localAddress: pulumi.Output<string>;
+  /** IPv6 of each end as applied (canonical text); undefined without IPv6. */
+  declare readonly hostAddress6: pulumi.Output<string | undefined>;
+  declare readonly localAddress6: pulumi.Output<string | undefined>;
   /** The bridge the host end is enslaved to, as given. */
   declare readonly hostBridge: pulumi.Output<string | undefined>;
   /** Whether the container was up with its addresses at the last create, update or refresh. */
@@ -88,6 +99,8 @@ export class Container extends HostResource {
         "containerInterface",
         "hostAddress",
         "localAddress",
+        "hostAddress6",
+        "localAddress6",
         "running",
         "unitState",
         "allocatedOnHost",

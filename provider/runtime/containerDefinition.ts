@@ -116,7 +116,16 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
   rules: {
     // Another bridge (or none) is another host end (`ve-` ↔ `vb-`) under the same name: delete first.
     replace: ["name", "driver", "hostBridge"],
-    update: ["hostAddress", "localAddress", "config", "configFile", "flake", "autoStart"],
+    update: [
+      "hostAddress",
+      "localAddress",
+      "hostAddress6",
+      "localAddress6",
+      "config",
+      "configFile",
+      "flake",
+      "autoStart",
+    ],
     // Same machine and a shared name or address (or addresses the host will pick): the old one goes first.
     deleteBeforeReplace: (o, n) => {
       if (machineOf(o.connection) !== machineOf(n.connection)) return false;
@@ -188,6 +197,13 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
     hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress ?? seen.recordedHostAddress,
     localAddress:
       seen.localAddress ?? previous?.localAddress ?? spec.localAddress ?? seen.recordedLocalAddress,
+    // IPv6 only where the container has it (never picked by the host): as found, else as wanted.
+    ...((seen.hostAddress6 ?? spec.hostAddress6)
+      ? { hostAddress6: seen.hostAddress6 ?? spec.hostAddress6 }
+      : {}),
+    ...((seen.localAddress6 ?? spec.localAddress6)
+      ? { localAddress6: seen.localAddress6 ?? spec.localAddress6 }
+      : {}),
     running: seen.running,
     // nixos driver: the unit's state (a start, reload or stop under way shows as such, not as stopped).
     ...(seen.unitState === undefined ? {} : { unitState: seen.unitState }),

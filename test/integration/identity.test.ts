@@ -3,7 +3,7 @@
 // the jump host's key is recorded and enforced the same way.
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connection, h1, h2, lab } from "./fixture";
+import { connection, dropSshTo, h1, h2, lab } from "./fixture";
 import { MiniEngine, StateEntry } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
 import { countHandshakes, labConnection, labExec, labExecOk, labHost, restartSshd } from "../lab/labHosts";
@@ -160,8 +160,7 @@ describe("HostIdentity", () => {
   });
 
   it("gives up within dialErrorLimit × perDialTimeout on a bastion that drops the packets, saying so", async () => {
-    const rule = ["OUTPUT", "-d", hj.address, "-p", "tcp", "--dport", "22", "-j", "DROP"];
-    labExecOk(h1, ["iptables", "-I", ...rule]);
+    const undo = dropSshTo(h1, hj.address);
     try {
       const viaJump = labConnection(hj) as unknown as Record<string, unknown>;
       await expect(
@@ -174,7 +173,7 @@ describe("HostIdentity", () => {
         new RegExp(`the jump host did not open a tunnel to ${hj.address}:22 within 2 s after 2 attempts`),
       );
     } finally {
-      labExec(h1, ["iptables", "-D", ...rule]);
+      undo();
     }
     expect(labExecOk(hj, ["ip", "netns", "list"])).not.toMatch(/^drp\b/m);
   });

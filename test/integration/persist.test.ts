@@ -56,7 +56,19 @@ function runExec(unit: { name: string; text: string }, key: "ExecStart" | "ExecR
   if (r.code !== 0) throw new Error(`${unit.name} ${key} failed (${r.code}): ${r.stderr}`);
 }
 
-/** A reboot of h1's network: what lives in its network namespace and /run goes, /etc and /var stay. */
+/** h1's own firewall (what other tests left there) before we made anything: what its firewall loads at boot. */
+let hostFirewall = "";
+
+/** What the host's own firewall service does at boot or on a reload: load its ruleset (which flushes ours). */
+function hostFirewallLoads(): void {
+  labExecOk(h1, ["nft", "flush", "ruleset"]);
+  if (hostFirewall.trim() !== "") labExecOk(h1, ["sh", "-c", 'printf "%s\\n" "$0" | nft -f -', hostFirewall]);
+}
+
+/**
+ * A reboot of h1's network: what lives in its network namespace and /run goes, /etc and /var stay; then the
+ * host's own firewall loads its rules (as nftables.service would, before our units).
+ */
 function reboot(): void {
   labExecOk(h1, [
     "sh",
@@ -64,12 +76,12 @@ function reboot(): void {
     [
       'for ns in /run/netns/*; do [ -e "$ns" ] && ip netns del "$(basename "$ns")"; done',
       "for l in $(ip -o link show | awk -F': ' '{ sub(/@.*/, \"\", $2); print $2 }' | grep -E '^(ve|vb)-'); do ip link del \"$l\"; done",
-      "nft flush ruleset",
       "echo 0 > /proc/sys/net/ipv4/conf/all/forwarding",
       "echo 0 > /proc/sys/net/ipv4/conf/default/forwarding",
       "rm -rf /run/pulumi-nixos-containers",
     ].join("\n"),
   ]);
+  hostFirewallLoads();
 }
 
 /** The live network of h1 and of its containers, without what differs between two boots (ifindex, counters). */
@@ -175,6 +187,7 @@ beforeAll(async () => {
   labExecOk(h1, ["ip", "link", "add", "br-pers", "type", "bridge"]);
   labExecOk(h1, ["ip", "addr", "add", "10.233.242.1/24", "dev", "br-pers"]);
   labExecOk(h1, ["ip", "link", "set", "br-pers", "up"]);
+  hostFirewall = labExecOk(h1, ["nft", "list", "ruleset"]);
   engine = await MiniEngine.start();
   for (const key of Object.keys(inputs) as (keyof typeof inputs)[]) {
     made.push(await engine.create(inputs[key].type, key, argsOf(key)));
@@ -252,9 +265,9 @@ describe("persist: true", () => {
     }
   });
 
-  it("restores the NAT after a firewall flushes the ruleset and reloads (the reload path)", () => {
+  it("restores the NAT after the host's firewall reloads its ruleset, flushing ours (the reload path)", () => {
     const before = network();
-    labExecOk(h1, ["nft", "flush", "ruleset"]);
+    hostFirewallLoads();
     expect(network()).not.toBe(before);
     for (const unit of bootUnits().filter((u) => /^ReloadPropagatedFrom=.*nftables\.service/m.test(u.text))) {
       runExec(unit, "ExecReload");

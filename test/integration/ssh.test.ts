@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SshError, SshPool, parseConnection, quoteArgv } from "../../provider/ssh";
 import { countHandshakes, labExec, labHost, readLab, restartSshd } from "../lab/labHosts";
+import { dropSshTo } from "./fixture";
 import { HOSTILE } from "../fixtures/hostile";
 
 const lab = readLab();
@@ -109,8 +110,7 @@ describe("jump host", () => {
 
   it("gives up on a bastion that drops the packets to the target, within dialErrorLimit × perDialTimeout", async () => {
     // h1 (the bastion) silently drops what it sends to hj: its sshd never answers the tunnel request.
-    const rule = ["OUTPUT", "-d", hj.address, "-p", "tcp", "--dport", "22", "-j", "DROP"];
-    expect(labExec(h1, ["iptables", "-I", ...rule]).code).toBe(0);
+    const undo = dropSshTo(h1, hj.address);
     try {
       const pool = newPool();
       const spec = conn(hj, {
@@ -124,7 +124,7 @@ describe("jump host", () => {
         new RegExp(`the jump host did not open a tunnel to ${hj.address}:22 within 2 s after 2 attempts`),
       );
     } finally {
-      labExec(h1, ["iptables", "-D", ...rule]);
+      undo();
     }
   });
 });

@@ -55,6 +55,25 @@ const SPECS: Record<HostResourceType, Record<string, unknown>[]> = {
       localAddress: "192.168.50.5/24",
     },
     { connection: CONNECTION, name: "brx", driver: "nixos", hostBridge: "br0" },
+    {
+      connection: CONNECTION,
+      name: "six",
+      driver: "netns",
+      hostAddress: "10.233.9.1",
+      localAddress: "10.233.9.2",
+      hostAddress6: "fd00:233:9::1",
+      localAddress6: "fd00:233:9::2",
+      persist: true,
+    },
+    {
+      connection: CONNECTION,
+      name: "nx6",
+      driver: "nixos",
+      hostAddress: "10.233.8.1",
+      localAddress: "10.233.8.2",
+      hostAddress6: "FD00:233:8:0::1",
+      localAddress6: "fd00:233:8::2",
+    },
   ],
   VethPair: [
     {
@@ -97,6 +116,33 @@ const SPECS: Record<HostResourceType, Record<string, unknown>[]> = {
       loopbackIPs: ["192.0.2.10", "127.0.0.1"],
       forwardPorts: [{ sourcePort: 8080, destination: "10.233.1.2:80" }],
       persist: true,
+    },
+    {
+      connection: CONNECTION,
+      name: "six",
+      externalInterface: "eth0",
+      ipv6: "nat66",
+      internalIPv6s: ["fd00:1::/48"],
+      allowForward: true,
+      forwardPorts: [{ sourcePort: 8080, destination: "[fd00:1::2]:80" }],
+    },
+    {
+      connection: CONNECTION,
+      name: "six-ipt",
+      externalInterface: "eth0",
+      backend: "iptables",
+      ipv6: "nat66",
+      externalIPv6: "2001:db8::5",
+      allowForward: true,
+      persist: true,
+    },
+    {
+      connection: CONNECTION,
+      name: "routed",
+      externalInterface: "eth0",
+      ipv6: "routed",
+      internalIPv6s: ["2001:db8:1::/48"],
+      allowForward: true,
     },
   ],
   NmUnmanaged: [
@@ -175,14 +221,23 @@ function persistenceScripts(): { name: string; text: string }[] {
     { name: "persist read", text: persistReadScript("nat", "fwd", plan, OWNER) },
     { name: "persist remove", text: persistRemoveScript("nat", "fwd", OWNER) },
     { name: "NatRule restore at boot", text: plan.scriptText },
+    { name: "NatRule restore at boot, NAT66 on iptables", text: ipv6Plan().scriptText },
   ];
+}
+
+function ipv6Plan() {
+  const d = HOST_RESOURCE_DEFINITIONS.NatRule;
+  const { spec } = d.parse(check("NatRule", {}, SPECS.NatRule[4]).inputs);
+  const plan = spec && d.persistence?.(spec);
+  if (!plan) throw new Error("no persistence plan");
+  return plan;
 }
 
 const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
 
 describe("every host script", () => {
   it("covers every resource type and operation", () => {
-    expect(ALL.length).toBe((6 + 2 + 3 + 1 + 2) * 4 + 2 + 4);
+    expect(ALL.length).toBe((8 + 2 + 6 + 1 + 2) * 4 + 2 + 5);
   });
 
   it.each(ALL)("parses under sh -n: $name", ({ text }) => {
