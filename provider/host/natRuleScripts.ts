@@ -312,7 +312,7 @@ function forwardBlockers(spec: NatSpec): string {
  * - `forwarding6_release`: drops this rule's record and, when no IPv6 rule of ours remains, puts back every
  *   interface's forwarding (all first: it overwrites every interface) and then accept_ra.
  */
-const FORWARDING6 = String.raw`ipv6_preflight() {
+export const FORWARDING6 = String.raw`ipv6_preflight() {
   if [ ! -f /proc/sys/net/ipv6/conf/all/forwarding ]; then
     echo "${MARK.clash} NatRule $RULE_NAME has IPv6, but the host's kernel has no IPv6 (no /proc/sys/net/ipv6: booted with ipv6.disable=1?): remove ipv6 from the NatRule, or enable IPv6 on the host" >&2
     exit ${EXIT.refused}

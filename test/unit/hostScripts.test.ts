@@ -79,6 +79,16 @@ const SPECS: Record<HostResourceType, Record<string, unknown>[]> = {
     {
       connection: CONNECTION,
       container: "web",
+      hostInterface: "vx6-web",
+      containerInterface: "eth3",
+      hostAddress: "10.250.6.1",
+      localAddress: "10.250.6.2",
+      hostAddress6: "fd00:250:6::1",
+      localAddress6: "fd00:250:6::2",
+    },
+    {
+      connection: CONNECTION,
+      container: "web",
       hostInterface: "vx-web",
       containerInterface: "eth1",
       hostAddress: "10.1.0.1",
@@ -237,7 +247,7 @@ const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
 
 describe("every host script", () => {
   it("covers every resource type and operation", () => {
-    expect(ALL.length).toBe((8 + 2 + 6 + 1 + 2) * 4 + 2 + 5);
+    expect(ALL.length).toBe(Object.values(SPECS).flat().length * OPERATIONS.length + 2 + persistenceScripts().length);
   });
 
   it.each(ALL)("parses under sh -n: $name", ({ text }) => {

@@ -362,3 +362,163 @@ describe("dnatRules", () => {
     ]);
   });
 });
+
+describe("parseNatInputs with IPv6", () => {
+  it("parses NAT66: canonical ranges, externalIPv6 and IPv6 forwards apart from the IPv4 ones", () => {
+    const spec = parsed({
+      ...BASE,
+      ipv6: "nat66",
+      internalIPv6s: ["FD00:1234:0::/48", "fd00:1234::/48", "fd00:9::7"],
+      externalIPv6: "2001:DB8:0::5",
+      forwardPorts: [
+        { sourcePort: 80, destination: "10.233.1.2" },
+        { sourcePort: 80, destination: "[fd00:1234:0:1:0:0:0:2]:8080" },
+      ],
+    });
+    expect(spec.forwardPorts).toEqual([
+      { proto: "tcp", sourcePort: { from: 80, to: 80 }, destination: { address: "10.233.1.2" } },
+    ]);
+    expect(spec.ipv6).toEqual({
+      mode: "nat66",
+      internalIPv6s: ["fd00:1234::/48", "fd00:9::7"],
+      externalIPv6: "2001:db8::5",
+      forwardPorts: [
+        {
+          proto: "tcp",
+          sourcePort: { from: 80, to: 80 },
+          destination: { address: "fd00:1234:0:1::2", port: { from: 8080, to: 8080 } },
+        },
+      ],
+    });
+  });
+
+  it("parses routed mode with global ranges, and leaves ipv6 out of an IPv4-only spec", () => {
+    expect(parsed({ ...BASE, ipv6: "routed", internalIPv6s: ["2001:db8:1::/48"] }).ipv6).toEqual({
+      mode: "routed",
+      internalIPv6s: ["2001:db8:1::/48"],
+    });
+    expect("ipv6" in parsed(BASE)).toBe(false);
+  });
+
+  it("accepts the unknown sentinel in the IPv6 inputs, with no spec and no failures", () => {
+    for (const raw of [
+      { ...BASE, ipv6: UNKNOWN },
+      { ...BASE, ipv6: "nat66", internalIPv6s: [UNKNOWN] },
+      { ...BASE, ipv6: "nat66", externalIPv6: UNKNOWN },
+    ]) {
+      expect(parseNatInputs(raw)).toEqual({ failures: [] });
+    }
+  });
+
+  it("rejects a global range for NAT66, pointing to routed mode", () => {
+    const [failure] = failuresOf({ ...BASE, ipv6: "nat66", internalIPv6s: ["fd00::/8", "2001:db8:1::/48"] });
+    expect(failure.property).toBe("internalIPv6s[1]");
+    expect(failure.message).toContain('"2001:db8:1::/48" is not a unique local range (inside fc00::/7)');
+    expect(failure.message).toContain('use ipv6: "routed"');
+  });
+
+  it("rejects ranges covering link-local, multicast or ::/0 in either mode, and IPv4-mapped text outright", () => {
+    for (const mode of ["nat66", "routed"]) {
+      const failures = failuresOf({
+        ...BASE,
+        ipv6: mode,
+        internalIPv6s: ["fe80::/64", "ff02::/16", "::/0"],
+      });
+      expect(failures.map((f) => f.property)).toEqual([
+        "internalIPv6s[0]",
+        "internalIPv6s[1]",
+        "internalIPv6s[2]",
+      ]);
+      expect(failures[0].message).toContain("covers link-local fe80::/10");
+      expect(failures[1].message).toContain("covers multicast ff00::/8");
+      expect(failures[2].message).toContain('give the containers\' own range, e.g. "fd00:1234::/48"');
+    }
+    expect(failuresOf({ ...BASE, ipv6: "nat66", internalIPv6s: ["::ffff:0:0/96"] })[0].property).toBe(
+      "internalIPv6s[0]",
+    );
+  });
+
+  it("rejects IPv6 inputs without ipv6, naming both modes", () => {
+    const failures = failuresOf({
+      ...BASE,
+      internalIPv6s: ["fd00::/8"],
+      externalIPv6: "2001:db8::5",
+      forwardPorts: [{ sourcePort: 80, destination: "[fd00::2]:80" }],
+    });
+    expect(failures.map((f) => f.property)).toEqual([
+      "internalIPv6s",
+      "externalIPv6",
+      "forwardPorts[0].destination",
+    ]);
+    expect(failures[0].message).toContain('set ipv6: "nat66" (masquerade, like IPv4) or "routed"');
+    expect(failures[2].message).toBe(
+      'forwardPorts[0].destination "[fd00::2]:80" is IPv6, which needs NAT66 on this NatRule: set ipv6: "nat66"',
+    );
+  });
+
+  it("rejects port forwards and externalIPv6 in routed mode, saying why", () => {
+    const failures = failuresOf({
+      ...BASE,
+      ipv6: "routed",
+      externalIPv6: "2001:db8::5",
+      forwardPorts: [{ sourcePort: 80, destination: "[2001:db8:1::2]:80" }],
+    });
+    expect(failures.map((f) => f.property)).toEqual(["externalIPv6", "forwardPorts[0].destination"]);
+    expect(failures[0].message).toContain('ipv6 is "routed", which translates nothing');
+    expect(failures[1].message).toContain(
+      "a port forward is a DNAT, and routed containers are reached at their own address",
+    );
+  });
+
+  it("rejects bad IPv6 text strictly: a bare address with a port, zone ids, special destinations, a bad mode", () => {
+    const failures = failuresOf({
+      ...BASE,
+      ipv6: "nat64",
+      internalIPv6s: ["fd00::/8%eth0", "fd00::1/8"],
+      externalIPv6: "fe80::1%eth0",
+      forwardPorts: [
+        { sourcePort: 80, destination: "fd00::2" },
+        { sourcePort: 81, destination: "[fe80::2]:80" },
+        { sourcePort: 82, destination: "[::ffff:10.0.0.1]:80" },
+        { sourcePort: 83, destination: "[fd00::2%eth0]:80" },
+      ],
+    });
+    expect(failures.map((f) => f.property)).toEqual(
+      [
+        "internalIPv6s[0]",
+        "internalIPv6s[1]",
+        "externalIPv6",
+        "forwardPorts[0].destination",
+        "forwardPorts[1].destination",
+        "forwardPorts[2].destination",
+        "forwardPorts[3].destination",
+        "ipv6",
+      ].sort(
+        (a, b) => failures.findIndex((f) => f.property === a) - failures.findIndex((f) => f.property === b),
+      ),
+    );
+    const by = (p: string) => failures.find((f) => f.property === p)?.message ?? "";
+    expect(by("ipv6")).toContain('"nat64"');
+    expect(by("internalIPv6s[1]")).toContain("host bits are set");
+    expect(by("forwardPorts[0].destination")).toContain('is ambiguous without brackets: write "[fd00::2]"');
+    expect(by("forwardPorts[1].destination")).toContain("link-local");
+    expect(by("forwardPorts[2].destination")).toContain("is not a valid destination");
+    expect(by("forwardPorts[3].destination")).toContain("is not a valid destination");
+  });
+
+  it("checks overlapping sources per family: one port may forward IPv4 and IPv6, not twice the same family", () => {
+    const [failure] = failuresOf({
+      ...BASE,
+      ipv6: "nat66",
+      forwardPorts: [
+        { sourcePort: 80, destination: "10.233.1.2" },
+        { sourcePort: "80-81", destination: "[fd00::2]" },
+        { sourcePort: 81, destination: "[fd00::3]" },
+      ],
+    });
+    expect(failure.message).toBe(
+      'forwardPorts[2].sourcePort number 81 (tcp, IPv6) overlaps forwardPorts[1].sourcePort "80-81": ' +
+        "an external port can forward to one destination only; remove one forward or make the ranges disjoint",
+    );
+  });
+});
