@@ -9,6 +9,10 @@ import {
   validateContainerName,
   validateInterfaceAddress,
   validateInterfaceName,
+  bothOrNeither,
+  canonicalIPv6,
+  validateAddressWithPrefix6,
+  validateInterfaceAddress6,
 } from "./validate";
 
 /** A validated veth between the host and a running container. */
@@ -19,6 +23,9 @@ export interface VethPairSpec {
   readonly hostAddress?: string;
   /** An address, or with a bridge an address with prefix (e.g. 192.168.50.5/24). */
   readonly localAddress?: string;
+  /** IPv6 (canonical text): a routed pair, or with a bridge the container end only (with a prefix). */
+  readonly hostAddress6?: string;
+  readonly localAddress6?: string;
   readonly hostBridge?: string;
 }
 
@@ -49,7 +56,18 @@ function validate(raw: Readonly<Record<string, unknown>>): Failure[] {
       });
     }
     failures.push(...validateAddressWithPrefix(raw.localAddress, "localAddress"));
+    failures.push(...validateAddressWithPrefix6(raw.localAddress6, "localAddress6"));
+    if (raw.hostAddress6 !== undefined) {
+      failures.push({
+        property: "hostAddress6",
+        message:
+          "hostAddress6 and hostBridge are both set: a bridged veth has no host address (the bridge has it); set one or the other",
+      });
+    }
   } else {
+    failures.push(...validateInterfaceAddress6(raw.hostAddress6, "hostAddress6", { optional: true }));
+    failures.push(...validateInterfaceAddress6(raw.localAddress6, "localAddress6", { optional: true }));
+    failures.push(...bothOrNeither(raw, "hostAddress6", "localAddress6"));
     failures.push(...validateInterfaceAddress(raw.localAddress, "localAddress", { optional: true }));
     if ((raw.hostAddress === undefined) !== (raw.localAddress === undefined)) {
       failures.push({
@@ -70,6 +88,8 @@ export function parseVethPairInputs(raw: Readonly<Record<string, unknown>>): Par
     "hostAddress",
     "localAddress",
     "hostBridge",
+    "hostAddress6",
+    "localAddress6",
   ];
   // Valid and known: the casts restate what validate just proved.
   return specWhenKnown(raw, keys, validate(raw), () => ({
@@ -77,5 +97,10 @@ export function parseVethPairInputs(raw: Readonly<Record<string, unknown>>): Par
     hostInterface: raw.hostInterface as string,
     containerInterface: raw.containerInterface as string,
     ...optionalTexts(raw, ["hostAddress", "localAddress", "hostBridge"]),
+    ...Object.fromEntries(
+      (["hostAddress6", "localAddress6"] as const)
+        .filter((key) => typeof raw[key] === "string" && raw[key] !== "")
+        .map((key) => [key, canonicalIPv6(raw[key] as string)]),
+    ),
   }));
 }

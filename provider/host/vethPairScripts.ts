@@ -17,6 +17,8 @@ function vars(spec: VethPairSpec, own: boolean, owner: shell.Ownership): string 
       CONTAINER_INTERFACE: spec.containerInterface,
       HOST_ADDRESS: spec.hostAddress ?? "",
       LOCAL_ADDRESS: spec.localAddress ?? "",
+      HOST_ADDRESS6: spec.hostAddress6 ?? "",
+      LOCAL_ADDRESS6: spec.localAddress6 ?? "",
       HOST_BRIDGE: spec.hostBridge ?? "",
       OWN_CONTAINER: "",
       OWN_HOST_INTERFACE: own ? spec.hostInterface : "",
@@ -32,9 +34,11 @@ function vars(spec: VethPairSpec, own: boolean, owner: shell.Ownership): string 
  * inside the container (under the lock), so the next scan sees it without entering the namespace.
  */
 const RECORD_ADDRESS = String.raw`mkdir -p ${shell.ADDRESS_RECORDS}
-if [ -n "$LOCAL_ADDRESS" ]; then
-  printf '%s	veth %s in container %s
-' "$(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1)" "$HOST_INTERFACE" "$CONTAINER_NAME" > "$ADDRESS_RECORD"
+if [ -n "$LOCAL_ADDRESS$LOCAL_ADDRESS6" ]; then
+  for address in "$LOCAL_ADDRESS" "$LOCAL_ADDRESS6"; do
+    [ -z "$address" ] || printf '%s	veth %s in container %s
+' "$(printf %s "$address" | cut -d/ -f1)" "$HOST_INTERFACE" "$CONTAINER_NAME"
+  done > "$ADDRESS_RECORD"
 else
   rm -f "$ADDRESS_RECORD"
 fi
@@ -42,7 +46,7 @@ fi
 
 /** Reads HOST_ADDRESS, LOCAL_ADDRESS. Sets taken=1 (printing who holds it) for each address held on the host. */
 const ADDRESSES_FREE = String.raw`USED_ADDRESS_LIST=$(used_addresses)
-for address in $HOST_ADDRESS $(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1); do clash_check "$address" || taken=1; done
+for address in $HOST_ADDRESS $HOST_ADDRESS6 $(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1) $(printf %s "$LOCAL_ADDRESS6" | cut -d/ -f1); do clash_check "$address" || taken=1; done
 `;
 
 /**
@@ -95,6 +99,14 @@ if [ -z "$HOST_BRIDGE" ] && [ -n "$HOST_ADDRESS" ] && [ -n "$LOCAL_ADDRESS" ]; t
   ip route replace "$LOCAL_ADDRESS/32" dev "$HOST_INTERFACE"
   in_container_ip route replace "$HOST_ADDRESS/32" dev "$CONTAINER_INTERFACE"
 fi
+[ -z "$HOST_ADDRESS6" ] || [ -n "$HOST_BRIDGE" ] || ip -6 addr add "$HOST_ADDRESS6/128" dev "$HOST_INTERFACE" nodad
+if [ -n "$LOCAL_ADDRESS6" ]; then
+  case "$LOCAL_ADDRESS6" in */*) in_container_ip -6 addr add "$LOCAL_ADDRESS6" dev "$CONTAINER_INTERFACE" nodad ;; *) in_container_ip -6 addr add "$LOCAL_ADDRESS6/128" dev "$CONTAINER_INTERFACE" nodad ;; esac
+fi
+if [ -z "$HOST_BRIDGE" ] && [ -n "$HOST_ADDRESS6" ] && [ -n "$LOCAL_ADDRESS6" ]; then
+  ip -6 route replace "$LOCAL_ADDRESS6/128" dev "$HOST_INTERFACE"
+  in_container_ip -6 route replace "$HOST_ADDRESS6/128" dev "$CONTAINER_INTERFACE"
+fi
 `;
 
 /**
@@ -104,7 +116,9 @@ fi
 const REPORT = String.raw`if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then ${shell.result("host", "1")}; else ${shell.result("host", "0")}; fi
 ${shell.result("hostAddress", `$(ip -o -4 addr show dev "$HOST_INTERFACE" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`)}
 ${shell.result("master", `$(ip -o link show dev "$HOST_INTERFACE" 2>/dev/null | sed -n 's/.* master \\([^ ]*\\) .*/\\1/p')`)}
-${shell.result("localAddress", `$( (in_container_ip -o -4 addr show dev "$CONTAINER_INTERFACE" 2>/dev/null || true) | awk '{ print $4; exit }')`)}`;
+${shell.result("localAddress", `$( (in_container_ip -o -4 addr show dev "$CONTAINER_INTERFACE" 2>/dev/null || true) | awk '{ print $4; exit }')`)}
+${shell.result("hostAddress6", `$(ip -o -6 addr show dev "$HOST_INTERFACE" scope global 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')`)}
+${shell.result("localAddress6", `$( (in_container_ip -o -6 addr show dev "$CONTAINER_INTERFACE" scope global 2>/dev/null || true) | awk '{ print $4; exit }')`)}`;
 
 /** Checks that both interface names and the addresses are free (under the host locks), then makes the veth. */
 export function vethCreateScript(spec: VethPairSpec, owner: shell.Ownership): string {
@@ -197,6 +211,9 @@ export interface ObservedVeth {
   /** With its prefix length, as the container end carries it. */
   readonly localAddress?: string;
   readonly hostBridge?: string;
+  readonly hostAddress6?: string;
+  /** With its prefix length, as the container end carries it. */
+  readonly localAddress6?: string;
 }
 
 export function observeVeth(results: Readonly<Record<string, string>>): ObservedVeth {
@@ -205,5 +222,7 @@ export function observeVeth(results: Readonly<Record<string, string>>): Observed
     hostAddress: results.hostAddress || undefined,
     localAddress: results.localAddress || undefined,
     hostBridge: results.master || undefined,
+    hostAddress6: results.hostAddress6 || undefined,
+    localAddress6: results.localAddress6 || undefined,
   };
 }

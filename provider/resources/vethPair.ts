@@ -24,6 +24,10 @@ export interface VethPairArgs {
   readonly hostAddress?: pulumi.Input<string>;
   /** Container end's address (/32; with hostBridge may carry a prefix, e.g. "192.168.50.5/24"). @default none */
   readonly localAddress?: pulumi.Input<string>;
+  /** Host end's IPv6 (/128, routed to localAddress6; set both or neither). @default none */
+  readonly hostAddress6?: pulumi.Input<string>;
+  /** Container end's IPv6 (/128; with hostBridge may carry a prefix). @default none */
+  readonly localAddress6?: pulumi.Input<string>;
   /** Enslave the host end to this existing bridge instead of giving it an address. @default none */
   readonly hostBridge?: pulumi.Input<string>;
 }
@@ -34,6 +38,8 @@ export class VethPair extends HostResource {
   declare readonly containerInterface: pulumi.Output<string>;
   declare readonly hostAddress: pulumi.Output<string | undefined>;
   declare readonly localAddress: pulumi.Output<string | undefined>;
+  declare readonly hostAddress6: pulumi.Output<string | undefined>;
+  declare readonly localAddress6: pulumi.Output<string | undefined>;
   declare readonly hostBridge: pulumi.Output<string | undefined>;
   /** Whether both ends were there with their addresses at the last create, update or refresh. */
   declare readonly present: pulumi.Output<boolean>;

@@ -20,9 +20,16 @@ function asSpecified(spec: VethPairSpec, seen: ObservedVeth): boolean {
     spec.localAddress === undefined
       ? seen.localAddress === undefined
       : (seen.localAddress ?? "").split("/")[0] === spec.localAddress.split("/")[0];
+  const local6Matches =
+    spec.localAddress6 === undefined
+      ? seen.localAddress6 === undefined
+      : (seen.localAddress6 ?? "").split("/")[0] === spec.localAddress6.split("/")[0];
   return (
     localMatches &&
-    (spec.hostBridge ? seen.hostBridge === spec.hostBridge : seen.hostAddress === spec.hostAddress)
+    local6Matches &&
+    (spec.hostBridge
+      ? seen.hostBridge === spec.hostBridge
+      : seen.hostAddress === spec.hostAddress && seen.hostAddress6 === spec.hostAddress6)
   );
 }
 
@@ -44,7 +51,7 @@ export const vethPairDefinition: HostResourceDefinition<VethPairSpec, ObservedVe
 
   rules: {
     replace: ["container", "hostInterface", "containerInterface"],
-    update: ["hostAddress", "localAddress", "hostBridge"],
+    update: ["hostAddress", "localAddress", "hostAddress6", "localAddress6", "hostBridge"],
     deleteBeforeReplace: (o, n) => machineOf(o.connection) === machineOf(n.connection),
     // A refresh found an end missing or an address changed.
     healthy: (olds) => olds.present !== false,
@@ -67,7 +74,12 @@ export const vethPairDefinition: HostResourceDefinition<VethPairSpec, ObservedVe
   outputs: (spec, seen, previous) => ({
     ...(spec.hostBridge
       ? { hostBridge: seen.hostBridge ?? "" }
-      : { hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress }),
+      : {
+          hostAddress: seen.hostAddress ?? previous?.hostAddress ?? spec.hostAddress,
+          ...(spec.hostAddress6 === undefined
+            ? {}
+            : { hostAddress6: seen.hostAddress6 ?? spec.hostAddress6 }),
+        }),
     present: seen.exists && asSpecified(spec, seen),
   }),
 
