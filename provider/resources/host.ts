@@ -329,6 +329,9 @@ export class Host extends pulumi.ComponentResource {
             ? {
                 hostAddress: allocations.apply((a) => a[c.name].hostAddress),
                 localAddress: allocations.apply((a) => a[c.name].localAddress),
+                // Undefined (no input) when the pool has no IPv6.
+                hostAddress6: allocations.apply((a) => a[c.name].hostAddress6) as pulumi.Output<string>,
+                localAddress6: allocations.apply((a) => a[c.name].localAddress6) as pulumi.Output<string>,
               }
             : { hostBridge: c.hostBridge, ...c.addresses }),
           config: c.config,
@@ -388,25 +391,30 @@ export class Host extends pulumi.ComponentResource {
       );
     }
 
-    // The IPv6 pair comes from the pool's allocation (present only when the pool has IPv6).
+    // The IPv6 pair only where the container has one (the pool has IPv6, or a bridged container's own).
     const containerPlans = Object.entries(this.containers).map(([n, c]) =>
       pulumi
-        .all([c.hostInterface, c.containerInterface, c.hostAddress, c.localAddress, allocations])
-        .apply(([hostInterface, containerInterface, hostAddress, localAddress, a]) => {
-          const six = Object.hasOwn(a, n) ? a[n] : undefined;
-          return {
+        .all([
+          c.hostInterface,
+          c.containerInterface,
+          c.hostAddress,
+          c.localAddress,
+          c.hostAddress6,
+          c.localAddress6,
+        ])
+        .apply(
+          ([hostInterface, containerInterface, hostAddress, localAddress, hostAddress6, localAddress6]) => ({
             name: n,
             plan: {
               hostInterface,
               containerInterface,
               hostAddress,
               localAddress,
-              ...(six?.hostAddress6 !== undefined && six.localAddress6 !== undefined
-                ? { hostAddress6: six.hostAddress6, localAddress6: six.localAddress6 }
-                : {}),
+              ...(hostAddress6 !== undefined ? { hostAddress6 } : {}),
+              ...(localAddress6 !== undefined ? { localAddress6 } : {}),
             },
-          };
-        }),
+          }),
+        ),
     );
     const natPlan = this.nat
       ? pulumi

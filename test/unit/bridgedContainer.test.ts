@@ -157,7 +157,10 @@ describe("host scripts: a bridged netns container", () => {
   it("never allocates for a bridged container, and checks only its own address, not the gateway", () => {
     const { create } = scripts({ ...BRIDGED, hostAddress: "192.168.50.1" });
     expect(create).toContain('if [ -z "$HOST_ADDRESS" ] && [ -z "$HOST_BRIDGE" ]; then');
-    expect(create).toMatch(/if \[ -n "\$HOST_BRIDGE" \]; then\n\s+\[ -z "\$LOCAL_ADDRESS" \] \|\| printf/);
+    // Bridged: only the container's own addresses (both families) are claimed, never the gateways.
+    expect(create).toMatch(
+      /if \[ -n "\$HOST_BRIDGE" \]; then\n\s+for address in "\$LOCAL_ADDRESS" "\$LOCAL_ADDRESS6"; do/,
+    );
   });
 
   it("removes an address the spec no longer sets, and never one it never set (DHCP)", () => {

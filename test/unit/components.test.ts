@@ -286,6 +286,31 @@ describe("Host persist, forward path and bridged containers under mocks", () => 
     ]);
   });
 
+  it("gives each routed container the pool's IPv6 pair when the pool has IPv6, and none otherwise", async () => {
+    const build = (ipv6: boolean) =>
+      runUnderMocks(
+        () =>
+          new Host("v6h", {
+            connection,
+            externalInterface: "eth0",
+            driver: "netns",
+            containers: [{ name: "web" }],
+            pool: ipv6 ? { cidr6: "fd00:233:77::/48" } : {},
+          }),
+        { wait: (h) => h.plan },
+      );
+    const withSix = await build(true);
+    const [web] = ofType(withSix.resources, "Container");
+    expect(web.inputs).toMatchObject({ hostAddress6: "fd00:233:77:1::1", localAddress6: "fd00:233:77:1::2" });
+    expect((await valueOf(withSix.result.plan)).containers.web).toMatchObject({
+      hostAddress6: "fd00:233:77:1::1",
+      localAddress6: "fd00:233:77:1::2",
+    });
+    const [plain] = ofType((await build(false)).resources, "Container");
+    expect(plain.inputs.hostAddress6).toBeUndefined();
+    expect(plain.state.persistence).toBeUndefined();
+  });
+
   it("rejects a forwarded port naming a bridged container (its address is not the pool's)", () => {
     expect(
       () =>
