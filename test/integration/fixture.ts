@@ -56,6 +56,24 @@ export function reachable(host: LabHost, from: string | undefined, address: stri
   return labExec(host, from ? inContainer(from, argv) : argv).code === 0;
 }
 
+/** One IPv6 ping from the host (or from inside container `from` on it) to `address`. */
+export function reachable6(host: LabHost, from: string | undefined, address: string): boolean {
+  const argv = ["ping", "-6", "-c", "1", "-W", "2", address];
+  return labExec(host, from ? inContainer(from, argv) : argv).code === 0;
+}
+
+/**
+ * True when no IPv6 address on the host (or inside container `from`) is still tentative (duplicate address
+ * detection, about 1 s after an `ip -6 addr add` without `nodad`, as on real hosts); poll it with `until`.
+ */
+export function dadSettled6(host: LabHost, from?: string): boolean {
+  const argv = ["ip", "-6", "-j", "addr", "show", "tentative"];
+  const r = labExec(host, from ? inContainer(from, argv) : argv);
+  if (r.code !== 0) return false;
+  const links = JSON.parse(r.stdout || "[]") as { addr_info?: unknown[] }[];
+  return links.every((l) => (l.addr_info ?? []).length === 0);
+}
+
 const started: ChildProcess[] = [];
 
 /** Remembers a helper process a test started, so killStarted ends it. */
@@ -96,6 +114,46 @@ export function fromContainer(host: LabHost, name: string, port: number): { ok: 
   const socat = ["socat", "-T", "3", "-", `TCP:${lab.wanAddress}:${port},connect-timeout=2`];
   const r = labExec(host, inContainer(name, ["timeout", "5", ...socat]));
   return { ok: r.code === 0 && r.stdout.trim() !== "", seenAs: r.stdout.trim() };
+}
+
+/**
+ * The IPv6 twin of wanEchoPeer: a TCP listener on the WAN's IPv6 address (`lab.wanAddress6`, IPv6 only, so it
+ * can share a port number with an IPv4 one) answering each connection with the peer address it saw, without
+ * brackets: the host's address under NAT66, the container's own in routed mode. Ends by itself after `seconds`.
+ */
+export async function wanEchoPeer6(port: number, seconds = 150): Promise<void> {
+  const argv = [
+    "netns",
+    "exec",
+    lab.wanNetns,
+    "socat",
+    `TCP6-LISTEN:${port},bind=[${lab.wanAddress6}],reuseaddr,fork,ipv6only=1`,
+    "SYSTEM:echo $SOCAT_PEERADDR",
+  ];
+  started.push(spawn("timeout", [String(seconds), "ip", ...argv], { stdio: "ignore" }));
+  for (let i = 0; i < 50; i++) {
+    const ss = spawnSync(
+      "ip",
+      ["netns", "exec", lab.wanNetns, "ss", "-H", "-6", "-ltn", "sport", "=", `:${port}`],
+      {
+        encoding: "utf8",
+      },
+    );
+    if (ss.stdout.trim() !== "") return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("WAN IPv6 listener did not start");
+}
+
+/**
+ * Connects from inside container `name` on `host` to the WAN's IPv6 echo listener (wanEchoPeer6): what the
+ * WAN saw as the connection's source address (canonical text, no brackets).
+ */
+export function fromContainer6(host: LabHost, name: string, port: number): { ok: boolean; seenAs: string } {
+  const socat = ["socat", "-T", "3", "-", `TCP6:[${lab.wanAddress6}]:${port},connect-timeout=2`];
+  const r = labExec(host, inContainer(name, ["timeout", "5", ...socat]));
+  const seenAs = r.stdout.trim().replace(/^\[(.*)\]$/, "$1");
+  return { ok: r.code === 0 && seenAs !== "", seenAs };
 }
 
 /** Polls `test` every 50 ms for up to 5 s. */
@@ -163,4 +221,19 @@ export function holdLock(host: LabHost, seconds: number): ChildProcess {
     ],
     { stdio: "ignore", env: { ...process.env, PNC_LAB_DIR: lab.dir } },
   );
+}
+
+/**
+ * Makes `host` drop what it sends to ADDRESS:22 (an iptables rule at the top of OUTPUT) and returns the undo:
+ * the rule goes, and so do the table and chains iptables-nft made for it when they were not there before, so
+ * the host's firewall ends exactly as it was (later tests compare whole rulesets).
+ */
+export function dropSshTo(host: LabHost, address: string): () => void {
+  const rule = ["OUTPUT", "-d", address, "-p", "tcp", "--dport", "22", "-j", "DROP"];
+  const hadTable = labExec(host, ["nft", "list", "table", "ip", "filter"]).code === 0;
+  labExecOk(host, ["iptables", "-w", "-I", ...rule]);
+  return () => {
+    labExec(host, ["iptables", "-w", "-D", ...rule]);
+    if (!hadTable) labExec(host, ["nft", "delete", "table", "ip", "filter"]);
+  };
 }

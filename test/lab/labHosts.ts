@@ -32,6 +32,18 @@ export interface LabHost {
   via: string | null;
   /** The "internet" address the host's default route points to, or null (hj has none). */
   wanAddress: string | null;
+  /**
+   * The host's IPv6 address (canonical text, no length): on its uplink `eth0` as a /64 of `Lab.wanCidr6`
+   * (`2001:db8::11` for h1); for hj, on the jump link (`2001:db8:0:2::2`). Reachable only from lab namespaces.
+   */
+  address6: string;
+  /** The WAN's IPv6 address the host's IPv6 default route points to (`2001:db8::254`), or null (hj). */
+  wanAddress6: string | null;
+  /**
+   * The IPv6 prefix the WAN routes to this host via `address6` (`2001:db8:0:100::/56` for h1), for containers
+   * in routed mode; the lab puts no address in it. Null for hj.
+   */
+  routedPrefix6: string | null;
   netns: string;
   sshdLogPath: string;
 }
@@ -46,6 +58,14 @@ export interface Lab {
   wanAddress: string;
   wanNetns: string;
   latencyMs: number | null;
+  /** All of the lab's IPv6 (`PNC_LAB_NET6`, default `2001:db8::/48`). */
+  net6: string;
+  /** The WAN segment's IPv6 network (`2001:db8::/64`). */
+  wanCidr6: string;
+  /** The jump link's IPv6 network (`2001:db8:0:2::/64`). */
+  jumpCidr6: string;
+  /** The WAN's IPv6 address on the WAN segment (`2001:db8::254`). */
+  wanAddress6: string;
   hosts: LabHost[];
 }
 
@@ -77,6 +97,10 @@ const orNull =
   (v: unknown): v is T | null =>
     v === null || check(v);
 
+// What a lab.json of a lab brought up before the lab had IPv6 lacks; `lab up` again adds it.
+const OLD_LAB =
+  "a string (a lab brought up by an older lab script has no IPv6: run 'bash test/lab/lab up' again)";
+
 function parseHost(raw: unknown, i: number): LabHost {
   const where = `hosts[${i}]`;
   if (!isObject(raw)) throw new Error(`lab.json: ${where} must be an object`);
@@ -101,6 +125,9 @@ function parseHost(raw: unknown, i: number): LabHost {
     relayPort: field(raw, "relayPort", orNull(isNumber), "a number or null", where),
     via: field(raw, "via", orNull(isString), "a string or null", where),
     wanAddress: field(raw, "wanAddress", orNull(isString), "a string or null", where),
+    address6: field(raw, "address6", isString, OLD_LAB, where),
+    wanAddress6: field(raw, "wanAddress6", orNull(isString), "a string or null", where),
+    routedPrefix6: field(raw, "routedPrefix6", orNull(isString), "a string or null", where),
     netns: s("netns"),
     sshdLogPath: s("sshdLogPath"),
   };
@@ -130,6 +157,10 @@ export function readLab(dir: string = labDir()): Lab {
     wanAddress: field(raw, "wanAddress", isString, "a string", where),
     wanNetns: field(raw, "wanNetns", isString, "a string", where),
     latencyMs: field(raw, "latencyMs", orNull(isNumber), "a number or null", where),
+    net6: field(raw, "net6", isString, OLD_LAB, where),
+    wanCidr6: field(raw, "wanCidr6", isString, OLD_LAB, where),
+    jumpCidr6: field(raw, "jumpCidr6", isString, OLD_LAB, where),
+    wanAddress6: field(raw, "wanAddress6", isString, OLD_LAB, where),
     hosts: hosts.map(parseHost),
   };
 }

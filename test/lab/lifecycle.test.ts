@@ -16,6 +16,7 @@ const ENV: NodeJS.ProcessEnv = {
   PNC_LAB_PREFIX: "pnct-",
   PNC_LAB_WAN: "198.18.20.0/24",
   PNC_LAB_JUMP: "198.18.22.0/24",
+  PNC_LAB_NET6: "2001:db8:20::/48",
   PNC_LAB_RELAY_BASE: "43000",
 };
 // Things of the default lab (prefix pnc-) may come and go while this runs (other test runs): not ours.
@@ -76,7 +77,7 @@ function snapshot(): Snapshot {
     FOREIGN.test(str(r, "dev")) ||
     (str(r, "type") === "unreachable" &&
       str(r, "protocol") === "211" &&
-      /^198\.18\.[02]\.0\/24$/.test(str(r, "dst")));
+      (/^198\.18\.[02]\.0\/24$/.test(str(r, "dst")) || str(r, "dst") === "2001:db8::/48"));
   const routes = [
     ...json(["-4", "route", "show", "table", "all"]),
     ...json(["-6", "route", "show", "table", "all"]),
@@ -132,6 +133,64 @@ function ssh(host: LabHost, command: string, jump?: LabHost): { out: string; ms:
   return { out: r.stdout.trim(), ms: Date.now() - t0 };
 }
 
+/** IPv6 of a lab of ENV: addresses, routes, the WAN's routes to the hosts' prefixes, none in the root namespace. */
+function checkIpv6(lab: ReturnType<typeof readLab>, byName: Map<string, LabHost>): void {
+  expect(lab.net6).toBe("2001:db8:20::/48");
+  expect(lab.wanCidr6).toBe("2001:db8:20::/64");
+  expect(lab.wanAddress6).toBe("2001:db8:20::254");
+  const expected: Record<string, [string, string | null]> = {
+    h1: ["2001:db8:20::11", "2001:db8:20:100::/56"],
+    h2: ["2001:db8:20::12", "2001:db8:20:200::/56"],
+    h3: ["2001:db8:20::13", "2001:db8:20:300::/56"],
+    hj: ["2001:db8:20:2::2", null],
+  };
+  for (const h of lab.hosts) {
+    expect([h.address6, h.routedPrefix6], h.name).toEqual(expected[h.name]);
+    // hj's eth0 is its jump link; every other host's eth0 its WAN uplink
+    const addrs = JSON.parse(
+      labExec(h, ["ip", "-6", "-j", "addr", "show", "dev", "eth0", "scope", "global"]).stdout,
+    ) as {
+      addr_info: { local: string; prefixlen: number }[];
+    }[];
+    expect(addrs.flatMap((l) => l.addr_info.map((a) => `${a.local}/${a.prefixlen}`))).toEqual([
+      `${h.address6}/64`,
+    ]);
+    // usable at once (nodad), and forwarding off until a NatRule turns it on
+    expect(labExec(h, ["ip", "-6", "addr", "show", "tentative"]).stdout.trim()).toBe("");
+    expect(labExec(h, ["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).stdout.trim()).toBe("0");
+    expect(labExec(h, ["cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"]).stdout.trim()).toBe("0");
+    if (h.via) {
+      expect(h.wanAddress6).toBeNull();
+      const h1 = byName.get(h.via);
+      if (!h1) throw new Error("no " + h.via);
+      expect(labExec(h1, ["ping", "-6", "-c", "1", "-W", "2", h.address6]).code).toBe(0);
+      continue;
+    }
+    expect(h.wanAddress6).toBe(lab.wanAddress6);
+    const def = labExec(h, ["ip", "-6", "route", "show", "default"]).stdout;
+    expect(def).toContain(`default via ${lab.wanAddress6} dev eth0`);
+    expect(labExec(h, ["ping", "-6", "-c", "1", "-W", "2", lab.wanAddress6]).code).toBe(0);
+    // the WAN routes the host's prefix to it, and reaches the host over IPv6
+    const wanRoute = spawnSync("ip", ["-n", lab.wanNetns, "-6", "route", "show", String(h.routedPrefix6)], {
+      encoding: "utf8",
+    }).stdout;
+    expect(wanRoute).toContain(`via ${h.address6} dev br0`);
+  }
+  // the root namespace: no IPv6 on the lab's link, only the unreachable route for the lab's /48
+  const rootRoutes = json(["-6", "route", "show", "table", "all"]).filter((r) =>
+    str(r, "dst").startsWith("2001:db8:20"),
+  );
+  expect(rootRoutes.map((r) => `${str(r, "type")} ${str(r, "dst")} ${str(r, "protocol")}`)).toEqual([
+    "unreachable 2001:db8:20::/48 211",
+  ]);
+  expect(
+    json(["-6", "addr", "show", "dev", "pnct-root"]).flatMap((l) => {
+      const info = (l as Record<string, unknown>).addr_info;
+      return Array.isArray(info) ? info : [];
+    }),
+  ).toEqual([]);
+}
+
 afterAll(() => {
   labScript(["down"], ENV);
 });
@@ -181,6 +240,7 @@ describe("lab lifecycle", () => {
       expect(nm.code, nm.stderr).toBe(0);
       expect(nm.stdout).toMatch(/^eth0:connected/m);
       expect(labExec(h2, ["ip", "-4", "-br", "addr", "show", "eth0"]).stdout).toContain("198.18.20.12/24");
+      checkIpv6(lab, byName);
 
       const t1 = Date.now();
       const down = labScript(["down"], ENV);
@@ -207,15 +267,56 @@ describe("lab lifecycle", () => {
         if (m && !str(a, "local").startsWith("198.18.")) ranges.push(`${m[1]}.0/24`);
       }
     }
-    for (const [key, range] of ranges.flatMap((r) => [
-      ["PNC_LAB_WAN", r],
-      ["PNC_LAB_JUMP", r],
-    ])) {
+    // IPv6: a /48 around each of the machine's own global IPv6 addresses; the lab accepts only /48s of the
+    // documentation prefix, so a machine without such an address is checked with a route added here
+    const ranges6: string[] = [];
+    for (const l of json(["-6", "addr", "show", "scope", "global"])) {
+      if (FOREIGN.test(str(l, "ifname"))) continue;
+      const info = (l as Record<string, unknown>).addr_info;
+      for (const a of Array.isArray(info) ? info : []) {
+        const m = /^2001:db8:([0-9a-f]{1,4})(:|$)/.exec(str(a, "local"));
+        if (m) ranges6.push(`2001:db8:${m[1]}::/48`);
+      }
+    }
+    for (const [key, range] of [
+      ...ranges.flatMap((r) => [
+        ["PNC_LAB_WAN", r],
+        ["PNC_LAB_JUMP", r],
+      ]),
+      ...ranges6.map((r) => ["PNC_LAB_NET6", r]),
+    ]) {
       const r = labScript(["up", "3"], { ...ENV, PNC_LAB_DIR: OVERLAP_DIR, [key]: range });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain("refusing to start");
       expect(r.stderr).toContain(`${key}=${range} overlaps`);
       expect(fs.existsSync(OVERLAP_DIR)).toBe(false);
+    }
+    expect(snapshot()).toEqual(before);
+  });
+  it("up refuses an IPv6 lab range that overlaps a route of the machine, before creating anything", () => {
+    const OVERLAP_DIR = `${DIR}-overlap6`;
+    // A route of the machine inside 2001:db8:21::/48: a blackhole of our own (proto 213), removed at once.
+    const route = ["-6", "route", "add", "unreachable", "2001:db8:21:5::/64", "proto", "213"];
+    const before = snapshot();
+    run("ip", route);
+    try {
+      const r = labScript(["up", "3"], {
+        ...ENV,
+        PNC_LAB_DIR: OVERLAP_DIR,
+        PNC_LAB_NET6: "2001:db8:21::/48",
+      });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain("refusing to start");
+      expect(r.stderr).toContain(
+        "PNC_LAB_NET6=2001:db8:21::/48 overlaps route unreachable 2001:db8:21:5::/64",
+      );
+      expect(fs.existsSync(OVERLAP_DIR)).toBe(false);
+      const bad = labScript(["up", "3"], { ...ENV, PNC_LAB_DIR: OVERLAP_DIR, PNC_LAB_NET6: "fd00::/48" });
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain("must be a /48 of the documentation prefix");
+      expect(fs.existsSync(OVERLAP_DIR)).toBe(false);
+    } finally {
+      run("ip", ["-6", "route", "del", "unreachable", "2001:db8:21:5::/64", "proto", "213"]);
     }
     expect(snapshot()).toEqual(before);
   });
