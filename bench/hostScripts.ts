@@ -3,7 +3,8 @@
 // This is the only module of bench/ that imports provider/runtime or provider/host; everything else calls it.
 import { HOST_RESOURCE_DEFINITIONS, check } from "../provider/runtime";
 import { HostResourceDefinition } from "../provider/runtime/lifecycle";
-import { scriptOf } from "../provider/runtime/scriptBatch";
+import { batchMark } from "../provider/host/protocol";
+import { HostJob, buildBatchScript, scriptOf } from "../provider/runtime/scriptBatch";
 
 /** The resource types the bench declares. */
 export type BenchResourceType = "AddressPool" | "Container" | "NatRule" | "NmUnmanaged";
@@ -46,24 +47,52 @@ function jobOf<Spec>(
       : scripts.delete(spec, owner);
 }
 
+/** The host job of one operation, built by the resource's own definition from its checked inputs. */
+function jobFor(item: ScriptItem, op: HostOperation): HostJob | undefined {
+  if (item.type === "AddressPool") return undefined; // state only: no host work
+  const checked = check(item.type, {}, item.inputs);
+  if (checked.failures.length) {
+    throw new Error(`${item.type} check failed: ${JSON.stringify(checked.failures)}`);
+  }
+  return item.type === "Container"
+    ? jobOf(HOST_RESOURCE_DEFINITIONS.Container, checked.inputs, op)
+    : item.type === "NatRule"
+      ? jobOf(HOST_RESOURCE_DEFINITIONS.NatRule, checked.inputs, op)
+      : jobOf(HOST_RESOURCE_DEFINITIONS.NmUnmanaged, checked.inputs, op);
+}
+
 /**
  * Host scripts of one operation, exactly as the provider builds them from the resource's definition (pure;
  * pools have none). Operations that share one script on a host (netns creates and deletes) are a batch of
  * one, as when nothing else shares the round trip.
  */
 export function scriptsFor(item: ScriptItem, op: HostOperation): string | undefined {
-  if (item.type === "AddressPool") return undefined; // state only: no host work
-  const checked = check(item.type, {}, item.inputs);
-  if (checked.failures.length) {
-    throw new Error(`${item.type} check failed: ${JSON.stringify(checked.failures)}`);
+  const job = jobFor(item, op);
+  return job && scriptOf(job, "single");
+}
+
+/**
+ * The one script the provider sends for `items` when they all reach one host at the same time: items of one
+ * group (netns creates, deletes) share the group's script (one lock, one scan); other jobs are wrapped into
+ * one batch script, each in a shell of its own (as provider/runtime/scriptBatch does).
+ */
+export function batchScriptFor(items: readonly ScriptItem[], op: HostOperation): string {
+  const jobs = items.map((i) => jobFor(i, op)).filter((j): j is HostJob => j !== undefined);
+  if (jobs.length === 0) throw new Error("batchScriptFor: no host work in these items");
+  const mark = batchMark();
+  const first = jobs[0];
+  if ("group" in first) {
+    const group = first.group;
+    const members = jobs.map((j) => {
+      if (!("group" in j) || j.group !== group) throw new Error(`batchScriptFor: ${op} jobs of mixed kinds`);
+      return j.item;
+    });
+    return group.build(members, mark);
   }
-  const job =
-    item.type === "Container"
-      ? jobOf(HOST_RESOURCE_DEFINITIONS.Container, checked.inputs, op)
-      : item.type === "NatRule"
-        ? jobOf(HOST_RESOURCE_DEFINITIONS.NatRule, checked.inputs, op)
-        : jobOf(HOST_RESOURCE_DEFINITIONS.NmUnmanaged, checked.inputs, op);
-  return scriptOf(job, "single");
+  return buildBatchScript(
+    jobs.map((j) => scriptOf(j, mark)),
+    mark,
+  );
 }
 
 /** Allocations as the pool's `check` computes them (pure): member name → the container's addresses. */
@@ -78,4 +107,10 @@ export function poolAllocations(pool: {
     throw new Error(`pool check returned no allocations: ${JSON.stringify(allocations)}`);
   }
   return allocations as Record<string, PoolAllocation>;
+}
+
+/** The runtime's `check` of one resource's raw inputs, as the provider host calls it; throws on failures. */
+export function checkInputs(type: BenchResourceType, inputs: Readonly<Record<string, unknown>>): void {
+  const checked = check(type, {}, { ...inputs });
+  if (checked.failures.length) throw new Error(`${type} check failed: ${JSON.stringify(checked.failures)}`);
 }
