@@ -91,6 +91,12 @@ export interface HostNatArgs {
    * address, "127.0.0.1"); see NatRuleArgs.loopbackIPs. The NatRule then waits for the containers. @default none
    */
   readonly loopbackIPs?: pulumi.Input<pulumi.Input<string>[]>;
+  /** IPv6: "nat66" or "routed" (see NatRuleArgs.ipv6). @default IPv4 only */
+  readonly ipv6?: pulumi.Input<"nat66" | "routed">;
+  /** IPv6 ranges of the containers (e.g. the pool's cidr6); see NatRuleArgs.internalIPv6s. @default none */
+  readonly internalIPv6s?: pulumi.Input<pulumi.Input<string>[]>;
+  /** "nat66": SNAT to this address instead of masquerading. @default masquerade */
+  readonly externalIPv6?: pulumi.Input<string>;
 }
 
 /** The host's address pool. */
@@ -384,6 +390,9 @@ export class Host extends pulumi.ComponentResource {
           })),
           allowForward: nat.allowForward,
           loopbackIPs: nat.loopbackIPs,
+          ipv6: nat.ipv6,
+          internalIPv6s: nat.internalIPv6s,
+          externalIPv6: nat.externalIPv6,
           persist: args.persist,
         },
         // Loopback forwards set route_localnet on the containers' veths: they must exist first.
