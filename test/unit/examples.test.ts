@@ -103,6 +103,9 @@ function expectSoundHosts(
         containerInterface: "eth0",
         hostAddress: c.inputs.hostAddress,
         localAddress: c.inputs.localAddress,
+        ...(c.inputs.hostAddress6 === undefined
+          ? {}
+          : { hostAddress6: c.inputs.hostAddress6, localAddress6: c.inputs.localAddress6 }),
       });
     }
   }
@@ -172,6 +175,16 @@ describe("fleet example", () => {
         expect(db?.inputs).toMatchObject({ backend: "iptables", externalIP: "10.0.2.10", name: "prod-db" });
         const web1 = (plan as Plan)["prod-web-1"];
         expect(web1.nat?.ruleset).toContain(`${web1.containers.web.localAddress}:443`);
+      }
+      if (stack === "dev") {
+        // dev has IPv6: every container gets the pool's pair, and the NAT has its ip6 table.
+        for (const c of ofType(resources, "Container")) {
+          expect(String(c.inputs.localAddress6)).toMatch(
+            /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::2$/,
+          );
+        }
+        for (const n of ofType(resources, "NatRule")) expect(n.state.ruleset).toContain("table ip6 pnc-nat-");
+        expect((plan as Plan)["dev-a"].containers.web).toHaveProperty("localAddress6");
       }
       if (process.env.PNC_PRINT_PLAN === "1") {
         process.stdout.write(`networkPlan (fleet, stack ${stack}):\n${JSON.stringify(plan, null, 2)}\n`);
