@@ -152,8 +152,17 @@ export async function wanEchoPeer6(port: number, seconds = 150): Promise<void> {
 export function fromContainer6(host: LabHost, name: string, port: number): { ok: boolean; seenAs: string } {
   const socat = ["socat", "-T", "3", "-", `TCP6:[${lab.wanAddress6}]:${port},connect-timeout=2`];
   const r = labExec(host, inContainer(name, ["timeout", "5", ...socat]));
-  const seenAs = r.stdout.trim().replace(/^\[(.*)\]$/, "$1");
-  return { ok: r.code === 0 && seenAs !== "", seenAs };
+  const seen = r.stdout.trim();
+  return { ok: r.code === 0 && seen !== "", seenAs: seen === "" ? "" : canonical6(seen) };
+}
+
+/**
+ * RFC 5952 text of an IPv6 address, as `ip` and lab.json write it: socat's SOCAT_PEERADDR is
+ * `[2001:0db8:0000:...:0011]`, in brackets and uncompressed. (The WHATWG URL parser compresses it.)
+ */
+export function canonical6(address: string): string {
+  const bare = address.replace(/^\[(.*)\]$/, "$1");
+  return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
 }
 
 /** Polls `test` every 50 ms for up to 5 s. */
