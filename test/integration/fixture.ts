@@ -246,3 +246,52 @@ export function dropSshTo(host: LabHost, address: string): () => void {
     if (!hadTable) labExec(host, ["nft", "delete", "table", "ip", "filter"]);
   };
 }
+
+/**
+ * A TCP server on PORT in container `name` on `host` (IPv4, or with `ipv6` on [::]) answering every connection
+ * with `reply`; it ends after 60 s, and is ended by killStarted. Resolves once it listens.
+ */
+export async function serveInContainer(
+  host: LabHost,
+  name: string,
+  port: number,
+  reply: string,
+  options: { ipv6?: boolean } = {},
+): Promise<void> {
+  const listen = `${options.ipv6 ? "TCP6" : "TCP"}-LISTEN:${port},reuseaddr,fork`;
+  const argv = ["timeout", "60", "socat", listen, `SYSTEM:echo ${reply}`];
+  started.push(
+    spawn("bash", [lab.script, "exec", host.name, "--", ...inContainer(name, argv)], {
+      stdio: "ignore",
+      env: { ...process.env, PNC_LAB_DIR: lab.dir },
+    }),
+  );
+  await until(`the server in ${name} listens on ${port}`, () =>
+    labExec(host, inContainer(name, ["ss", "-ltn"])).stdout.includes(`:${port} `),
+  );
+}
+
+/** What a TCP connection from the lab's WAN to ADDRESS:PORT (IPv4 or IPv6) got back. */
+export function fromWan(address: string, port: number): string {
+  const target = address.includes(":") ? `TCP6:[${address}]:${port}` : `TCP:${address}:${port}`;
+  const argv = [
+    "netns",
+    "exec",
+    lab.wanNetns,
+    "timeout",
+    "5",
+    "socat",
+    "-T",
+    "3",
+    "-",
+    `${target},connect-timeout=2`,
+  ];
+  return spawnSync("ip", argv, { encoding: "utf8" }).stdout.trim();
+}
+
+/** What a TCP connection from `host` itself (or from inside its container `from`) to ADDRESS:PORT got back. */
+export function ask(host: LabHost, from: string | undefined, address: string, port: number): string {
+  const target = address.includes(":") ? `TCP6:[${address}]:${port}` : `TCP:${address}:${port}`;
+  const argv = ["timeout", "5", "socat", "-T", "3", "-", `${target},connect-timeout=2`];
+  return labExec(host, from ? inContainer(from, argv) : argv).stdout.trim();
+}

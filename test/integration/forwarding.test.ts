@@ -1,16 +1,15 @@
 // NatRule on hosts whose forward path drops (Docker's FORWARD policy, NixOS's filterForward) and with
 // loopbackIPs (NAT reflection, hairpin and loopback forwards), through the real provider host on lab host h1:
 // real iptables and nftables, real traffic from the containers to the lab's WAN and back.
-import { spawn, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ask,
   connection,
   fromContainer,
+  fromWan,
   h1,
-  inContainer,
   killStarted,
-  lab,
-  trackStarted,
+  serveInContainer,
   wanEchoPeer,
 } from "./fixture";
 import { MiniEngine, StateEntry } from "../harness/engine";
@@ -28,27 +27,6 @@ function firewallDump(): string {
     .replace(/\[\d+:\d+\]/g, "");
   const nft = labExecOk(h1, ["nft", "list", "ruleset"]).replace(/packets \d+ bytes \d+/g, "");
   return `${nft}\n---\n${ipt}`;
-}
-
-/** A TCP server in container `name` on h1 answering every connection with `reply` (ends after 60 s). */
-async function serve(name: string, port: number, reply: string): Promise<void> {
-  const argv = ["timeout", "60", "socat", `TCP-LISTEN:${port},reuseaddr,fork`, `SYSTEM:echo ${reply}`];
-  const child = spawn("bash", [lab.script, "exec", "h1", "--", ...inContainer(name, argv)], {
-    stdio: "ignore",
-    env: { ...process.env, PNC_LAB_DIR: lab.dir },
-  });
-  trackStarted(child);
-  for (let i = 0; i < 50; i++) {
-    if (labExec(h1, inContainer(name, ["ss", "-ltn"])).stdout.includes(`:${port} `)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`server in ${name} did not start`);
-}
-
-/** What a TCP connection from h1 itself (or from inside container `from`) to ADDRESS:PORT got back. */
-function ask(from: string | undefined, address: string, port: number): string {
-  const argv = ["timeout", "5", "socat", "-T", "3", "-", `TCP:${address}:${port},connect-timeout=2`];
-  return labExec(h1, from ? inContainer(from, argv) : argv).stdout.trim();
 }
 
 function routeLocalnet(device: string): string {
@@ -121,24 +99,8 @@ describe("NatRule allowForward where Docker's FORWARD policy drops", () => {
       );
       expect(labExecOk(h1, ["iptables", "-w", "-S", "FORWARD"])).not.toContain("pnc-nat");
       // A port forward passes the dropping FORWARD too.
-      await serve("fwa", 80, "hello-through-docker");
-      const r = spawnSync(
-        "ip",
-        [
-          "netns",
-          "exec",
-          lab.wanNetns,
-          "timeout",
-          "5",
-          "socat",
-          "-T",
-          "3",
-          "-",
-          `TCP:${h1.address}:8081,connect-timeout=2`,
-        ],
-        { encoding: "utf8" },
-      );
-      expect(r.stdout.trim()).toBe("hello-through-docker");
+      await serveInContainer(h1, "fwa", 80, "hello-through-docker");
+      expect(fromWan(h1.address, 8081)).toBe("hello-through-docker");
 
       // Docker restarted and flushed DOCKER-USER: refresh sees the way closed, the next up puts the jump back.
       labExecOk(h1, ["iptables", "-w", "-F", "DOCKER-USER"]);
@@ -210,7 +172,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule loopbackIPs (%s)", (ba
   it("answers a forward from the host, from another container, from the destination itself and on 127.0.0.1", async () => {
     const port = backend === "nftables" ? 8091 : 8092;
     const inside = backend === "nftables" ? 81 : 82;
-    await serve("fwa", inside, `hello-${backend}`);
+    await serveInContainer(h1, "fwa", inside, `hello-${backend}`);
     const args = {
       connection: connection(h1),
       name: `lb${backend.slice(0, 3)}`,
@@ -220,15 +182,15 @@ describe.each(["nftables", "iptables"] as const)("NatRule loopbackIPs (%s)", (ba
     };
     const nat = await engine.create("NatRule", "lb", args);
     // NixOS's default: the forward answers on the external interface only.
-    expect(ask("fwb", h1.address, port)).toBe("");
-    expect(ask(undefined, "127.0.0.1", port)).toBe("");
+    expect(ask(h1, "fwb", h1.address, port)).toBe("");
+    expect(ask(h1, undefined, "127.0.0.1", port)).toBe("");
 
     const reflected = { ...args, loopbackIPs: [h1.address, "127.0.0.1"] };
     expect(await engine.up(nat, reflected)).toBe("updated");
-    expect(ask(undefined, h1.address, port)).toBe(`hello-${backend}`);
-    expect(ask("fwb", h1.address, port)).toBe(`hello-${backend}`);
-    expect(ask("fwa", h1.address, port)).toBe(`hello-${backend}`);
-    expect(ask(undefined, "127.0.0.1", port)).toBe(`hello-${backend}`);
+    expect(ask(h1, undefined, h1.address, port)).toBe(`hello-${backend}`);
+    expect(ask(h1, "fwb", h1.address, port)).toBe(`hello-${backend}`);
+    expect(ask(h1, "fwa", h1.address, port)).toBe(`hello-${backend}`);
+    expect(ask(h1, undefined, "127.0.0.1", port)).toBe(`hello-${backend}`);
     // route_localnet only on the device the destination is reached by.
     expect(routeLocalnet("ve-fwa")).toBe("1");
     expect(routeLocalnet("ve-fwb")).toBe("0");
@@ -245,6 +207,6 @@ describe.each(["nftables", "iptables"] as const)("NatRule loopbackIPs (%s)", (ba
 
     await engine.destroy(nat);
     expect(routeLocalnet("ve-fwa")).toBe("0");
-    expect(ask(undefined, "127.0.0.1", port)).toBe("");
+    expect(ask(h1, undefined, "127.0.0.1", port)).toBe("");
   });
 });

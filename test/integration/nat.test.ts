@@ -1,9 +1,17 @@
 // NatRule and NmUnmanaged through the real provider host on lab hosts: containers reach the lab's WAN only
 // with NAT, the WAN sees the host's address (or externalIP), forwarded ports answer from the WAN, both
 // backends, drift after a flush, foreign rules untouched, the firewall exactly restored, NetworkManager.
-import { spawn, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connection, fromContainer, h1, h2, killStarted, lab, trackStarted, wanEchoPeer } from "./fixture";
+import {
+  connection,
+  fromContainer,
+  fromWan,
+  h1,
+  h2,
+  killStarted,
+  serveInContainer,
+  wanEchoPeer,
+} from "./fixture";
 import { CheckFailedError, MiniEngine, StateEntry } from "../harness/engine";
 import { closeAll } from "../harness/providerHost";
 import { LabHost, labExec, labExecOk } from "../lab/labHosts";
@@ -120,47 +128,8 @@ describe.each(["nftables", "iptables"] as const)("NatRule (%s)", (backend) => {
       forwardPorts: [{ sourcePort: 8080, destination: "10.233.20.2:80" }],
     };
     expect(await engine.up(nat, args)).toBe("updated");
-    const server = spawn(
-      "bash",
-      [
-        lab.script,
-        "exec",
-        "h1",
-        "--",
-        "ip",
-        "netns",
-        "exec",
-        "natc",
-        "timeout",
-        "20",
-        "socat",
-        "TCP-LISTEN:80,reuseaddr",
-        "SYSTEM:echo hello-from-natc",
-      ],
-      {
-        stdio: "ignore",
-        env: { ...process.env, PNC_LAB_DIR: lab.dir },
-      },
-    );
-    trackStarted(server);
-    await new Promise((r) => setTimeout(r, 500));
-    const r = spawnSync(
-      "ip",
-      [
-        "netns",
-        "exec",
-        lab.wanNetns,
-        "timeout",
-        "5",
-        "socat",
-        "-T",
-        "3",
-        "-",
-        `TCP:${h1.address}:8080,connect-timeout=2`,
-      ],
-      { encoding: "utf8" },
-    );
-    expect(r.stdout.trim()).toBe("hello-from-natc");
+    await serveInContainer(h1, "natc", 80, "hello-from-natc");
+    expect(fromWan(h1.address, 8080)).toBe("hello-from-natc");
   });
 
   it("finds its rules flushed by hand (refresh), and the next up restores them", async () => {

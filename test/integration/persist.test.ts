@@ -3,20 +3,20 @@
 // followed by the units' start commands run as systemd would run them brings back every container, address,
 // route, NAT rule and forwarding value exactly as before; a firewall that flushes the ruleset and then runs the
 // reload path gets our rules back; refresh finds a unit missing and up repairs it; delete removes everything.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ask,
   connection,
   fromContainer,
+  fromWan,
   h1,
-  inContainer,
   killStarted,
-  lab,
   reachable,
-  trackStarted,
+  serveInContainer,
   wanEchoPeer,
 } from "./fixture";
 import { MiniEngine, StateEntry } from "../harness/engine";
@@ -96,37 +96,6 @@ function network(): string {
     'for d in /proc/sys/net/ipv4/conf/ve-*; do echo "$d $(cat $d/route_localnet)"; done',
   ].join("\n");
   return labExecOk(h1, ["sh", "-c", cmd]);
-}
-
-/** A TCP server in container `name` on h1 answering every connection with `reply` (ends after 90 s). */
-async function serve(name: string, port: number, reply: string): Promise<void> {
-  const argv = ["timeout", "90", "socat", `TCP-LISTEN:${port},reuseaddr,fork`, `SYSTEM:echo ${reply}`];
-  const child = spawn("bash", [lab.script, "exec", "h1", "--", ...inContainer(name, argv)], {
-    stdio: "ignore",
-    env: { ...process.env, PNC_LAB_DIR: lab.dir },
-  });
-  trackStarted(child);
-  for (let i = 0; i < 50; i++) {
-    if (labExec(h1, inContainer(name, ["ss", "-ltn"])).stdout.includes(`:${port} `)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`server in ${name} did not start`);
-}
-
-function fromWan(port: number): string {
-  const argv = [
-    "netns",
-    "exec",
-    lab.wanNetns,
-    "timeout",
-    "5",
-    "socat",
-    "-T",
-    "3",
-    "-",
-    `TCP:${h1.address}:${port},connect-timeout=2`,
-  ];
-  return spawnSync("ip", argv, { encoding: "utf8" }).stdout.trim();
 }
 
 const inputs = {
@@ -245,19 +214,10 @@ describe("persist: true", () => {
     expect(reachable(h1, undefined, "10.250.40.2")).toBe(true);
     expect(fromContainer(h1, "pa", 9203)).toEqual({ ok: true, seenAs: h1.address });
     expect(fromContainer(h1, "pb", 9203)).toEqual({ ok: true, seenAs: h1.address });
-    await serve("pa", 84, "hello-after-boot");
-    expect(fromWan(8094)).toBe("hello-after-boot");
+    await serveInContainer(h1, "pa", 84, "hello-after-boot");
+    expect(fromWan(h1.address, 8094)).toBe("hello-after-boot");
     // The host's own 127.0.0.1 forward too: route_localnet came back with the veth.
-    const local = labExec(h1, [
-      "timeout",
-      "5",
-      "socat",
-      "-T",
-      "3",
-      "-",
-      "TCP:127.0.0.1:8094,connect-timeout=2",
-    ]);
-    expect(local.stdout.trim()).toBe("hello-after-boot");
+    expect(ask(h1, undefined, "127.0.0.1", 8094)).toBe("hello-after-boot");
     // And Pulumi sees nothing to do.
     for (const r of made) {
       expect(await engine.refresh(r)).toBe(true);
