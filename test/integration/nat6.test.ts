@@ -75,6 +75,8 @@ function sysctl(path: string): string {
 
 describe.each(["nftables", "iptables"] as const)("NatRule NAT66 (%s)", (backend) => {
   const port = backend === "nftables" ? 9161 : 9162;
+  // Each backend its own server port: the other backend's server (60 s) may still listen.
+  const inside = backend === "nftables" ? 80 : 81;
   const name = `six${backend.slice(0, 3)}`;
   const args = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
     connection: connection(h1),
@@ -120,11 +122,11 @@ describe.each(["nftables", "iptables"] as const)("NatRule NAT66 (%s)", (backend)
   it("forwards an IPv6 port to the container, reachable from the WAN", async () => {
     if (!nat) throw new Error("create failed");
     const forwarded = args({
-      forwardPorts: [{ sourcePort: 8086, destination: `[${ULA.localAddress6}]:80` }],
+      forwardPorts: [{ sourcePort: 8086, destination: `[${ULA.localAddress6}]:${inside}` }],
     });
     expect((await engine.plan(nat, forwarded)).diff).toMatchObject({ changes: true, replaces: [] });
     expect(await engine.up(nat, forwarded)).toBe("updated");
-    await serveInContainer(h1, "n6a", 80, `hello6-${backend}`, { ipv6: true });
+    await serveInContainer(h1, "n6a", inside, `hello6-${backend}`, { ipv6: true });
     expect(fromWan(h1.address6, 8086)).toBe(`hello6-${backend}`);
   });
 
@@ -136,7 +138,7 @@ describe.each(["nftables", "iptables"] as const)("NatRule NAT66 (%s)", (backend)
     expect(await engine.refresh(nat)).toBe(true);
     expect(nat.outs.live).toBe("altered");
     const forwarded = args({
-      forwardPorts: [{ sourcePort: 8086, destination: `[${ULA.localAddress6}]:80` }],
+      forwardPorts: [{ sourcePort: 8086, destination: `[${ULA.localAddress6}]:${inside}` }],
     });
     expect((await engine.plan(nat, forwarded)).diff.changes).toBe(true);
     expect(await engine.up(nat, forwarded)).toBe("updated");
