@@ -3,7 +3,7 @@
 // them up. Creates and deletes of one host that arrive together share one script (one lock, one scan).
 import { ContainerSpec } from "../core/containerSpec";
 import * as shared from "./containerScripts";
-import { MARK, REPORT_ITEM } from "./protocol";
+import { EXIT, MARK, REPORT_ITEM } from "./protocol";
 import * as shell from "./shell";
 
 /** Where we record the namespaces we made, so the address scan need not enter them. */
@@ -87,13 +87,11 @@ ensure_bridged() {
 `;
 
 /**
- * Reads CONTAINER_NAME, HOST_INTERFACE, OWNER_MARKER, MADE_NAMESPACE, MADE_LINK, MADE_MARKER. Installs an
- * EXIT trap that, when the script fails, removes only what this run made, so a failed create leaves nothing.
+ * Reads CONTAINER_NAME, HOST_INTERFACE, OWNER_MARKER, MADE_NAMESPACE, MADE_LINK, MADE_MARKER. `rollback`, run
+ * as the EXIT trap (ROLLBACK installs it), removes only what this run made when the script fails, so a failed
+ * create leaves nothing.
  */
-const ROLLBACK = String.raw`MADE_NAMESPACE=0
-MADE_LINK=0
-MADE_MARKER=0
-rollback() {
+const ROLLBACK_FUNCTION = String.raw`rollback() {
   exit_code=$?
   if [ "$exit_code" -ne 0 ]; then
     [ "$MADE_LINK" = 1 ] && ip link del "$HOST_INTERFACE" 2>/dev/null
@@ -103,133 +101,403 @@ rollback() {
   fi
   exit "$exit_code"
 }
-trap rollback EXIT
 `;
+const ROLLBACK = shell.script(
+  "MADE_NAMESPACE=0",
+  "MADE_LINK=0",
+  "MADE_MARKER=0",
+  ROLLBACK_FUNCTION,
+  "trap rollback EXIT\n",
+);
 
 /** Reads CONTAINER_NAME (and what report_live reads). Prints the driver's observation of the container. */
 const REPORT = String.raw`if [ -e "/run/netns/$CONTAINER_NAME" ]; then ${shell.result("namespace", "1")}; else ${shell.result("namespace", "0")}; fi
 report_live`;
 
 /**
- * Reads CONTAINER_NAME, HOST_INTERFACE and what OWNERSHIP reads. Removes one container if it is ours (else
- * reports what it left behind and why); succeeds when already gone. The veth goes
- * first: deleting one end removes both at once, while a deleted namespace is torn down by the kernel in the
- * background, its veth a moment later.
+ * What every batch of netns containers reads once instead of once per item. Defines:
+ * - `in_list LIST WORD`: whether WORD is one of LIST's lines (builtins only);
+ * - `host_links`: prints the name of every link on the host, one a line (one `ip`, one `awk`);
+ * - `live_table`: prints, from one `ip -o -batch` of all links and addresses, "L DEV UP MASTER" per link and
+ *   "A4 DEV ADDRESS" / "A6 DEV ADDRESS" for each link's first IPv4 and first global IPv6 address;
+ * - `live_of KEY`: sets `found` to the rest of LIVE_TABLE's line for KEY ("L ve-web", "A4 ve-web"), false
+ *   without one (builtins only);
+ * - `report_batched FILE`: prints what REPORT prints for the container of the current item variables, from
+ *   LIVE_TABLE and FILE (the container's `ip -o` output of `addr show dev eth0` and `route show default`),
+ *   with builtins only. liveGateway6 is not reported: only bridged containers (reported by `report_live`)
+ *   read it.
  */
-const DELETE_ONE = String.raw`if ! ours; then
-  ${shell.result("leftBehind", "network namespace $CONTAINER_NAME and interface $HOST_INTERFACE: $(not_ours)")}
-  exit 0
-fi
-ip link del "$HOST_INTERFACE" 2>/dev/null || true
-ip netns del "$CONTAINER_NAME" 2>/dev/null || true
-rm -f "${OURS}/$CONTAINER_NAME"
-if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "could not remove network namespace $CONTAINER_NAME (is a process still using it?)" >&2; exit 1; fi
-if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "could not remove interface $HOST_INTERFACE" >&2; exit 1; fi
-rm -f "$OWNER_MARKER" "$ADDRESS_RECORD"
+const SNAPSHOT = shell.sh`in_list() {
+  case "$NL$1$NL" in *"$NL$2$NL"*) return 0 ;; esac
+  return 1
+}
+host_links() {
+  ip -o link show | awk '{ n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); print n }'
+}
+live_table() {
+  printf '%s\n' 'link show' 'addr show' | ip -o -batch - | awk '
+    $3 ~ /^</ { n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); m = ""; for (i = 4; i < NF; i++) if ($i == "master") m = $(i + 1); print "L " n " " ($3 ~ /[<,]UP[,>]/ ? 1 : 0) " " m; next }
+    $3 == "inet" || ($3 == "inet6" && / scope global /) { n = $2; sub(/@.*/, "", n); k = ($3 == "inet" ? "A4 " : "A6 ") n; if (!(k in seen)) { seen[k] = 1; split($4, a, "/"); print k " " a[1] } }'
+}
+live_of() {
+  case "$LIVE_TABLE$NL" in
+    *"$NL$1 "*) found=\${LIVE_TABLE#*"$NL$1 "}; found=\${found%%"$NL"*}; return 0 ;;
+  esac
+  found=
+  return 1
+}
+report_batched() {
+  if [ -e "/run/netns/$CONTAINER_NAME" ]; then ${shell.result("namespace", "1")}; else ${shell.result("namespace", "0")}; fi
+  if live_of "L $HOST_INTERFACE"; then
+    ${shell.result("hostLink", "1")}
+    ${shell.result("hostUp", "${found%% *}")}
+    ${shell.result("hostMaster", "${found#* }")}
+    live_of "A4 $HOST_INTERFACE" || :
+    ${shell.result("liveHostAddress", "$found")}
+  else
+    ${shell.result("hostLink", "0")}
+  fi
+  live_cidr=
+  live_cidr6=
+  live_gateway=
+  while read -r inside_a inside_b inside_c inside_d inside_rest; do
+    case "$inside_a" in
+      default) [ "$inside_b" != via ] || [ -n "$live_gateway" ] || live_gateway=$inside_c ;;
+      *) case "$inside_c" in
+          inet) [ -n "$live_cidr" ] || live_cidr=$inside_d ;;
+          inet6) case " $inside_rest " in *" scope global "*) [ -n "$live_cidr6" ] || live_cidr6=$inside_d ;; esac ;;
+        esac ;;
+    esac
+  done < "$1"
+  ${shell.result("liveLocalAddress", "${live_cidr%%/*}")}
+  ${shell.result("liveLocalCidr", "$live_cidr")}
+  ${shell.result("liveGateway", "$live_gateway")}
+  live_of "A6 $HOST_INTERFACE" || :
+  ${shell.result("liveHostAddress6", "$found")}
+  ${shell.result("liveLocalAddress6", "${live_cidr6%%/*}")}
+  ${shell.result("liveLocalCidr6", "$live_cidr6")}
+}
 `;
 
-/**
- * Reads and sets HOST_ADDRESS / LOCAL_ADDRESS: when empty, the host picks a free 10.233.N.0/24 block (never
- * for a bridged container: its addresses are the LAN's, or DHCP's).
- */
-const ALLOCATE_IF_NEEDED = String.raw`if [ -z "$HOST_ADDRESS" ] && [ -z "$HOST_BRIDGE" ]; then
-  block=$(allocate_block)
-  HOST_ADDRESS="10.233.$block.1"
-  LOCAL_ADDRESS="10.233.$block.2"
-fi
-`;
-
-/** Reads CONTAINER_NAME, HOST_INTERFACE. Sets taken=1 (printing why) when the name is held on the host. */
-const NAME_FREE = String.raw`taken=0
-if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "${MARK.clash} name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi
-if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi
-for conf in "/etc/nixos-containers/$CONTAINER_NAME.conf" "/etc/containers/$CONTAINER_NAME.conf"; do
-  if [ -f "$conf" ] && grep -q '^HOST_ADDRESS=\|^LOCAL_ADDRESS=' "$conf"; then echo "${MARK.clash} name $CONTAINER_NAME: a nixos container of that name exists ($conf)" >&2; taken=1; fi
-done
-`;
-
-/**
- * One script for several containers of one host: the header runs once under the host locks, then each
- * container's `body` runs in a subshell of its own (its own exit code and output, reported between
- * `PNC-ITEM-<mark>-…` markers, see parseBatch); `after` runs in the batch's shell after an item succeeded.
- */
-function itemBatch(
-  items: readonly shared.ContainerItem[],
-  mark: string,
-  own: boolean,
-  header: readonly string[],
-  body: readonly string[],
-  after: readonly string[] = [],
-): string {
-  const calls = items.map(({ spec, owner }, i) =>
-    shell.script(shared.containerVariables(spec, own, owner, spec), `item ${i}`),
+/** `item_vars_I`: one function per item of a batch, setting that container's script variables. */
+function itemFunctions(items: readonly shared.ContainerItem[], own: boolean): string[] {
+  return items.map(({ spec, owner }, i) =>
+    shell.script(`item_vars_${i}() {`, shared.containerVariables(spec, own, owner, spec), "}"),
   );
-  return shell.changingScript(
-    ["ip", "flock"],
-    shell.assignments({ PNC_MARK: mark }),
-    ...header,
+}
+
+/** The end of every batch: each item's output and exit code (ITEM_CODE_I), in the form parseBatch reads. */
+const REPORT_ALL = String.raw`for item in $BATCH_ITEMS; do eval "report_item $item \"\$ITEM_CODE_$item\" .$item"; done`;
+
+function indexes(count: number): string {
+  return Array.from({ length: count }, (_, i) => i).join(" ");
+}
+
+/** The start of every batch script: its items' variables, a private directory for their output. */
+function batchHeader(mark: string, items: readonly shared.ContainerItem[], own: boolean): string[] {
+  return [
+    shell.assignments({ PNC_MARK: mark, BATCH_ITEMS: indexes(items.length) }),
     REPORT_ITEM,
+    ...itemFunctions(items, own),
     "ITEM_OUTPUT_DIR=$(private_tmp -d)",
     `trap 'rm -rf "$ITEM_OUTPUT_DIR"' EXIT`,
-    "item() {",
-    "  set +e",
-    "  (",
-    "    set -e",
-    ...body,
-    '  ) < /dev/null > "$ITEM_OUTPUT_DIR/out" 2> "$ITEM_OUTPUT_DIR/err"',
-    "  item_exit_code=$?",
-    "  set -e",
-    '  report_item "$1" "$item_exit_code"',
-    ...(after.length > 0 ? ['  if [ "$item_exit_code" = 0 ]; then', ...after, "  fi"] : []),
-    "}",
-    ...calls,
+  ];
+}
+
+/**
+ * Reads the item functions (`item_vars_I`). Defines the phases of a create batch, all under the host locks:
+ * - `create_check I`: item I's checks against what the batch read once (names, links, addresses) plus what
+ *   earlier items of the batch took, with builtins only; an accepted item's addresses, name and interface are
+ *   then taken for the items after it, and its marker is staged (`claim` of all of them is one `mv`);
+ * - `host_lines I`: item I's host side (namespace, veth, addresses, routes) as lines of the one `ip -batch`
+ *   of the host, remembering which lines made its namespace and its veth;
+ * - `create_inside I`: item I's inside as one `ip -n NAME -batch` that also reads eth0 back (the report);
+ * - `create_alone I MADE_NAMESPACE MADE_LINK [failed]`: item I the way a batch of one makes it, in a
+ *   subshell with its own rollback (of only what this run made for it): a bridged container, and the
+ *   fallback of an item whose batched kernel work failed; `failed`: the item whose host line failed, which
+ *   only rolls back (its interface may be someone else's that appeared since the read).
+ */
+const CREATE_PHASES = shell.sh`create_check() {
+  taken=0
+  if [ -e "/run/netns/$CONTAINER_NAME" ] || in_list "$BATCH_NAMESPACES" "$CONTAINER_NAME"; then echo "${MARK.clash} name $CONTAINER_NAME: a network namespace /run/netns/$CONTAINER_NAME already exists" >&2; taken=1; fi
+  if in_list "$HOST_LINKS" "$HOST_INTERFACE"; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi
+  for conf in "/etc/nixos-containers/$CONTAINER_NAME.conf" "/etc/containers/$CONTAINER_NAME.conf"; do
+    if [ -f "$conf" ] && grep -q '^HOST_ADDRESS=\|^LOCAL_ADDRESS=' "$conf"; then echo "${MARK.clash} name $CONTAINER_NAME: a nixos container of that name exists ($conf)" >&2; taken=1; fi
+  done
+${shared.BRIDGE_EXISTS}  if [ -z "$HOST_ADDRESS" ] && [ -z "$HOST_BRIDGE" ]; then
+    block=$(allocate_block) || return 1
+    HOST_ADDRESS="10.233.$block.1"
+    LOCAL_ADDRESS="10.233.$block.2"
+  fi
+  claimed_free || taken=1
+  [ "$taken" = 0 ] || return ${EXIT.refused}
+}
+check_item() {
+  item=$1
+  "item_vars_$item"
+  if create_check > "$ITEM_OUTPUT_DIR/out.$item" 2> "$ITEM_OUTPUT_DIR/err.$item"; then
+    eval "ITEM_CODE_$item=ok ITEM_HOST_ADDRESS_$item=\$HOST_ADDRESS ITEM_LOCAL_ADDRESS_$item=\$LOCAL_ADDRESS"
+    BATCH_NAMESPACES=$BATCH_NAMESPACES$NL$CONTAINER_NAME
+    HOST_LINKS=$HOST_LINKS$NL$HOST_INTERFACE
+    if [ -n "$HOST_BRIDGE" ]; then
+      BATCH_BRIDGED="$BATCH_BRIDGED $item"
+      set -- "\${LOCAL_ADDRESS%%/*}" "\${LOCAL_ADDRESS6%%/*}"
+    else
+      BATCH_ROUTED="$BATCH_ROUTED $item"
+      STALE_RECORDS="$STALE_RECORDS $item"
+      set -- "$HOST_ADDRESS" "$LOCAL_ADDRESS" "$HOST_ADDRESS6" "$LOCAL_ADDRESS6"
+    fi
+    for address in "$@"; do
+      [ -z "$address" ] || USED_ADDRESS_LIST="$USED_ADDRESS_LIST$NL$address\${TAB}container \"$CONTAINER_NAME\" (created just before)"
+    done
+    printf '%s\n' "$OWNER" "resource=$OWNER_RESOURCE" "hostAddress=$HOST_ADDRESS" "localAddress=$LOCAL_ADDRESS" "hostAddress6=$HOST_ADDRESS6" "localAddress6=$LOCAL_ADDRESS6" > "$MARKER_STAGE/\${OWNER_MARKER##*/}"
+    STAGED=1
+  else
+    eval "ITEM_CODE_$item=$?"
+  fi
+}
+item_addresses() {
+  "item_vars_$1"
+  eval "HOST_ADDRESS=\$ITEM_HOST_ADDRESS_$1 LOCAL_ADDRESS=\$ITEM_LOCAL_ADDRESS_$1"
+}
+host_line() {
+  HOST_LINE=$((HOST_LINE + 1))
+  HOST_BATCH=$HOST_BATCH$1$NL
+}
+host_lines() {
+  item_addresses "$1"
+  host_line "netns add $CONTAINER_NAME"
+  eval "ITEM_NAMESPACE_LINE_$1=$HOST_LINE"
+  host_line "link add $HOST_INTERFACE type veth peer name eth0 netns $CONTAINER_NAME"
+  eval "ITEM_LINK_LINE_$1=$HOST_LINE"
+  host_line "link set $HOST_INTERFACE up"
+  host_line "addr add $HOST_ADDRESS/32 dev $HOST_INTERFACE"
+  host_line "route replace $LOCAL_ADDRESS/32 dev $HOST_INTERFACE"
+  if [ -n "$HOST_ADDRESS6" ]; then
+    host_line "addr add $HOST_ADDRESS6/128 dev $HOST_INTERFACE nodad"
+    host_line "route replace $LOCAL_ADDRESS6/128 dev $HOST_INTERFACE"
+  fi
+  eval "ITEM_LAST_LINE_$1=$HOST_LINE"
+}
+create_inside() {
+  item_addresses "$1"
+  : > "${OURS}/$CONTAINER_NAME"
+  inside6=
+  if [ -n "$HOST_ADDRESS6" ]; then
+    inside6="addr add $LOCAL_ADDRESS6/128 dev eth0 nodad$NL"
+    inside6="\${inside6}route replace $HOST_ADDRESS6/128 dev eth0$NL"
+    inside6="\${inside6}route replace default via $HOST_ADDRESS6 dev eth0"
+  fi
+  ip -o -n "$CONTAINER_NAME" -batch - > "$ITEM_OUTPUT_DIR/inside.$1" 2>> "$ITEM_OUTPUT_DIR/err.$1" <<PNC_INSIDE
+link set lo up
+link set eth0 up
+addr add $LOCAL_ADDRESS/32 dev eth0
+route replace $HOST_ADDRESS/32 dev eth0
+route replace default via $HOST_ADDRESS dev eth0
+$inside6
+addr show dev eth0
+route show default
+PNC_INSIDE
+}
+create_alone() {
+  item_addresses "$1"
+  set +e
+  (
+    set -e
+    MADE_NAMESPACE=$2
+    MADE_LINK=$3
+    MADE_MARKER=1
+    trap rollback EXIT
+    if [ "\${4-}" = failed ]; then cat "$ITEM_OUTPUT_DIR/host.err" >&2; exit 1; fi
+${shared.RECORD_BRIDGED_ADDRESS}    ensure_container
+${REPORT}
+  ) < /dev/null >> "$ITEM_OUTPUT_DIR/out.$1" 2>> "$ITEM_OUTPUT_DIR/err.$1"
+  eval "ITEM_CODE_$1=$?"
+  set -e
+}
+`;
+
+/**
+ * Creates several containers in one script, at the cost of what they share: the locks are taken and the
+ * host read once (addresses, links); each container is checked against that (plus what earlier ones in the
+ * batch took) with builtins; the markers of all accepted ones are written with one `mv`; the host side of
+ * all routed ones is one `ip -batch`, and each one's inside one `ip -n NAME -batch` that reads eth0 back;
+ * one read of the host's links and addresses then reports them all. A failed batched step falls back to the
+ * item alone (`ensure_container` in a subshell with its own rollback): an item whose host lines never ran or
+ * failed is made (or rolled back) on its own, removing only what this run made for it (known from the line
+ * `ip -batch` stopped at). Bridged containers are made alone. Each item reports like `netnsReadScript`.
+ */
+export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: string): string {
+  return shell.changingScript(
+    ["ip", "flock"],
+    shell.assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "", OWN_RECORD: "", DROP_ADDRESS: "0" }),
+    shell.ADDRESSES,
+    shared.REPORT_LIVE,
+    shared.CLAIMED_ADDRESSES,
+    ENSURE,
+    ROLLBACK_FUNCTION,
+    SNAPSHOT,
+    CREATE_PHASES,
+    ...batchHeader(mark, items, false),
+    "USED_ADDRESS_LIST=$(used_addresses)",
+    "HOST_LINKS=$(host_links)",
+    `MARKER_STAGE="${shell.OWNERS_DIR}/.batch-$PNC_MARK"`,
+    `mkdir -p ${OURS} "$MARKER_STAGE"`,
+    `chmod 0700 ${shell.OWNERS_DIR}`,
+    "BATCH_NAMESPACES=",
+    "BATCH_ROUTED=",
+    "BATCH_BRIDGED=",
+    "STALE_RECORDS=",
+    "STAGED=0",
+    `for item in $BATCH_ITEMS; do check_item "$item"; done`,
+    // The markers before anything they mark (a cut-off create is found by its marker).
+    `if [ "$STAGED" = 1 ]; then mv -f "$MARKER_STAGE"/* ${shell.OWNERS_DIR}/; fi`,
+    "set --",
+    'for item in $STALE_RECORDS; do "item_vars_$item"; set -- "$@" "$ADDRESS_RECORD"; done',
+    'rm -rf "$MARKER_STAGE" "$@"',
+    "HOST_LINE=0",
+    "HOST_BATCH=",
+    'for item in $BATCH_ROUTED; do host_lines "$item"; done',
+    "HOST_FAILED_LINE=0",
+    'if [ -n "$HOST_BATCH" ] && ! printf %s "$HOST_BATCH" | ip -batch - > /dev/null 2> "$ITEM_OUTPUT_DIR/host.err"; then',
+    // Which line `ip` stopped at: the lines before it ran, the ones after never did (-1: not known).
+    "  HOST_FAILED_LINE=",
+    "  while IFS= read -r line; do",
+    '    case "$line" in "Command failed -:"*) HOST_FAILED_LINE=${line#"Command failed -:"} ;; esac',
+    '  done < "$ITEM_OUTPUT_DIR/host.err"',
+    '  case "$HOST_FAILED_LINE" in "" | 0 | *[!0-9]*) HOST_FAILED_LINE=-1 ;; esac',
+    "fi",
+    "for item in $BATCH_ROUTED; do",
+    '  if [ "$HOST_FAILED_LINE" = 0 ]; then',
+    '    if create_inside "$item"; then continue; fi',
+    // The host lines all ran and the inside failed: this run made the namespace and the veth.
+    '    create_alone "$item" 1 1',
+    "    continue",
+    "  fi",
+    // Made by this run: what the lines before the failed one made; with the line unknown, nothing is assumed
+    // made (what the batch made for the item is then left, never something someone else made).
+    "  namespace_line=",
+    "  link_line=",
+    "  last_line=",
+    '  eval "namespace_line=\\$ITEM_NAMESPACE_LINE_$item link_line=\\$ITEM_LINK_LINE_$item last_line=\\$ITEM_LAST_LINE_$item"',
+    "  made_namespace=0",
+    "  made_link=0",
+    "  failed=",
+    '  [ "$HOST_FAILED_LINE" -le 0 ] || [ "$namespace_line" -ge "$HOST_FAILED_LINE" ] || made_namespace=1',
+    '  [ "$HOST_FAILED_LINE" -le 0 ] || [ "$link_line" -ge "$HOST_FAILED_LINE" ] || made_link=1',
+    '  [ "$HOST_FAILED_LINE" -le 0 ] || [ "$namespace_line" -gt "$HOST_FAILED_LINE" ] || [ "$last_line" -lt "$HOST_FAILED_LINE" ] || failed=failed',
+    '  create_alone "$item" "$made_namespace" "$made_link" "$failed"',
+    "done",
+    'for item in $BATCH_BRIDGED; do create_alone "$item" 0 0; done',
+    'if [ -n "$BATCH_ROUTED" ]; then LIVE_TABLE="$NL$(live_table)"; fi',
+    "for item in $BATCH_ROUTED; do",
+    "  item_code=",
+    '  eval "item_code=\\$ITEM_CODE_$item"',
+    '  [ "$item_code" = ok ] || continue',
+    '  item_addresses "$item"',
+    '  report_batched "$ITEM_OUTPUT_DIR/inside.$item" >> "$ITEM_OUTPUT_DIR/out.$item"',
+    '  eval "ITEM_CODE_$item=0"',
+    "done",
+    REPORT_ALL,
   );
 }
 
 /**
- * Creates several containers in one script: the locks are taken and the host's addresses scanned once; each
- * container is then checked against that scan (plus what earlier ones in the batch took) and made in a
- * subshell of its own, which rolls back only itself. Each item reports like `netnsReadScript`.
+ * Reads the item functions. Defines `delete_check I`: whether item I is ours (else its result says what it
+ * left behind and why), and `delete_verify I`: after the batch's one `ip -batch`, whether item I's namespace
+ * and veth are gone (queueing its files for the batch's one `rm`), else why not.
  */
-export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: string): string {
-  return itemBatch(
-    items,
-    mark,
-    false,
-    [
-      shell.assignments({ OWN_CONTAINER: "", OWN_HOST_INTERFACE: "", OWN_RECORD: "", DROP_ADDRESS: "0" }),
-      shell.ADDRESSES,
-      shared.REPORT_LIVE,
-      shared.CLAIMED_ADDRESSES,
-      ENSURE,
-      "USED_ADDRESS_LIST=$(used_addresses)",
-    ],
-    [
-      NAME_FREE,
-      shared.BRIDGE_EXISTS,
-      ALLOCATE_IF_NEEDED,
-      "    claimed_free || taken=1",
-      `    ${shell.REFUSE_IF_TAKEN}`,
-      ROLLBACK,
-      `    ${shared.CLAIM}`,
-      "    MADE_MARKER=1",
-      shared.RECORD_BRIDGED_ADDRESS,
-      "    ensure_container",
-      REPORT,
-      '    claimed_addresses > "$ITEM_OUTPUT_DIR/addresses"',
-    ],
-    [
-      // Builtins only: the next containers of the batch must see these addresses as taken.
-      "    while read -r made_address; do",
-      '      [ -z "$made_address" ] || USED_ADDRESS_LIST="$USED_ADDRESS_LIST\n$made_address\tcontainer \\"$CONTAINER_NAME\\" (created just before)"',
-      '    done < "$ITEM_OUTPUT_DIR/addresses"',
-    ],
+const DELETE_PHASES = shell.sh`delete_check() {
+  "item_vars_$1"
+  if ours; then
+    BATCH_DELETES="$BATCH_DELETES $1"
+    DELETE_BATCH="\${DELETE_BATCH}link del $HOST_INTERFACE$NL"
+    NETNS_DELETES="\${NETNS_DELETES}netns del $CONTAINER_NAME$NL"
+    REMOVED_FILES="$REMOVED_FILES$NL${OURS}/$CONTAINER_NAME"
+  else
+    ${shell.result("leftBehind", "network namespace $CONTAINER_NAME and interface $HOST_INTERFACE: $(not_ours)")}
+  fi
+}
+delete_verify() {
+  "item_vars_$1"
+  if [ -e "/run/netns/$CONTAINER_NAME" ]; then echo "could not remove network namespace $CONTAINER_NAME (is a process still using it?)" >&2; return 1; fi
+  if in_list "$HOST_LINKS" "$HOST_INTERFACE"; then echo "could not remove interface $HOST_INTERFACE" >&2; return 1; fi
+  REMOVED_FILES="$REMOVED_FILES$NL$OWNER_MARKER$NL$ADDRESS_RECORD"
+}
+`;
+
+/**
+ * Removes several containers under one take of the host locks: each one's marker is checked (builtins),
+ * the veths and then the namespaces of all that are ours go in one \`ip -force -batch\` (each line on its
+ * own: one already gone fails alone), one read of the host's links confirms each is gone, and one \`rm\`
+ * removes the files of those that are. Each succeeds when already gone.
+ */
+export function netnsDeleteScript(items: readonly shared.ContainerItem[], mark: string): string {
+  return shell.changingScript(
+    ["ip", "flock"],
+    shell.ADDRESSES,
+    SNAPSHOT,
+    DELETE_PHASES,
+    ...batchHeader(mark, items, true),
+    "BATCH_DELETES=",
+    "DELETE_BATCH=",
+    "NETNS_DELETES=",
+    "REMOVED_FILES=",
+    "for item in $BATCH_ITEMS; do",
+    '  if delete_check "$item" > "$ITEM_OUTPUT_DIR/out.$item" 2> "$ITEM_OUTPUT_DIR/err.$item"; then eval "ITEM_CODE_$item=0"; else eval "ITEM_CODE_$item=$?"; fi',
+    "done",
+    'if [ -n "$BATCH_DELETES" ]; then',
+    // Veths first: deleting one end removes both at once, while a deleted namespace is torn down by the
+    // kernel in the background, its veth a moment later.
+    '  printf %s "$DELETE_BATCH$NETNS_DELETES" | ip -force -batch - > /dev/null 2>&1 || :',
+    "  HOST_LINKS=$(host_links)",
+    "  for item in $BATCH_DELETES; do",
+    '    if delete_verify "$item" >> "$ITEM_OUTPUT_DIR/out.$item" 2>> "$ITEM_OUTPUT_DIR/err.$item"; then :; else eval "ITEM_CODE_$item=$?"; fi',
+    "  done",
+    "  set --",
+    '  while IFS= read -r removed; do [ -z "$removed" ] || set -- "$@" "$removed"; done <<PNC_REMOVED',
+    "$REMOVED_FILES",
+    "PNC_REMOVED",
+    '  rm -f "$@"',
+    "fi",
+    REPORT_ALL,
   );
 }
 
-/** Removes several containers under one take of the host locks; each succeeds when already gone. */
-export function netnsDeleteScript(items: readonly shared.ContainerItem[], mark: string): string {
-  return itemBatch(items, mark, true, [], [DELETE_ONE]);
+/** Reads the item functions and LIVE_TABLE. Defines `read_item I`: item I's report and owner (see REPORT). */
+const READ_PHASE = shell.sh`read_item() {
+  "item_vars_$1"
+  if [ -n "$HOST_BRIDGE" ]; then
+${REPORT}
+  else
+    : > "$ITEM_OUTPUT_DIR/inside.$1"
+    if [ -e "/run/netns/$CONTAINER_NAME" ]; then
+      printf '%s\n' 'addr show dev eth0' 'route show default' | ip -force -o -n "$CONTAINER_NAME" -batch - > "$ITEM_OUTPUT_DIR/inside.$1" 2> /dev/null || :
+    fi
+    report_batched "$ITEM_OUTPUT_DIR/inside.$1"
+  fi
+  report_owner
+}
+`;
+
+/**
+ * Reads several containers of one host in one script (no lock, like a read alone): one read of the host's
+ * links and addresses for all; for each routed container, one \`ip -n NAME -batch\` reads eth0 and the default
+ * route; a bridged one is read by \`report_live\`. Each item reports like \`netnsReadScript\`.
+ */
+export function netnsReadsScript(items: readonly shared.ContainerItem[], mark: string): string {
+  return shell.reportingScript(
+    "",
+    shared.REPORT_LIVE,
+    SNAPSHOT,
+    READ_PHASE,
+    ...batchHeader(mark, items, true),
+    `LIVE_TABLE="$NL$(live_table)"`,
+    "for item in $BATCH_ITEMS; do",
+    '  if read_item "$item" > "$ITEM_OUTPUT_DIR/out.$item" 2> "$ITEM_OUTPUT_DIR/err.$item"; then eval "ITEM_CODE_$item=0"; else eval "ITEM_CODE_$item=$?"; fi',
+    "done",
+    REPORT_ALL,
+  );
 }
 
 /**

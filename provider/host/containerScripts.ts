@@ -3,7 +3,7 @@
 import { ContainerSpec, withPrefix } from "../core/containerSpec";
 import { ContainerDriverName } from "../core/types";
 import { EXIT, MARK } from "./protocol";
-import { ADDRESS_RECORDS, Ownership, assignments, ownerVariables, result, script } from "./shell";
+import { ADDRESS_RECORDS, Ownership, assignments, ownerVariables, result, script, sh } from "./shell";
 
 /** What is really on the host for one container, as its driver's scripts report it. */
 export interface ObservedContainer {
@@ -87,16 +87,21 @@ claim`;
  * its own (without prefix): its hostAddress is a gateway on the LAN, someone else's (the bridge's, a router's).
  * Defines `claimed_free`: clash_check of each (see ADDRESSES), failing when any is held.
  */
-export const CLAIMED_ADDRESSES = String.raw`claimed_addresses() {
+export const CLAIMED_ADDRESSES = sh`claimed_addresses() {
   if [ -n "$HOST_BRIDGE" ]; then
-    for address in "$LOCAL_ADDRESS" "$LOCAL_ADDRESS6"; do [ -z "$address" ] || printf '%s\n' "$address" | cut -d/ -f1; done
+    for address in "$LOCAL_ADDRESS" "$LOCAL_ADDRESS6"; do [ -z "$address" ] || printf '%s\n' "\${address%%/*}"; done
   else
     for address in "$HOST_ADDRESS" "$LOCAL_ADDRESS" "$HOST_ADDRESS6" "$LOCAL_ADDRESS6"; do [ -z "$address" ] || printf '%s\n' "$address"; done
   fi
 }
 claimed_free() {
   all_free=0
-  for address in $(claimed_addresses); do clash_check "$address" || all_free=1; done
+  if [ -n "$HOST_BRIDGE" ]; then
+    set -- "\${LOCAL_ADDRESS%%/*}" "\${LOCAL_ADDRESS6%%/*}"
+  else
+    set -- "$HOST_ADDRESS" "$LOCAL_ADDRESS" "$HOST_ADDRESS6" "$LOCAL_ADDRESS6"
+  fi
+  for address in "$@"; do [ -z "$address" ] || clash_check "$address" || all_free=1; done
   return "$all_free"
 }
 `;

@@ -108,15 +108,15 @@ export function batchMark(): string {
 }
 
 /**
- * Shell function `report_item INDEX EXIT_CODE` (reads PNC_MARK and the files "$ITEM_OUTPUT_DIR/out" and
- * "$ITEM_OUTPUT_DIR/err"): prints one batch item's captured stdout and stderr between the markers
+ * Shell function `report_item INDEX EXIT_CODE [SUFFIX]` (reads PNC_MARK and the files "$ITEM_OUTPUT_DIR/out"
+ * and "$ITEM_OUTPUT_DIR/err", each with SUFFIX appended when given): prints one batch item's captured stdout and stderr between the markers
  * parseBatch reads, with shell builtins only (no process per item).
  */
 export const REPORT_ITEM = String.raw`report_item() {
   echo "PNC-ITEM-$PNC_MARK-OUT $1"
-  while IFS= read -r line || [ -n "$line" ]; do printf '%s\n' "$line"; done < "$ITEM_OUTPUT_DIR/out"
+  while IFS= read -r line || [ -n "$line" ]; do printf '%s\n' "$line"; done < "$ITEM_OUTPUT_DIR/out${"${3-}"}"
   echo "PNC-ITEM-$PNC_MARK-ERR $1"
-  while IFS= read -r line || [ -n "$line" ]; do printf '%s\n' "$line"; done < "$ITEM_OUTPUT_DIR/err"
+  while IFS= read -r line || [ -n "$line" ]; do printf '%s\n' "$line"; done < "$ITEM_OUTPUT_DIR/err${"${3-}"}"
   echo "PNC-ITEM-$PNC_MARK-END $1 $2"
 }
 `;

@@ -16,13 +16,22 @@ export function assignments(vars: Readonly<Record<string, string | number | bool
     .join("\n");
 }
 
+/**
+ * String.raw for shell text that uses parameter expansions: `\${` in the template is the shell's `${` (a
+ * plain `${` stays a template substitution of ours).
+ */
+export function sh(strings: TemplateStringsArray, ...values: readonly unknown[]): string {
+  return String.raw({ raw: strings.raw.map((r) => r.split("\\${").join("${")) }, ...values);
+}
+
 /** One script from its fragments, one per line block (empty fragments are left out). */
 export function script(...fragments: readonly string[]): string {
   return fragments.filter((f) => f !== "").join("\n");
 }
 
 /**
- * Strict mode, a PATH that finds tools on NixOS and Debian alike, and LOCK_WAIT_SECONDS (120 unless set).
+ * Strict mode, a PATH that finds tools on NixOS and Debian alike, LOCK_WAIT_SECONDS (120 unless set), and NL
+ * and TAB (a newline and a tab, for matching lists with builtins).
  * Defines `need TOOL...`: exits MISSING_TOOL naming the first tool the host lacks; and `private_tmp
  * [-d]`: mktemp in a root-only directory of ours (nothing of ours in /tmp, where other users can look).
  */
@@ -34,6 +43,9 @@ export PATH
   // (A plain string: `${` is shell here, not a template.)
   ': "${LOCK_WAIT_SECONDS:=120}"' +
   String.raw`
+NL='
+'
+TAB='${"\t"}'
 need() {
   for tool in "$@"; do
     command -v "$tool" >/dev/null 2>&1 || { echo "${MARK.missing} $tool" >&2; exit ${EXIT.missingTool}; }
@@ -107,7 +119,8 @@ export function ownerVariables(ownership: Ownership, kind: string, name: string)
 
 /**
  * Ownership of one host object. Reads the variables of ownerVariables. Defines:
- * - `marker_owner`: prints the token the object's marker holds (empty without a marker);
+ * - `read_owner` / `marker_owner`: sets found_owner to / prints the token the object's marker holds (empty
+ *   without a marker), with shell builtins only (batches call these once per item);
  * - `claim`: writes our marker (token, resource, and the KEY=VALUE lines in MARKER_EXTRA: what must survive
  *   a lost connection, e.g. addresses the host picked), atomically;
  * - `ours`: whether the object is ours: its marker holds our token, or (state from before markers) it has
@@ -116,8 +129,13 @@ export function ownerVariables(ownership: Ownership, kind: string, name: string)
  * - `report_owner`: prints owner=TOKEN and the marker's KEY=VALUE lines as marker_KEY results;
  * - `require_ours`: refuses (exit REFUSED) unless the object is ours. Hold the host locks first.
  */
-export const OWNERSHIP = String.raw`marker_owner() {
-  if [ -f "$OWNER_MARKER" ]; then sed -n 1p "$OWNER_MARKER"; fi
+export const OWNERSHIP = sh`read_owner() {
+  found_owner=
+  if [ -f "$OWNER_MARKER" ]; then IFS= read -r found_owner < "$OWNER_MARKER" || :; fi
+}
+marker_owner() {
+  read_owner
+  [ -z "$found_owner" ] || printf '%s\n' "$found_owner"
 }
 claim() {
   mkdir -p "$(dirname "$OWNER_MARKER")"
@@ -126,7 +144,7 @@ claim() {
   mv -f "$OWNER_MARKER.new" "$OWNER_MARKER"
 }
 ours() {
-  found_owner=$(marker_owner)
+  read_owner
   [ "$found_owner" = "$OWNER" ] && return 0
   if [ -z "$found_owner" ] && [ "$LEGACY_OWNER" = 1 ]; then claim; return 0; fi
   return 1
@@ -140,8 +158,15 @@ require_ours() {
   ours || { echo "${MARK.clash} $OWNER_OBJECT on the host is not ours: $(not_ours)" >&2; exit ${EXIT.refused}; }
 }
 report_owner() {
-  echo "${MARK.result} owner=$(marker_owner)"
-  if [ -f "$OWNER_MARKER" ]; then sed -n 's/^\([A-Za-z][A-Za-z0-9]*\)=\(.*\)$/${MARK.result} marker_\1=\2/p' "$OWNER_MARKER"; fi
+  read_owner
+  echo "${MARK.result} owner=$found_owner"
+  [ -f "$OWNER_MARKER" ] || return 0
+  while IFS= read -r marker_line || [ -n "$marker_line" ]; do
+    marker_key=\${marker_line%%=*}
+    case "$marker_line" in [A-Za-z]*=*) ;; *) continue ;; esac
+    case "$marker_key" in *[!A-Za-z0-9]*) continue ;; esac
+    echo "${MARK.result} marker_$marker_key=\${marker_line#*=}"
+  done < "$OWNER_MARKER"
 }
 `;
 
@@ -160,6 +185,7 @@ export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
  *   nixos-container confs (both layouts), the host's addresses, addresses inside every named network
  *   namespace we did not make, host routes to single addresses (how a running container shows), and the
  *   address records of what we made inside namespaces (see ADDRESS_RECORDS: bridged veths have no route);
+ * - `address_held ADDRESS`: whether $USED_ADDRESS_LIST holds it (builtins only);
  * - `clash_check ADDRESS...`: prints a clash for each address held in $USED_ADDRESS_LIST (set it once with
  *   `USED_ADDRESS_LIST=$(used_addresses)`; a batch appends what it makes); returns 1 if any is held;
  * - `allocate_block`: the lowest N in 1..254 with 10.233.N.1 and 10.233.N.2 both free (nixos-container's
@@ -207,16 +233,23 @@ export const ADDRESSES = String.raw`used_addresses() {
   done
   return 0
 }
+address_held() {
+  case "$NL$USED_ADDRESS_LIST$NL" in *"$NL$1$TAB"* | *"$NL$1$NL"*) return 0 ;; esac
+  return 1
+}
 clash_check() {
+  # Builtins first (a batch checks every item this way); awk only to name the holders of a clash.
+  clash_held=0
+  for clash_address in "$@"; do address_held "$clash_address" && clash_held=1; done
+  [ "$clash_held" = 1 ] || return 0
   awk -F '\t' -v want=" $* " 'index(want, " " $1 " ") && !seen[$0]++ { printf "${MARK.clash} address %s is already held by %s\n", $1, $2; found = 1 } END { exit found }' >&2 <<PNC_USED
 $USED_ADDRESS_LIST
 PNC_USED
 }
 allocate_block() {
-  used=$(printf '%s\n' "$USED_ADDRESS_LIST" | cut -f1)
   n=1
   while [ $n -le 254 ]; do
-    if ! printf '%s\n' "$used" | grep -qx "10\.233\.$n\.[12]"; then
+    if ! address_held "10.233.$n.1" && ! address_held "10.233.$n.2"; then
       echo "$n"
       return 0
     fi

@@ -7,7 +7,7 @@ import { Ownership } from "../host/shell";
 import {
   netnsCreateScript,
   netnsDeleteScript,
-  netnsReadScript,
+  netnsReadsScript,
   netnsRestoreScript,
   netnsUpdateScript,
 } from "../host/containerNetnsScripts";
@@ -26,6 +26,8 @@ import { HostJob, ScriptGroup, groupJob } from "./scriptBatch";
 /** netns creates (and deletes) the engine runs together on one host share one script: one lock, one scan. */
 const NETNS_CREATES: ScriptGroup<ContainerItem> = { name: "create containers", build: netnsCreateScript };
 const NETNS_DELETES: ScriptGroup<ContainerItem> = { name: "delete containers", build: netnsDeleteScript };
+/** netns reads of one host (a refresh) are answered from one read of the host's links and addresses. */
+const NETNS_READS: ScriptGroup<ContainerItem> = { name: "read containers", build: netnsReadsScript };
 
 function grouped(group: ScriptGroup<ContainerItem>, spec: ContainerSpec, owner: Ownership): HostJob {
   return groupJob(group, { spec, owner }, spec.name);
@@ -177,11 +179,9 @@ export const containerDefinition: HostResourceDefinition<ContainerSpec, Observed
           : nixosUpdateScript(spec, previousAddresses(previous), owner, configChanged(spec, previous)),
       ),
     read: (spec, owner) =>
-      alone(
-        "read",
-        spec,
-        spec.driver === "netns" ? netnsReadScript(spec, owner) : nixosReadScript(spec, owner),
-      ),
+      spec.driver === "netns"
+        ? grouped(NETNS_READS, spec, owner)
+        : alone("read", spec, nixosReadScript(spec, owner)),
     delete: (spec, owner) =>
       spec.driver === "netns"
         ? grouped(NETNS_DELETES, spec, owner)

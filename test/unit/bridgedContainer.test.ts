@@ -149,7 +149,8 @@ describe("host scripts: a bridged netns container", () => {
     const { create, delete: remove, update } = scripts(BRIDGED);
     expect(create).toContain("ADDRESS_RECORD=/run/pulumi-nixos-containers/addresses/container-web");
     expect(create).toContain("(bridged to %s)\\n");
-    expect(remove).toContain('rm -f "$OWNER_MARKER" "$ADDRESS_RECORD"');
+    // Queued for the batch's one rm, once the namespace and the veth are confirmed gone.
+    expect(remove).toContain('REMOVED_FILES="$REMOVED_FILES$NL$OWNER_MARKER$NL$ADDRESS_RECORD"');
     // An update leaves its own record out of the scan.
     expect(update).toContain("OWN_RECORD=container-web");
   });

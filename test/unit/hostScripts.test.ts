@@ -22,7 +22,11 @@ import {
   persistRemoveScript,
 } from "../../provider/host/persistScripts";
 import { buildBatchScript, scriptOf } from "../../provider/runtime/scriptBatch";
-import { netnsCreateScript } from "../../provider/host/containerNetnsScripts";
+import {
+  netnsCreateScript,
+  netnsDeleteScript,
+  netnsReadsScript,
+} from "../../provider/host/containerNetnsScripts";
 import { HostResourceType } from "../../provider/core/types";
 
 const CONNECTION = { host: "10.0.0.1", privateKey: "KEY" };
@@ -194,9 +198,9 @@ const ALL = [
       ),
     ),
   ),
-  {
-    name: "netns creates of three containers in one script",
-    text: netnsCreateScript(
+  ...(["create", "delete", "read"] as const).map((op) => ({
+    name: `netns ${op}s of three containers in one script`,
+    text: { create: netnsCreateScript, delete: netnsDeleteScript, read: netnsReadsScript }[op](
       ["a", "b", "c"].map((name, i) => {
         const parsed = HOST_RESOURCE_DEFINITIONS.Container.parse(
           check(
@@ -215,7 +219,7 @@ const ALL = [
       }),
       "0123abcd",
     ),
-  },
+  })),
   { name: "batch of independent scripts", text: buildBatchScript(["echo a", "exit 3"], "0123abcd") },
   ...persistenceScripts(),
 ];
@@ -247,7 +251,9 @@ const shellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
 
 describe("every host script", () => {
   it("covers every resource type and operation", () => {
-    expect(ALL.length).toBe(Object.values(SPECS).flat().length * OPERATIONS.length + 2 + persistenceScripts().length);
+    expect(ALL.length).toBe(
+      Object.values(SPECS).flat().length * OPERATIONS.length + 4 + persistenceScripts().length,
+    );
   });
 
   it.each(ALL)("parses under sh -n: $name", ({ text }) => {
