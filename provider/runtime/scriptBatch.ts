@@ -110,15 +110,28 @@ async function runAlone(host: SshHost, text: string, display: string, seconds: n
 
 type IndependentJob = Extract<HostJob, { script: string }>;
 
-const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(async (host, jobs) => {
-  // Alone: run it as it is, without the wrapper.
-  if (jobs.length === 1) return [await runAlone(host, jobs[0].script, jobs[0].display, secondsOf(jobs[0]))];
-  const mark = batchMark();
-  const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
-  const scripts = jobs.map((j) => withLockWait(j.script, secondsOf(j)));
-  const seconds = Math.max(...jobs.map(secondsOf));
-  return runItems(host, buildBatchScript(scripts, mark), jobs.length, mark, display, commandMs(seconds));
-});
+/**
+ * Batches of one host (per group) that may run at once: while one runs, the next is gathered and sent, so it
+ * waits on the host (scripts that change it take its lock in turn) rather than a round trip behind.
+ */
+const PIPELINE_DEPTH = 2;
+const WINDOW_MS = 10;
+const MAX_BATCH = 32;
+
+const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(
+  async (host, jobs) => {
+    // Alone: run it as it is, without the wrapper.
+    if (jobs.length === 1) return [await runAlone(host, jobs[0].script, jobs[0].display, secondsOf(jobs[0]))];
+    const mark = batchMark();
+    const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
+    const scripts = jobs.map((j) => withLockWait(j.script, secondsOf(j)));
+    const seconds = Math.max(...jobs.map(secondsOf));
+    return runItems(host, buildBatchScript(scripts, mark), jobs.length, mark, display, commandMs(seconds));
+  },
+  WINDOW_MS,
+  MAX_BATCH,
+  PIPELINE_DEPTH,
+);
 
 /** One Batcher per group, keyed by host. */
 const groups = new Map<
@@ -129,14 +142,19 @@ const groups = new Map<
 function groupBatcher(group: ScriptGroup<unknown>) {
   let batcher = groups.get(group.name);
   if (!batcher) {
-    batcher = new Batcher(async (host, entries) => {
-      const mark = batchMark();
-      const display = `${group.name} ${entries.map((e) => e.display).join(", ")}`;
-      const items = entries.map((e) => e.item);
-      const seconds = Math.max(...entries.map((e) => e.seconds));
-      const text = withLockWait(group.build(items, mark), seconds);
-      return runItems(host, text, entries.length, mark, display, commandMs(seconds));
-    });
+    batcher = new Batcher(
+      async (host, entries) => {
+        const mark = batchMark();
+        const display = `${group.name} ${entries.map((e) => e.display).join(", ")}`;
+        const items = entries.map((e) => e.item);
+        const seconds = Math.max(...entries.map((e) => e.seconds));
+        const text = withLockWait(group.build(items, mark), seconds);
+        return runItems(host, text, entries.length, mark, display, commandMs(seconds));
+      },
+      WINDOW_MS,
+      MAX_BATCH,
+      PIPELINE_DEPTH,
+    );
     groups.set(group.name, batcher);
   }
   return batcher;

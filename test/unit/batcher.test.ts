@@ -88,6 +88,27 @@ describe("Batcher", () => {
     expect(batches).toHaveLength(2);
   });
 
+  it("with depth 2, gathers and sends the next batch while one runs, and no third", async () => {
+    const { batches, run } = controlledRun();
+    const batcher = new Batcher<string, number, string>(run, 1, 32, 2);
+    const first = batcher.submit("h1", 1);
+    await until(() => batches.length === 1);
+    const second = [2, 3].map((i) => batcher.submit("h1", i));
+    await until(() => batches.length === 2);
+    expect(batches[1].items).toEqual([2, 3]);
+    const third = batcher.submit("h1", 4);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(batches).toHaveLength(2);
+    batches[1].done.resolve(["two", "three"]);
+    expect(await Promise.all(second)).toEqual(["two", "three"]);
+    await until(() => batches.length === 3);
+    expect(batches[2].items).toEqual([4]);
+    batches[0].done.resolve(["one"]);
+    batches[2].done.resolve(["four"]);
+    expect([await first, await third]).toEqual(["one", "four"]);
+    expect(laneCount(batcher)).toBe(0);
+  });
+
   it("rejects only the item whose outcome is an Error", async () => {
     const batcher = new Batcher<string, number, string>(async (_key, items) =>
       items.map((i) => (i === 2 ? new Error(`item ${i} failed`) : `ok ${i}`)),
