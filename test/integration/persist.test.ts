@@ -90,12 +90,18 @@ function network(): string {
     "ip -4 -br addr | sed 's/@[^ ]*//'",
     "ip route",
     'for ns in $(ls /run/netns | sort); do echo "== $ns"; ip -n "$ns" -4 -br addr | sed \'s/@[^ ]*//\'; ip -n "$ns" route; done',
-    "nft list ruleset | sed 's/packets [0-9]* bytes [0-9]*//'",
     "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'",
     "cat /proc/sys/net/ipv4/conf/all/forwarding /proc/sys/net/ipv4/conf/default/forwarding",
     'for d in /proc/sys/net/ipv4/conf/ve-*; do echo "$d $(cat $d/route_localnet)"; done',
   ].join("\n");
-  return labExecOk(h1, ["sh", "-c", cmd]);
+  // nft lists tables in the order they were made, which a reboot changes (the host's own come back first): compare
+  // the tables, each as listed, in name order.
+  const tables = labExecOk(h1, ["nft", "list", "ruleset"])
+    .replace(/packets \d+ bytes \d+/g, "")
+    .split(/^(?=table )/m)
+    .sort()
+    .join("");
+  return `${labExecOk(h1, ["sh", "-c", cmd])}\n${tables}`;
 }
 
 const inputs = {
