@@ -17,6 +17,8 @@ let engine: MiniEngine;
 let container: StateEntry | undefined;
 /** What the stock file's IPMasquerade= changes on h3 (forwarding on, a table of networkd's), put back after. */
 let forwardingBefore = "";
+let forwarding6Before = "";
+let natTable6Before = false;
 let natTableBefore = false;
 
 /** A link's SETUP column in `networkctl list` (IDX LINK TYPE OPERATIONAL SETUP). */
@@ -50,6 +52,9 @@ function maskStock(): void {
 beforeAll(async () => {
   engine = await MiniEngine.start();
   forwardingBefore = labExecOk(h3, ["cat", "/proc/sys/net/ipv4/conf/all/forwarding"]).trim();
+  // IPMasquerade=both turns IPv6 forwarding on too (and may add networkd's ip6 table).
+  forwarding6Before = labExecOk(h3, ["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]).trim();
+  natTable6Before = labExec(h3, ["nft", "list", "table", "ip6", "io.systemd.nat"]).code === 0;
   natTableBefore = labExec(h3, ["nft", "list", "table", "ip", "io.systemd.nat"]).code === 0;
 });
 
@@ -58,6 +63,8 @@ afterAll(async () => {
   if (container) await engine.destroy(container);
   labExecOk(h3, ["sysctl", "-q", "-w", `net.ipv4.conf.all.forwarding=${forwardingBefore}`]);
   if (!natTableBefore) labExec(h3, ["nft", "delete", "table", "ip", "io.systemd.nat"]);
+  labExecOk(h3, ["sysctl", "-q", "-w", `net.ipv6.conf.all.forwarding=${forwarding6Before}`]);
+  if (!natTable6Before) labExec(h3, ["nft", "delete", "table", "ip6", "io.systemd.nat"]);
   await closeAll();
 });
 
