@@ -115,11 +115,9 @@ const REPORT = String.raw`if [ -e "/run/netns/$CONTAINER_NAME" ]; then ${shell.r
 report_live`;
 
 /**
- * What every batch of netns containers reads once instead of once per item. Defines:
+ * What every batch of netns containers reads once instead of once per item (with `host_snapshot` and
+ * `snapshot_table` of shell.ADDRESSES). Defines:
  * - `in_list LIST WORD`: whether WORD is one of LIST's lines (builtins only);
- * - `host_links`: prints the name of every link on the host, one a line (one `ip`, one `awk`);
- * - `live_table`: prints, from one `ip -o -batch` of all links and addresses, "L DEV UP MASTER" per link and
- *   "A4 DEV ADDRESS" / "A6 DEV ADDRESS" for each link's first IPv4 and first global IPv6 address;
  * - `live_of KEY`: sets `found` to the rest of LIVE_TABLE's line for KEY ("L ve-web", "A4 ve-web"), false
  *   without one (builtins only);
  * - `report_batched FILE`: prints what REPORT prints for the container of the current item variables, from
@@ -130,14 +128,6 @@ report_live`;
 const SNAPSHOT = shell.sh`in_list() {
   case "$NL$1$NL" in *"$NL$2$NL"*) return 0 ;; esac
   return 1
-}
-host_links() {
-  ip -o link show | awk '{ n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); print n }'
-}
-live_table() {
-  printf '%s\n' 'link show' 'addr show' | ip -o -batch - | awk '
-    $3 ~ /^</ { n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); m = ""; for (i = 4; i < NF; i++) if ($i == "master") m = $(i + 1); print "L " n " " ($3 ~ /[<,]UP[,>]/ ? 1 : 0) " " m; next }
-    $3 == "inet" || ($3 == "inet6" && / scope global /) { n = $2; sub(/@.*/, "", n); k = ($3 == "inet" ? "A4 " : "A6 ") n; if (!(k in seen)) { seen[k] = 1; split($4, a, "/"); print k " " a[1] } }'
 }
 live_of() {
   case "$LIVE_TABLE$NL" in
@@ -193,14 +183,18 @@ function indexes(count: number): string {
   return Array.from({ length: count }, (_, i) => i).join(" ");
 }
 
-/** The start of every batch script: its items' variables, a private directory for their output. */
+/**
+ * The start of every batch script: its items' variables, and where their output goes (a private directory
+ * named after the batch's mark, made by the script with `private_dirs` together with any it needs).
+ */
 function batchHeader(mark: string, items: readonly shared.ContainerItem[], own: boolean): string[] {
   return [
     shell.assignments({ PNC_MARK: mark, BATCH_ITEMS: indexes(items.length) }),
     REPORT_ITEM,
     ...itemFunctions(items, own),
-    "ITEM_OUTPUT_DIR=$(private_tmp -d)",
-    `trap 'rm -rf "$ITEM_OUTPUT_DIR"' EXIT`,
+    `ITEM_OUTPUT_DIR="${shell.STATE_DIR}/tmp/batch-$PNC_MARK"`,
+    // A create's marker stage (MARKER_STAGE, next to the markers: one rename) goes too, in the same rm.
+    'trap \'rm -rf "$ITEM_OUTPUT_DIR" ${MARKER_STAGE:+"$MARKER_STAGE"}\' EXIT',
   ];
 }
 
@@ -339,11 +333,9 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
     SNAPSHOT,
     CREATE_PHASES,
     ...batchHeader(mark, items, false),
-    "USED_ADDRESS_LIST=$(used_addresses)",
-    "HOST_LINKS=$(host_links)",
+    "host_snapshot",
     `MARKER_STAGE="${shell.OWNERS_DIR}/.batch-$PNC_MARK"`,
-    `mkdir -p ${OURS} "$MARKER_STAGE"`,
-    `chmod 0700 ${shell.OWNERS_DIR}`,
+    `private_dirs "$ITEM_OUTPUT_DIR" ${OURS} "$MARKER_STAGE"`,
     "BATCH_NAMESPACES=",
     "BATCH_ROUTED=",
     "BATCH_BRIDGED=",
@@ -352,14 +344,16 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
     `for item in $BATCH_ITEMS; do check_item "$item"; done`,
     // The markers before anything they mark (a cut-off create is found by its marker).
     `if [ "$STAGED" = 1 ]; then mv -f "$MARKER_STAGE"/* ${shell.OWNERS_DIR}/; fi`,
+    // Stale address records (rare) need an rm; the emptied stage goes at exit.
     "set --",
-    'for item in $STALE_RECORDS; do "item_vars_$item"; set -- "$@" "$ADDRESS_RECORD"; done',
-    'rm -rf "$MARKER_STAGE" "$@"',
+    'for item in $STALE_RECORDS; do "item_vars_$item"; [ ! -e "$ADDRESS_RECORD" ] || set -- "$@" "$ADDRESS_RECORD"; done',
+    '[ $# -eq 0 ] || rm -f "$@"',
     "HOST_LINE=0",
     "HOST_BATCH=",
     'for item in $BATCH_ROUTED; do host_lines "$item"; done',
     "HOST_FAILED_LINE=0",
-    'if [ -n "$HOST_BATCH" ] && ! printf %s "$HOST_BATCH" | ip -batch - > /dev/null 2> "$ITEM_OUTPUT_DIR/host.err"; then',
+    // The batch ends by reading the host's links and addresses: the report of every item, in the same `ip`.
+    'if [ -n "$HOST_BATCH" ] && ! printf %s "${HOST_BATCH}link show${NL}addr show${NL}" | ip -o -batch - > "$ITEM_OUTPUT_DIR/host.out" 2> "$ITEM_OUTPUT_DIR/host.err"; then',
     // Which line `ip` stopped at: the lines before it ran, the ones after never did (-1: not known).
     "  HOST_FAILED_LINE=",
     "  while IFS= read -r line; do",
@@ -389,7 +383,7 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
     '  create_alone "$item" "$made_namespace" "$made_link" "$failed"',
     "done",
     'for item in $BATCH_BRIDGED; do create_alone "$item" 0 0; done',
-    'if [ -n "$BATCH_ROUTED" ]; then LIVE_TABLE="$NL$(live_table)"; fi',
+    'if [ -n "$HOST_BATCH" ] && [ "$HOST_FAILED_LINE" = 0 ]; then eval "$(snapshot_table "$ITEM_OUTPUT_DIR/host.out")"; fi',
     "for item in $BATCH_ROUTED; do",
     "  item_code=",
     '  eval "item_code=\\$ITEM_CODE_$item"',
@@ -403,20 +397,32 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
 }
 
 /**
- * Reads the item functions. Defines `delete_check I`: whether item I is ours (else its result says what it
- * left behind and why), and `delete_verify I`: after the batch's one `ip -batch`, whether item I's namespace
- * and veth are gone (queueing its files for the batch's one `rm`), else why not.
+ * Reads the item functions and LINK_GROUP. Defines `delete_check I`: whether item I is ours (else its result
+ * says what it left behind and why), queueing its lines for the batch's `ip -batch`es; `links_of FILE`: the
+ * names of the links in FILE (\`ip -o link\` output), one a line (builtins; FILE holds only our few links); and
+ * `delete_verify I`: after the batch, whether item I's namespace and veth are gone (queueing its files for
+ * the batch's one \`rm\`), else why not.
  */
 const DELETE_PHASES = shell.sh`delete_check() {
   "item_vars_$1"
   if ours; then
     BATCH_DELETES="$BATCH_DELETES $1"
-    DELETE_BATCH="\${DELETE_BATCH}link del $HOST_INTERFACE$NL"
+    OUR_LINKS="$OUR_LINKS$NL$HOST_INTERFACE"
+    GROUP_LINES="\${GROUP_LINES}link set dev $HOST_INTERFACE group $LINK_GROUP$NL"
+    LINK_DELETES="\${LINK_DELETES}link del $HOST_INTERFACE$NL"
     NETNS_DELETES="\${NETNS_DELETES}netns del $CONTAINER_NAME$NL"
+    LINK_READS="\${LINK_READS}link show dev $HOST_INTERFACE$NL"
     REMOVED_FILES="$REMOVED_FILES$NL${OURS}/$CONTAINER_NAME"
   else
     ${shell.result("leftBehind", "network namespace $CONTAINER_NAME and interface $HOST_INTERFACE: $(not_ours)")}
   fi
+}
+links_of() {
+  while IFS= read -r link_line; do
+    link_name=\${link_line#*: }
+    link_name=\${link_name%%: *}
+    printf '%s\n' "\${link_name%%@*}"
+  done < "$1"
 }
 delete_verify() {
   "item_vars_$1"
@@ -427,30 +433,49 @@ delete_verify() {
 `;
 
 /**
- * Removes several containers under one take of the host locks: each one's marker is checked (builtins),
- * the veths and then the namespaces of all that are ours go in one \`ip -force -batch\` (each line on its
- * own: one already gone fails alone), one read of the host's links confirms each is gone, and one \`rm\`
- * removes the files of those that are. Each succeeds when already gone.
+ * The link group a delete batch puts its veths in (from its random mark): no one else's links are in it, and
+ * the batch checks that before deleting the group.
+ */
+export function deleteLinkGroup(mark: string): number {
+  return 0x10000000 + parseInt(mark.slice(0, 7), 16);
+}
+
+/**
+ * Removes several containers under one take of the host locks: each one's marker is checked (builtins).
+ * The veths of all that are ours are put in the batch's own link group and deleted as one (one kernel
+ * unregister for all, one wait for its grace period, instead of one per veth), once a read of the group shows
+ * it holds only ours (else one by one); then their namespaces go, in the same \`ip -force -batch\` (each line on
+ * its own: one already gone fails alone), which ends by reading back each veth. One \`rm\` removes the files of
+ * those that are gone. Each succeeds when already gone.
  */
 export function netnsDeleteScript(items: readonly shared.ContainerItem[], mark: string): string {
   return shell.changingScript(
     ["ip", "flock"],
-    shell.ADDRESSES,
+    shell.assignments({ LINK_GROUP: deleteLinkGroup(mark) }),
     SNAPSHOT,
     DELETE_PHASES,
     ...batchHeader(mark, items, true),
     "BATCH_DELETES=",
-    "DELETE_BATCH=",
+    "OUR_LINKS=",
+    "GROUP_LINES=",
+    "LINK_DELETES=",
     "NETNS_DELETES=",
+    "LINK_READS=",
     "REMOVED_FILES=",
+    'private_dirs "$ITEM_OUTPUT_DIR"',
     "for item in $BATCH_ITEMS; do",
     '  if delete_check "$item" > "$ITEM_OUTPUT_DIR/out.$item" 2> "$ITEM_OUTPUT_DIR/err.$item"; then eval "ITEM_CODE_$item=0"; else eval "ITEM_CODE_$item=$?"; fi',
     "done",
     'if [ -n "$BATCH_DELETES" ]; then',
+    '  printf %s "${GROUP_LINES}link show group $LINK_GROUP$NL" | ip -o -force -batch - > "$ITEM_OUTPUT_DIR/group" 2> /dev/null || :',
+    '  DELETES="link del group $LINK_GROUP$NL"',
+    '  while IFS= read -r grouped; do [ -z "$grouped" ] || in_list "$OUR_LINKS" "$grouped" || DELETES=$LINK_DELETES; done <<PNC_GROUPED',
+    '$(links_of "$ITEM_OUTPUT_DIR/group")',
+    "PNC_GROUPED",
     // Veths first: deleting one end removes both at once, while a deleted namespace is torn down by the
-    // kernel in the background, its veth a moment later.
-    '  printf %s "$DELETE_BATCH$NETNS_DELETES" | ip -force -batch - > /dev/null 2>&1 || :',
-    "  HOST_LINKS=$(host_links)",
+    // kernel in the background, its veth a moment later. What is still there is read back at the end.
+    '  printf %s "$DELETES$NETNS_DELETES$LINK_READS" | ip -o -force -batch - > "$ITEM_OUTPUT_DIR/left" 2> /dev/null || :',
+    '  HOST_LINKS=$(links_of "$ITEM_OUTPUT_DIR/left")',
     "  for item in $BATCH_DELETES; do",
     '    if delete_verify "$item" >> "$ITEM_OUTPUT_DIR/out.$item" 2>> "$ITEM_OUTPUT_DIR/err.$item"; then :; else eval "ITEM_CODE_$item=$?"; fi',
     "  done",
@@ -491,8 +516,10 @@ export function netnsReadsScript(items: readonly shared.ContainerItem[], mark: s
     shared.REPORT_LIVE,
     SNAPSHOT,
     READ_PHASE,
+    shell.ADDRESSES,
     ...batchHeader(mark, items, true),
-    `LIVE_TABLE="$NL$(live_table)"`,
+    'private_dirs "$ITEM_OUTPUT_DIR"',
+    `eval "$(printf '%s\\n' 'link show' 'addr show' | ip -o -batch - | snapshot_table)"`,
     "for item in $BATCH_ITEMS; do",
     '  if read_item "$item" > "$ITEM_OUTPUT_DIR/out.$item" 2> "$ITEM_OUTPUT_DIR/err.$item"; then eval "ITEM_CODE_$item=0"; else eval "ITEM_CODE_$item=$?"; fi',
     "done",

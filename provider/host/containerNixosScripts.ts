@@ -299,7 +299,7 @@ export function nixosCreateScript(spec: ContainerSpec, owner: shell.Ownership): 
     `if ip link show dev "$HOST_INTERFACE" >/dev/null 2>&1; then echo "${MARK.clash} interface $HOST_INTERFACE already exists on the host" >&2; taken=1; fi`,
     NAME_NOT_CLAIMED,
     shared.BRIDGE_EXISTS,
-    "USED_ADDRESS_LIST=$(used_addresses)",
+    "host_snapshot",
     // A bridged container's addresses are the LAN's (or DHCP's): nothing to allocate.
     'if [ -z "$HOST_ADDRESS" ] && [ -z "$HOST_BRIDGE" ]; then block=$(allocate_block); HOST_ADDRESS="10.233.$block.1"; LOCAL_ADDRESS="10.233.$block.2"; fi',
     "claimed_free || taken=1",

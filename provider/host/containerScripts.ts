@@ -136,14 +136,14 @@ fi
 
 /**
  * Reads CONTAINER_NAME, HOST_BRIDGE, HOST_ADDRESS, LOCAL_ADDRESS (what an update keeps or sets) and what
- * `used_addresses` reads. Refuses an update that would leave a routed container without addresses (a cut-off
+ * `host_snapshot` reads. Refuses an update that would leave a routed container without addresses (a cut-off
  * create that never learned the host's choice), or move it onto an address someone else holds.
  */
 export const UPDATE_ADDRESSES_FREE = String.raw`${CLAIMED_ADDRESSES}if [ -z "$HOST_BRIDGE" ] && { [ -z "$HOST_ADDRESS" ] || [ -z "$LOCAL_ADDRESS" ]; }; then
   echo "${MARK.clash} container $CONTAINER_NAME has no addresses to keep: set hostAddress and localAddress" >&2
   exit ${EXIT.refused}
 fi
-USED_ADDRESS_LIST=$(used_addresses)
+host_snapshot
 claimed_free || exit ${EXIT.refused}
 `;
 

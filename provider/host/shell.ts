@@ -30,10 +30,20 @@ export function script(...fragments: readonly string[]): string {
 }
 
 /**
+ * Our root-only directory in /run (made 0700 by whoever comes first; only root can write /run, so an existing
+ * one is ours): locks, scratch files, the records of what we made since boot.
+ */
+export const STATE_DIR = "/run/pulumi-nixos-containers";
+
+/** Our host lock, in STATE_DIR: no other user can open it (and flock it, to stall us). */
+export const HOST_LOCK = `${STATE_DIR}/lock`;
+
+/**
  * Strict mode, a PATH that finds tools on NixOS and Debian alike, LOCK_WAIT_SECONDS (120 unless set), and NL
  * and TAB (a newline and a tab, for matching lists with builtins).
- * Defines `need TOOL...`: exits MISSING_TOOL naming the first tool the host lacks; and `private_tmp
- * [-d]`: mktemp in a root-only directory of ours (nothing of ours in /tmp, where other users can look).
+ * Defines `need TOOL...`: exits MISSING_TOOL naming the first tool the host lacks; `private_tmp [-d]`: mktemp
+ * in a root-only directory of ours (nothing of ours in /tmp, where other users can look); and `private_dirs
+ * DIR...`: makes the directories (root-only where they are new) with one mkdir.
  */
 export const PRELUDE =
   String.raw`set -eu
@@ -52,9 +62,12 @@ need() {
   done
 }
 private_tmp() {
-  mkdir -p /run/pulumi-nixos-containers/tmp
-  chmod 0700 /run/pulumi-nixos-containers /run/pulumi-nixos-containers/tmp
-  mktemp "$@" -p /run/pulumi-nixos-containers/tmp
+  [ -d ${STATE_DIR}/tmp ] || { mkdir -p ${STATE_DIR}/tmp; chmod 0700 ${STATE_DIR} ${STATE_DIR}/tmp; }
+  mktemp "$@" -p ${STATE_DIR}/tmp
+}
+private_dirs() {
+  [ -d ${STATE_DIR}/tmp ] || { mkdir -p ${STATE_DIR}/tmp; chmod 0700 ${STATE_DIR} ${STATE_DIR}/tmp; }
+  (umask 077 && mkdir -p "$@")
 }
 `;
 
@@ -63,9 +76,6 @@ export function need(...tools: readonly string[]): string {
   return `need ${tools.join(" ")}`;
 }
 
-/** Our host lock, in a root-only directory: no other user can open it (and flock it, to stall us). */
-export const HOST_LOCK = "/run/pulumi-nixos-containers/lock";
-
 /**
  * Takes the host locks (file descriptors 8 and 9), waiting at most LOCK_WAIT_SECONDS for each (the
  * operation's timeout less a margin, set by the runtime in front of the script; 120 s when unset, see
@@ -73,11 +83,10 @@ export const HOST_LOCK = "/run/pulumi-nixos-containers/lock";
  * the nixos-container lock is the one `nixos-container create` takes, so hand-run creates wait for us too
  * (made root-only when we are the first to make it). Reads and defines nothing.
  */
-export const LOCKS = String.raw`mkdir -p "$(dirname ${HOST_LOCK})"
-chmod 0700 "$(dirname ${HOST_LOCK})"
+export const LOCKS = String.raw`[ -d ${STATE_DIR} ] || { mkdir -p ${STATE_DIR}; chmod 0700 ${STATE_DIR}; }
 exec 8>>${HOST_LOCK}
 flock -w "$LOCK_WAIT_SECONDS" 8 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for ${HOST_LOCK}" >&2; exit ${EXIT.lockTimeout}; }
-mkdir -p /run/lock
+[ -d /run/lock ] || mkdir -p /run/lock
 [ -e /run/lock/nixos-container ] || (umask 077 && : >> /run/lock/nixos-container)
 exec 9>>/run/lock/nixos-container
 flock -w "$LOCK_WAIT_SECONDS" 9 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
@@ -181,57 +190,94 @@ export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
 /**
  * Address bookkeeping under the lock. Reads OWN_CONTAINER, OWN_HOST_INTERFACE and OWN_RECORD (holders that
  * are the resource itself, for updates; empty for creates). Defines:
- * - `used_addresses`: every IPv4 and global IPv6 address in use on the host, one "ADDRESS<TAB>HOLDER" line each:
- *   nixos-container confs (both layouts), the host's addresses, addresses inside every named network
- *   namespace we did not make, host routes to single addresses (how a running container shows), and the
- *   address records of what we made inside namespaces (see ADDRESS_RECORDS: bridged veths have no route);
+ * - `host_snapshot`: one read of the host for everything a check needs, from one `ip -o -batch` (links,
+ *   addresses, routes of every table) and one awk that also reads the nixos-container confs and our address
+ *   records. Sets
+ *   - USED_ADDRESS_LIST: every IPv4 and global IPv6 address in use on the host, one "ADDRESS<TAB>HOLDER" line
+ *     each: nixos-container confs (both layouts), the host's addresses, addresses inside every named network
+ *     namespace we did not make, host routes of the main table to single addresses (how a running container
+ *     shows), and the address records of what we made inside namespaces (see ADDRESS_RECORDS: bridged veths
+ *     have no route);
+ *   - HOST_LINKS: the name of every link on the host, one a line;
+ *   - LIVE_TABLE: what `snapshot_table` prints;
+ * - `snapshot_table [FILE...]`: from `ip -o` output of `link show` and `addr show` (stdin or FILEs), prints the
+ *   shell assignments of HOST_LINKS and of LIVE_TABLE: "L DEV UP MASTER" per link and "A4 DEV ADDRESS" /
+ *   "A6 DEV ADDRESS" for each link's first IPv4 and first global IPv6 address, each line after a newline;
  * - `address_held ADDRESS`: whether $USED_ADDRESS_LIST holds it (builtins only);
  * - `clash_check ADDRESS...`: prints a clash for each address held in $USED_ADDRESS_LIST (set it once with
- *   `USED_ADDRESS_LIST=$(used_addresses)`; a batch appends what it makes); returns 1 if any is held;
+ *   `host_snapshot`; a batch appends what it makes); returns 1 if any is held;
  * - `allocate_block`: the lowest N in 1..254 with 10.233.N.1 and 10.233.N.2 both free (nixos-container's
  *   layout); refuses when none is.
+ * Every name in the assignments comes from the host (links, namespaces, files): quoted by awk's `q`.
  */
-export const ADDRESSES = String.raw`used_addresses() {
-  set --
-  for conf in /etc/nixos-containers/*.conf /etc/containers/*.conf; do
-    [ -f "$conf" ] && set -- "$@" "$conf"
-  done
-  # One awk for every conf (podman's files in /etc/containers have no such lines and yield nothing). A
-  # bridged conf's HOST_ADDRESS is the container's gateway on the LAN, not an address the container holds:
-  # each conf is printed once read to its end (HOST_BRIDGE comes after the addresses).
-  [ $# -eq 0 ] || awk -v own="$OWN_CONTAINER" '
-    function flush(i) {
-      for (i = 1; i <= n; i++) if (!(bridged && kind[i] == "HOST")) printf "%s\tnixos container \"%s\" (%s)\n", value[i], name, file
+export const ADDRESSES = sh`snapshot_awk() {
+  snapshot_used=$1
+  shift
+  awk -v want_used="$snapshot_used" -v own_if="\${OWN_HOST_INTERFACE-}" -v own_container="\${OWN_CONTAINER-}" -v records="${ADDRESS_RECORDS}/" -v own_record="${ADDRESS_RECORDS}/\${OWN_RECORD-}" '
+    function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
+    function use(line) { used = used "\n" line }
+    function conf_flush(i) {
+      for (i = 1; i <= n; i++) if (!(bridged && kind[i] == "HOST")) use(value[i] "\tnixos container \"" name "\" (" file ")")
       n = 0
     }
-    FNR == 1 { flush(); name = FILENAME; sub(/.*\//, "", name); sub(/\.conf$/, "", name); file = FILENAME; bridged = 0 }
-    /^HOST_BRIDGE=./ { bridged = 1 }
-    /^(HOST|LOCAL)_ADDRESS6?=/ && name != own {
-      v = tolower($0); sub(/^[a-z_0-9]*=/, "", v); sub(/\/.*/, "", v)
-      if (v ~ /^[0-9.]+$/ || v ~ /^[0-9a-f:]+:[0-9a-f:]*$/) { n++; kind[n] = substr($0, 1, 4); value[n] = v }
+    # A nixos-container conf (podman files in /etc/containers have no such lines). A bridged conf HOST_ADDRESS is
+    # the container gateway on the LAN, not an address it holds: each conf is used once read to its end.
+    function conf_line(v) {
+      if (FNR == 1) { conf_flush(); name = FILENAME; sub(/.*\//, "", name); sub(/\.conf$/, "", name); file = FILENAME; bridged = 0 }
+      if (/^HOST_BRIDGE=./) bridged = 1
+      if (/^(HOST|LOCAL)_ADDRESS6?=/ && name != own_container) {
+        v = tolower($0); sub(/^[a-z_0-9]*=/, "", v); sub(/\/.*/, "", v)
+        if (v ~ /^[0-9.]+$/ || v ~ /^[0-9a-f:]+:[0-9a-f:]*$/) { n++; kind[n] = substr($0, 1, 4); value[n] = v }
+      }
     }
-    END { flush() }' "$@"
-  ip -o -4 addr show | awk -v own="$OWN_HOST_INTERFACE" '{ split($4, a, "/"); sub(/@.*/, "", $2); if ($2 != own) printf "%s\thost interface %s\n", a[1], $2 }'
-  ip -o -6 addr show scope global 2>/dev/null | awk -v own="$OWN_HOST_INTERFACE" '{ split($4, a, "/"); sub(/@.*/, "", $2); if ($2 != own) printf "%s\thost interface %s\n", a[1], $2 }'
-  if [ -d /run/netns ]; then
-    cd /run/netns
-    for namespace in *; do
-      [ -e "$namespace" ] || continue
-      [ "$namespace" = "$OWN_CONTAINER" ] && continue
-      # Namespaces we made hold exactly the addresses their ve- link and host route show above: no need to
-      # enter each one (that scan grew with every container on the host).
-      [ -e "/run/pulumi-nixos-containers/netns/$namespace" ] && continue
-      { ip -n "$namespace" -o -4 addr show 2>/dev/null; ip -n "$namespace" -o -6 addr show scope global 2>/dev/null; } |
-        awk -v ns="$namespace" '{ split($4, a, "/"); sub(/@.*/, "", $2); printf "%s\tinterface %s in network namespace \"%s\"\n", a[1], $2, ns }'
-    done
-    cd /
-  fi
-  { ip -4 route show scope link 2>/dev/null; ip -6 route show 2>/dev/null; } |
-    awk -v own="$OWN_HOST_INTERFACE" '$1 !~ /\// && $1 != "default" && $2 == "dev" && $3 != own { printf "%s\thost route to it via %s\n", $1, $3 }'
-  for record in ${ADDRESS_RECORDS}/*; do
-    [ -f "$record" ] && [ "$record" != "${ADDRESS_RECORDS}/$OWN_RECORD" ] && cat "$record"
+    index(FILENAME, records) == 1 { if (FILENAME != own_record && $0 != "") use($0); next }
+    FILENAME ~ /^\/etc\// { conf_line(); next }
+    # ip -o output (stdin or a file of ours): links and addresses start with "INDEX:", routes with their
+    # destination.
+    $1 ~ /^[0-9]+:$/ {
+      dev = $2; sub(/:$/, "", dev); sub(/@.*/, "", dev)
+      if ($3 ~ /^</) {
+        m = ""; for (i = 4; i < NF; i++) if ($i == "master") m = $(i + 1)
+        links = links "\n" dev; live = live "\nL " dev " " ($3 ~ /[<,]UP[,>]/ ? 1 : 0) " " m
+      } else if ($3 == "inet" || ($3 == "inet6" && / scope global /)) {
+        split($4, a, "/")
+        if (dev != own_if) use(a[1] "\thost interface " dev)
+        k = ($3 == "inet" ? "A4 " : "A6 ") dev
+        if (!(k in seen)) { seen[k] = 1; live = live "\n" k " " a[1] }
+      }
+      next
+    }
+    $1 !~ /\// && $1 != "default" && $2 == "dev" && $3 != own_if && !/ table / && ($1 ~ /:/ || / scope link/) {
+      use($1 "\thost route to it via " $3)
+    }
+    END {
+      conf_flush()
+      if (want_used == 1) print "USED_ADDRESS_LIST=" q(substr(used, 2))
+      print "HOST_LINKS=" q(links)
+      print "LIVE_TABLE=" q(live)
+    }' "$@"
+}
+snapshot_table() {
+  if [ $# -eq 0 ]; then set -- -; fi
+  snapshot_awk 0 "$@"
+}
+host_snapshot() {
+  set --
+  for snapshot_file in /etc/nixos-containers/*.conf /etc/containers/*.conf ${ADDRESS_RECORDS}/*; do
+    [ -f "$snapshot_file" ] && set -- "$@" "$snapshot_file"
   done
-  return 0
+  eval "$(printf '%s\n' 'link show' 'addr show' 'route show table all' | ip -o -batch - | snapshot_awk 1 - "$@")"
+  [ -d /run/netns ] || return 0
+  for snapshot_namespace in /run/netns/*; do
+    snapshot_namespace=\${snapshot_namespace#/run/netns/}
+    [ -e "/run/netns/$snapshot_namespace" ] || continue
+    [ "$snapshot_namespace" = "$OWN_CONTAINER" ] && continue
+    # Namespaces we made hold exactly the addresses their ve- link and host route show above: no need to
+    # enter each one (that scan grew with every container on the host).
+    [ -e "/run/pulumi-nixos-containers/netns/$snapshot_namespace" ] && continue
+    USED_ADDRESS_LIST="$USED_ADDRESS_LIST$NL$({ ip -n "$snapshot_namespace" -o -4 addr show 2>/dev/null; ip -n "$snapshot_namespace" -o -6 addr show scope global 2>/dev/null; } |
+      awk -v ns="$snapshot_namespace" '{ split($4, a, "/"); sub(/@.*/, "", $2); printf "%s\tinterface %s in network namespace \"%s\"\n", a[1], $2, ns }')"
+  done
 }
 address_held() {
   case "$NL$USED_ADDRESS_LIST$NL" in *"$NL$1$TAB"* | *"$NL$1$NL"*) return 0 ;; esac

@@ -45,7 +45,7 @@ fi
 `;
 
 /** Reads HOST_ADDRESS, LOCAL_ADDRESS. Sets taken=1 (printing who holds it) for each address held on the host. */
-const ADDRESSES_FREE = String.raw`USED_ADDRESS_LIST=$(used_addresses)
+const ADDRESSES_FREE = String.raw`host_snapshot
 for address in $HOST_ADDRESS $HOST_ADDRESS6 $(printf %s "$LOCAL_ADDRESS" | cut -d/ -f1) $(printf %s "$LOCAL_ADDRESS6" | cut -d/ -f1); do clash_check "$address" || taken=1; done
 `;
 
