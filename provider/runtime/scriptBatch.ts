@@ -111,12 +111,20 @@ async function runAlone(host: SshHost, text: string, display: string, seconds: n
 type IndependentJob = Extract<HostJob, { script: string }>;
 
 /**
- * Batches of one host (per group) that may run at once: while one runs, the next is gathered and sent, so it
- * waits on the host (scripts that change it take its lock in turn) rather than a round trip behind.
+ * Batches of one host (per group) that may run at once. One, on a near host: what arrives while a batch runs
+ * goes in the next one, sent over the channel opened ahead (see provider/ssh/pool.ts) the moment the batch
+ * ends, so batches are as large as the engine's --parallel allows and each pays the fixed part of a batch (the
+ * locks, the read of the host) once. Two, on a far host (a channel took PIPELINE_ROUND_TRIP_MS or more to
+ * open): the next batch is gathered and sent while one runs, so it waits on the host (for its lock) rather
+ * than a round trip behind.
  */
-const PIPELINE_DEPTH = 2;
+const PIPELINE_ROUND_TRIP_MS = 20;
 const WINDOW_MS = 10;
 const MAX_BATCH = 32;
+
+function depthFor(host: SshHost): number {
+  return host.roundTripMs() >= PIPELINE_ROUND_TRIP_MS ? 2 : 1;
+}
 
 const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(
   async (host, jobs) => {
@@ -130,7 +138,7 @@ const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(
   },
   WINDOW_MS,
   MAX_BATCH,
-  PIPELINE_DEPTH,
+  depthFor,
 );
 
 /** One Batcher per group, keyed by host. */
@@ -153,7 +161,7 @@ function groupBatcher(group: ScriptGroup<unknown>) {
       },
       WINDOW_MS,
       MAX_BATCH,
-      PIPELINE_DEPTH,
+      depthFor,
     );
     groups.set(group.name, batcher);
   }

@@ -78,11 +78,36 @@ class Semaphore {
     await new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
+  /** Takes a slot only if one is free now. */
+  tryAcquire(): boolean {
+    if (this.active >= this.size || this.waiting.length > 0) return false;
+    this.active++;
+    return true;
+  }
+
   release(): void {
     const next = this.waiting.shift();
     if (next) next();
     else this.active--;
   }
+}
+
+/** The command every script runs under (the script comes over stdin). */
+const SCRIPT_COMMAND = "sh -s";
+
+/**
+ * A channel opened ahead of need, running SCRIPT_COMMAND and waiting for its script on stdin: the next script
+ * sent to the host skips the channel open and the exec request (two round trips, and sshd's fork and exec of
+ * the shell). It holds one channel slot of the host while it waits.
+ */
+interface WarmChannel {
+  readonly client: Client;
+  /** The channel, or undefined when it could not be opened. */
+  readonly stream: Promise<ClientChannel | undefined>;
+  /** Whether the channel closed before anyone took it. */
+  closed(): boolean;
+  /** Hands the channel and its slot to a command. */
+  take(): void;
 }
 
 /** One SSH target (host, port, user, credentials, jump host): one live connection at most, shared. */
@@ -93,6 +118,9 @@ export class SshConnection {
   private observedFingerprint: string | undefined;
   private observedKey: Buffer | undefined;
   private readonly channels: Semaphore;
+  private warm: WarmChannel | undefined;
+  /** The quickest channel open (request to exec reply) seen on this target: its round trip, at least. */
+  private quickestOpenMs = 0;
   private busy = 0;
   private idleTimer: NodeJS.Timeout | undefined;
 
@@ -103,6 +131,23 @@ export class SshConnection {
   ) {
     this.target = describeTarget(spec) + (proxy ? ` (via ${proxy.target})` : "");
     this.channels = new Semaphore(pool.options.maxChannels);
+  }
+
+  /** The round trip to the host as channel opens have shown it (0 before the first). */
+  roundTripMs(): number {
+    return this.quickestOpenMs;
+  }
+
+  /** Times a channel open: `opened` wrapped to record how long it took. */
+  private timed(
+    opened: (err: Error | undefined, stream: ClientChannel) => void,
+  ): (err: Error | undefined, stream: ClientChannel) => void {
+    const start = performance.now();
+    return (err, stream) => {
+      const ms = performance.now() - start;
+      if (!err && (this.quickestOpenMs === 0 || ms < this.quickestOpenMs)) this.quickestOpenMs = ms;
+      opened(err, stream);
+    };
   }
 
   /** The fingerprint of the key this host presented, connecting first if needed. */
@@ -135,7 +180,7 @@ export class SshConnection {
     expected?: string,
   ): Promise<ExecResult> {
     return this.run(
-      "sh -s",
+      SCRIPT_COMMAND,
       { display: options.display ?? firstLines(script), ...options, stdin: script },
       expected,
     );
@@ -147,15 +192,18 @@ export class SshConnection {
     expected: string | undefined,
   ): Promise<ExecResult> {
     // The channel slot first, the connection second: a command queued behind the cap must not hold a
-    // connection that may drop while it waits (it then starts on the next one).
-    await this.channels.acquire();
+    // connection that may drop while it waits (it then starts on the next one). A warm channel comes with
+    // its slot.
+    const warm = this.takeWarm(command);
+    if (!warm) await this.channels.acquire();
     try {
       this.pool.count("commands", this.target);
       // A refused channel open means the command never started, so trying again cannot run it twice.
       // sshd frees a session slot a moment after the channel closes, so a burst can briefly hit MaxSessions.
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.hold((client) => this.execOn(client, command, options), expected);
+          const ready = attempt === 1 ? warm : undefined;
+          return await this.hold((client) => this.execOn(client, command, options, ready), expected);
         } catch (err) {
           if (!(err instanceof ChannelOpenError) || attempt >= 8) throw err;
           await sleep(25 * attempt);
@@ -166,7 +214,92 @@ export class SshConnection {
     }
   }
 
-  private execOn(client: Client, plain: string, options: ExecOptions): Promise<ExecResult> {
+  /** The warm channel for `command`, with its slot, if there is one. */
+  private takeWarm(command: string): WarmChannel | undefined {
+    const warm = this.warm;
+    if (command !== SCRIPT_COMMAND || !warm) return undefined;
+    this.warm = undefined;
+    warm.take();
+    return warm;
+  }
+
+  /**
+   * Opens a warm channel on `client` for the next script, when none is waiting and a channel slot is free:
+   * called as a script starts, so the next batch of the host finds its channel open.
+   */
+  private warmUp(client: Client): void {
+    if (this.spec.sudo || this.warm || this.client !== client || !this.channels.tryAcquire()) return;
+    let taken = false;
+    let closed = false;
+    const drop = (): void => {
+      closed = true;
+      client.removeListener("close", drop);
+      if (this.warm === warm) this.warm = undefined;
+      if (!taken) {
+        taken = true;
+        this.channels.release();
+      }
+    };
+    client.once("close", drop);
+    const stream = new Promise<ClientChannel | undefined>((resolve) => {
+      const failed = attempt(() =>
+        client.exec(
+          SCRIPT_COMMAND,
+          this.timed((err, channel: ClientChannel) => {
+            if (err) {
+              drop();
+              resolve(undefined);
+              return;
+            }
+            // A shell that ended before its script came (killed, or the session ended) is no use.
+            channel.once("exit", drop);
+            channel.once("close", drop);
+            resolve(channel);
+          }),
+        ),
+      );
+      if (failed) {
+        drop();
+        resolve(undefined);
+      }
+    });
+    const warm: WarmChannel = {
+      client,
+      stream,
+      closed: () => closed,
+      take: () => {
+        taken = true;
+        client.removeListener("close", drop);
+      },
+    };
+    this.warm = warm;
+  }
+
+  /** Opens a channel for `command` on `client`, or uses the warm one taken for it. */
+  private openOn(
+    client: Client,
+    command: string,
+    warm: WarmChannel | undefined,
+    opened: (err: Error | undefined, stream: ClientChannel) => void,
+  ): void {
+    const open = (): void => {
+      const failed = attempt(() => client.exec(command, this.timed(opened)));
+      if (failed) opened(failed, undefined as unknown as ClientChannel);
+    };
+    if (!warm) return open();
+    void warm.stream.then((stream) => {
+      if (stream && warm.client === client && !warm.closed()) return opened(undefined, stream);
+      stream?.close();
+      open();
+    });
+  }
+
+  private execOn(
+    client: Client,
+    plain: string,
+    options: ExecOptions,
+    warm?: WarmChannel,
+  ): Promise<ExecResult> {
     const display = options.display ?? plain;
     const sudo = this.spec.sudo ? { password: this.spec.sudoPassword } : undefined;
     const command = sudo ? sudoCommand(plain, sudo.password !== undefined) : plain;
@@ -193,7 +326,7 @@ export class SshConnection {
       }, openMs);
       // ssh2 throws at once on a client whose connection has just ended: the command never started.
       const opened = attempt(() =>
-        client.exec(command, (err, stream: ClientChannel) => {
+        this.openOn(client, command, warm, (err, stream: ClientChannel) => {
           if (channelOpen) {
             stream?.close();
             return;
@@ -204,6 +337,7 @@ export class SshConnection {
             reject(refused(err.message));
             return;
           }
+          if (command === SCRIPT_COMMAND) this.warmUp(client);
           const out: Buffer[] = [];
           const errOut: Buffer[] = [];
           let exit: { code: number | null; signal: string | null } | undefined;
@@ -550,6 +684,11 @@ export class SshHost {
   /** Runs a batch of commands as one script over stdin (`sh -s`): one round trip. */
   runScript(script: string, options: Omit<ExecOptions, "stdin"> = {}): Promise<ExecResult> {
     return this.connection.runScript(script, options, this.expectedFingerprint);
+  }
+
+  /** The round trip to the host as channel opens have shown it, in ms (0 before the first). */
+  roundTripMs(): number {
+    return this.connection.roundTripMs();
   }
 
   close(): void {

@@ -651,10 +651,80 @@ describe("one connection per target", () => {
     await host.runScript("echo 2\necho 3\n");
     await pool.host(spec(sshd.port), HOST_FINGERPRINT).exec(["echo", "4"]);
     await pool.host(spec(other.port)).exec(["echo", "elsewhere"]);
-    expect(sshd.execs).toEqual(["echo 1", "sh -s", "echo 4"]);
+    // The script's start opened a channel ahead for the next script (this server ends it at once: unused).
+    expect(sshd.execs).toEqual(["echo 1", "sh -s", "sh -s", "echo 4"]);
     expect(sshd.tcpConnections).toBe(1);
     expect(other.execs).toEqual(["echo elsewhere"]);
     expect(other.tcpConnections).toBe(1);
     expect(Object.values(pool.stats().handshakes)).toEqual([1, 1]);
+  });
+});
+
+describe("a channel opened ahead for the next script", () => {
+  /** Runs each `sh -s` as a shell would: its script comes over stdin, the answer once stdin ends. */
+  function shellLike(sshd: FakeSshd): void {
+    sshd.onExec = (call) => {
+      if (call.command !== "sh -s") return call.finish(`ran ${call.command}\n`);
+      const chunks: Buffer[] = [];
+      call.stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      call.stream.on("end", () => call.finish(`script ${Buffer.concat(chunks).toString()}`));
+    };
+  }
+
+  it("runs the next script on the channel opened while the last one started: no open on its path", async () => {
+    const sshd = await startSshd();
+    shellLike(sshd);
+    const pool = newPool();
+    const host = pool.host(spec(sshd.port));
+    expect((await host.runScript("first")).stdout).toBe("script first");
+    await waitFor("the channel opened ahead", () => sshd.execs.length === 2 && sshd.open === 1);
+    const second = host.runScript("second");
+    // The script went over the waiting channel: the only new exec is the next one opened ahead.
+    expect((await second).stdout).toBe("script second");
+    await waitFor("the next channel opened ahead", () => sshd.execs.length === 3);
+    expect(sshd.execs).toEqual(["sh -s", "sh -s", "sh -s"]);
+    expect(sshd.open).toBe(1);
+    expect(only(pool.stats().commands)).toBe(2);
+  });
+
+  it("opens a fresh channel when the one opened ahead was closed by the server, and never runs a script twice", async () => {
+    const sshd = await startSshd();
+    let execs = 0;
+    sshd.onExec = (call) => {
+      execs++;
+      // The second exec (the channel opened ahead) is ended by the server before any script reaches it.
+      if (execs === 2) return call.finish("");
+      const chunks: Buffer[] = [];
+      call.stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      call.stream.on("end", () => call.finish(`script ${Buffer.concat(chunks).toString()}`));
+    };
+    const host = newPool().host(spec(sshd.port));
+    expect((await host.runScript("first")).stdout).toBe("script first");
+    await waitFor("the channel opened ahead to close", () => sshd.execs.length === 2 && sshd.open === 0);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // its close reaches the client
+    expect((await host.runScript("second")).stdout).toBe("script second");
+    expect(sshd.execs.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it("keeps the channel opened ahead within the per-host cap", async () => {
+    const sshd = await startSshd();
+    const held: (() => void)[] = [];
+    sshd.onExec = (call) => {
+      const chunks: Buffer[] = [];
+      call.stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      call.stream.on("end", () => held.push(() => call.finish(`script ${Buffer.concat(chunks).toString()}`)));
+    };
+    const host = newPool({ maxChannels: 3 }).host(spec(sshd.port));
+    let done = 0;
+    const runs = Array.from({ length: 6 }, (_, i) => host.runScript(`s${i}`).finally(() => done++));
+    await waitFor("3 scripts held", () => held.length === 3);
+    expect(sshd.maxOpen).toBe(3);
+    while (done < 6) {
+      held.shift()?.();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const outputs = (await Promise.all(runs)).map((r) => r.stdout);
+    expect(outputs).toEqual(Array.from({ length: 6 }, (_, i) => `script s${i}`));
+    expect(sshd.maxOpen).toBe(3);
   });
 });
