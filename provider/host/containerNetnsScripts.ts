@@ -1,6 +1,7 @@
 // Host scripts of the `netns` driver: a container is a plain Linux network namespace named after it, linked
 // to the host by `ve-<name>` ↔ `eth0` with /32 addresses and routes exactly as a NixOS container's unit sets
 // them up. Creates and deletes of one host that arrive together share one script (one lock, one scan).
+import { randomInt } from "node:crypto";
 import { ContainerSpec } from "../core/containerSpec";
 import * as shared from "./containerScripts";
 import { EXIT, MARK, REPORT_ITEM } from "./protocol";
@@ -115,9 +116,15 @@ const REPORT = String.raw`if [ -e "/run/netns/$CONTAINER_NAME" ]; then ${shell.r
 report_live`;
 
 /**
- * What every batch of netns containers reads once instead of once per item (with `host_snapshot` and
- * `snapshot_table` of shell.ADDRESSES). Defines:
+ * What every batch of netns containers reads once instead of once per item (with `host_snapshot` of
+ * shell.ADDRESSES). Defines:
  * - `in_list LIST WORD`: whether WORD is one of LIST's lines (builtins only);
+ * - `live_reads`: appends to ADDR_READS and LINK_READS the `ip -batch` lines that read the item's veth (its
+ *   addresses, its link); run the addresses first: in one `ip -batch`, an `addr show dev` after a `link show`
+ *   prints the link again (iproute2 6.1);
+ * - `live_from FILE`: sets LIVE_TABLE from FILE (the `ip -o` output of `live_reads` of the batch's items):
+ *   "L DEV UP MASTER" per link and "A4 DEV ADDRESS" / "A6 DEV ADDRESS" for each link's first IPv4 and first
+ *   global IPv6 address, each after a newline (builtins only: the file holds a few lines per item);
  * - `live_of KEY`: sets `found` to the rest of LIVE_TABLE's line for KEY ("L ve-web", "A4 ve-web"), false
  *   without one (builtins only);
  * - `report_batched FILE`: prints what REPORT prints for the container of the current item variables, from
@@ -128,6 +135,43 @@ report_live`;
 const SNAPSHOT = shell.sh`in_list() {
   case "$NL$1$NL" in *"$NL$2$NL"*) return 0 ;; esac
   return 1
+}
+live_reads() {
+  ADDR_READS="\${ADDR_READS}addr show dev $HOST_INTERFACE$NL"
+  LINK_READS="\${LINK_READS}link show dev $HOST_INTERFACE$NL"
+}
+live_from() {
+  LIVE_TABLE=
+  live_file=$1
+  while IFS= read -r live_line; do
+    set -f
+    # shellcheck disable=SC2086 # the fields of the line
+    set -- $live_line
+    set +f
+    [ $# -ge 4 ] || continue
+    live_dev=\${2%:}
+    live_dev=\${live_dev%%@*}
+    case "$3" in
+      "<"*)
+        case "$3" in *"<UP,"* | *",UP,"* | *",UP>"* | "<UP>") live_up=1 ;; *) live_up=0 ;; esac
+        live_master=
+        shift 3
+        while [ $# -gt 1 ]; do
+          [ "$1" != master ] || live_master=$2
+          shift
+        done
+        LIVE_TABLE="$LIVE_TABLE\${NL}L $live_dev $live_up $live_master"
+        ;;
+      inet | inet6)
+        live_key="A4 $live_dev"
+        if [ "$3" = inet6 ]; then
+          live_key="A6 $live_dev"
+          case " $live_line " in *" scope global "*) ;; *) continue ;; esac
+        fi
+        case "$LIVE_TABLE$NL" in *"$NL$live_key "*) ;; *) LIVE_TABLE="$LIVE_TABLE$NL$live_key \${4%%/*}" ;; esac
+        ;;
+    esac
+  done < "$live_file"
 }
 live_of() {
   case "$LIVE_TABLE$NL" in
@@ -193,8 +237,7 @@ function batchHeader(mark: string, items: readonly shared.ContainerItem[], own: 
     REPORT_ITEM,
     ...itemFunctions(items, own),
     `ITEM_OUTPUT_DIR="${shell.STATE_DIR}/tmp/batch-$PNC_MARK"`,
-    // A create's marker stage (MARKER_STAGE, next to the markers: one rename) goes too, in the same rm.
-    'trap \'rm -rf "$ITEM_OUTPUT_DIR" ${MARKER_STAGE:+"$MARKER_STAGE"}\' EXIT',
+    `trap 'rm -rf "$ITEM_OUTPUT_DIR"' EXIT`,
   ];
 }
 
@@ -202,7 +245,8 @@ function batchHeader(mark: string, items: readonly shared.ContainerItem[], own: 
  * Reads the item functions (`item_vars_I`). Defines the phases of a create batch, all under the host locks:
  * - `create_check I`: item I's checks against what the batch read once (names, links, addresses) plus what
  *   earlier items of the batch took, with builtins only; an accepted item's addresses, name and interface are
- *   then taken for the items after it, and its marker is staged (`claim` of all of them is one `mv`);
+ *   then taken for the items after it, and its marker is written (one \`printf\`, a builtin: one write of a
+ *   few lines; cut off, an empty marker marks nothing);
  * - `host_lines I`: item I's host side (namespace, veth, addresses, routes) as lines of the one `ip -batch`
  *   of the host, remembering which lines made its namespace and its veth;
  * - `create_inside I`: item I's inside as one `ip -n NAME -batch` that also reads eth0 back (the report);
@@ -244,8 +288,7 @@ check_item() {
     for address in "$@"; do
       [ -z "$address" ] || USED_ADDRESS_LIST="$USED_ADDRESS_LIST$NL$address\${TAB}container \"$CONTAINER_NAME\" (created just before)"
     done
-    printf '%s\n' "$OWNER" "resource=$OWNER_RESOURCE" "hostAddress=$HOST_ADDRESS" "localAddress=$LOCAL_ADDRESS" "hostAddress6=$HOST_ADDRESS6" "localAddress6=$LOCAL_ADDRESS6" > "$MARKER_STAGE/\${OWNER_MARKER##*/}"
-    STAGED=1
+    printf '%s\n' "$OWNER" "resource=$OWNER_RESOURCE" "hostAddress=$HOST_ADDRESS" "localAddress=$LOCAL_ADDRESS" "hostAddress6=$HOST_ADDRESS6" "localAddress6=$LOCAL_ADDRESS6" > "$OWNER_MARKER"
   else
     eval "ITEM_CODE_$item=$?"
   fi
@@ -272,6 +315,7 @@ host_lines() {
     host_line "route replace $LOCAL_ADDRESS6/128 dev $HOST_INTERFACE"
   fi
   eval "ITEM_LAST_LINE_$1=$HOST_LINE"
+  live_reads
 }
 create_inside() {
   item_addresses "$1"
@@ -314,9 +358,9 @@ ${REPORT}
 /**
  * Creates several containers in one script, at the cost of what they share: the locks are taken and the
  * host read once (addresses, links); each container is checked against that (plus what earlier ones in the
- * batch took) with builtins; the markers of all accepted ones are written with one `mv`; the host side of
- * all routed ones is one `ip -batch`, and each one's inside one `ip -n NAME -batch` that reads eth0 back;
- * one read of the host's links and addresses then reports them all. A failed batched step falls back to the
+ * batch took) with builtins; each accepted one's marker is written by a builtin; the host side of all
+ * routed ones is one `ip -batch`, which ends by reading the host's links and addresses back (every item's
+ * report), and each one's inside one `ip -n NAME -batch` that reads eth0 back. A failed batched step falls back to the
  * item alone (`ensure_container` in a subshell with its own rollback): an item whose host lines never ran or
  * failed is made (or rolled back) on its own, removing only what this run made for it (known from the line
  * `ip -batch` stopped at). Bridged containers are made alone. Each item reports like `netnsReadScript`.
@@ -334,26 +378,26 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
     CREATE_PHASES,
     ...batchHeader(mark, items, false),
     "host_snapshot",
-    `MARKER_STAGE="${shell.OWNERS_DIR}/.batch-$PNC_MARK"`,
-    `private_dirs "$ITEM_OUTPUT_DIR" ${OURS} "$MARKER_STAGE"`,
+    `private_dirs "$ITEM_OUTPUT_DIR" ${OURS} ${shell.OWNERS_DIR}`,
     "BATCH_NAMESPACES=",
     "BATCH_ROUTED=",
     "BATCH_BRIDGED=",
     "STALE_RECORDS=",
-    "STAGED=0",
+    // Each accepted item's check writes its marker, before anything it marks (a cut-off create is found by
+    // its marker).
     `for item in $BATCH_ITEMS; do check_item "$item"; done`,
-    // The markers before anything they mark (a cut-off create is found by its marker).
-    `if [ "$STAGED" = 1 ]; then mv -f "$MARKER_STAGE"/* ${shell.OWNERS_DIR}/; fi`,
-    // Stale address records (rare) need an rm; the emptied stage goes at exit.
+    // Stale address records (rare) need an rm.
     "set --",
     'for item in $STALE_RECORDS; do "item_vars_$item"; [ ! -e "$ADDRESS_RECORD" ] || set -- "$@" "$ADDRESS_RECORD"; done',
     '[ $# -eq 0 ] || rm -f "$@"',
     "HOST_LINE=0",
     "HOST_BATCH=",
+    "ADDR_READS=",
+    "LINK_READS=",
     'for item in $BATCH_ROUTED; do host_lines "$item"; done',
     "HOST_FAILED_LINE=0",
-    // The batch ends by reading the host's links and addresses: the report of every item, in the same `ip`.
-    'if [ -n "$HOST_BATCH" ] && ! printf %s "${HOST_BATCH}link show${NL}addr show${NL}" | ip -o -batch - > "$ITEM_OUTPUT_DIR/host.out" 2> "$ITEM_OUTPUT_DIR/host.err"; then',
+    // The batch ends by reading each item's veth back (its report), in the same `ip`.
+    'if [ -n "$HOST_BATCH" ] && ! printf %s "$HOST_BATCH$ADDR_READS$LINK_READS" | ip -o -batch - > "$ITEM_OUTPUT_DIR/host.out" 2> "$ITEM_OUTPUT_DIR/host.err"; then',
     // Which line `ip` stopped at: the lines before it ran, the ones after never did (-1: not known).
     "  HOST_FAILED_LINE=",
     "  while IFS= read -r line; do",
@@ -383,7 +427,7 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
     '  create_alone "$item" "$made_namespace" "$made_link" "$failed"',
     "done",
     'for item in $BATCH_BRIDGED; do create_alone "$item" 0 0; done',
-    'if [ -n "$HOST_BATCH" ] && [ "$HOST_FAILED_LINE" = 0 ]; then eval "$(snapshot_table "$ITEM_OUTPUT_DIR/host.out")"; fi',
+    'if [ -n "$HOST_BATCH" ] && [ "$HOST_FAILED_LINE" = 0 ]; then live_from "$ITEM_OUTPUT_DIR/host.out"; fi',
     "for item in $BATCH_ROUTED; do",
     "  item_code=",
     '  eval "item_code=\\$ITEM_CODE_$item"',
@@ -433,11 +477,11 @@ delete_verify() {
 `;
 
 /**
- * The link group a delete batch puts its veths in (from its random mark): no one else's links are in it, and
- * the batch checks that before deleting the group.
+ * The link group a delete batch puts its veths in: a random one of the high half of the numbers (the groups
+ * people set by hand are small), so no one else's links are in it; the batch checks that before deleting it.
  */
-export function deleteLinkGroup(mark: string): number {
-  return 0x10000000 + parseInt(mark.slice(0, 7), 16);
+function deleteLinkGroup(): number {
+  return randomInt(0x10000000, 0x7fffffff);
 }
 
 /**
@@ -451,7 +495,7 @@ export function deleteLinkGroup(mark: string): number {
 export function netnsDeleteScript(items: readonly shared.ContainerItem[], mark: string): string {
   return shell.changingScript(
     ["ip", "flock"],
-    shell.assignments({ LINK_GROUP: deleteLinkGroup(mark) }),
+    shell.assignments({ LINK_GROUP: deleteLinkGroup() }),
     SNAPSHOT,
     DELETE_PHASES,
     ...batchHeader(mark, items, true),
@@ -516,10 +560,14 @@ export function netnsReadsScript(items: readonly shared.ContainerItem[], mark: s
     shared.REPORT_LIVE,
     SNAPSHOT,
     READ_PHASE,
-    shell.ADDRESSES,
     ...batchHeader(mark, items, true),
     'private_dirs "$ITEM_OUTPUT_DIR"',
-    `eval "$(printf '%s\\n' 'link show' 'addr show' | ip -o -batch - | snapshot_table)"`,
+    // One `ip` reads every item's veth (one missing fails alone), for the host side of each report.
+    "ADDR_READS=",
+    "LINK_READS=",
+    'for item in $BATCH_ITEMS; do "item_vars_$item"; live_reads; done',
+    'printf %s "$ADDR_READS$LINK_READS" | ip -o -force -batch - > "$ITEM_OUTPUT_DIR/live" 2> /dev/null || :',
+    'live_from "$ITEM_OUTPUT_DIR/live"',
     "for item in $BATCH_ITEMS; do",
     '  if read_item "$item" > "$ITEM_OUTPUT_DIR/out.$item" 2> "$ITEM_OUTPUT_DIR/err.$item"; then eval "ITEM_CODE_$item=0"; else eval "ITEM_CODE_$item=$?"; fi',
     "done",

@@ -81,15 +81,18 @@ export function need(...tools: readonly string[]): string {
  * operation's timeout less a margin, set by the runtime in front of the script; 120 s when unset, see
  * PRELUDE). Our own lock serialises every change this package makes on a host (across stacks and processes);
  * the nixos-container lock is the one `nixos-container create` takes, so hand-run creates wait for us too
- * (made root-only when we are the first to make it). Reads and defines nothing.
+ * (made root-only when we are the first to make it). That one is taken only where nixos-container is
+ * installed: elsewhere no one else takes it, and our own lock already orders us. Reads and defines nothing.
  */
 export const LOCKS = String.raw`[ -d ${STATE_DIR} ] || { mkdir -p ${STATE_DIR}; chmod 0700 ${STATE_DIR}; }
 exec 8>>${HOST_LOCK}
 flock -w "$LOCK_WAIT_SECONDS" 8 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for ${HOST_LOCK}" >&2; exit ${EXIT.lockTimeout}; }
-[ -d /run/lock ] || mkdir -p /run/lock
-[ -e /run/lock/nixos-container ] || (umask 077 && : >> /run/lock/nixos-container)
-exec 9>>/run/lock/nixos-container
-flock -w "$LOCK_WAIT_SECONDS" 9 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
+if command -v nixos-container >/dev/null 2>&1; then
+  [ -d /run/lock ] || mkdir -p /run/lock
+  [ -e /run/lock/nixos-container ] || (umask 077 && : >> /run/lock/nixos-container)
+  exec 9>>/run/lock/nixos-container
+  flock -w "$LOCK_WAIT_SECONDS" 9 || { echo "${MARK.lock} timed out after $LOCK_WAIT_SECONDS s waiting for /run/lock/nixos-container" >&2; exit ${EXIT.lockTimeout}; }
+fi
 `;
 
 /**
@@ -191,7 +194,8 @@ export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
  * Address bookkeeping under the lock. Reads OWN_CONTAINER, OWN_HOST_INTERFACE and OWN_RECORD (holders that
  * are the resource itself, for updates; empty for creates). Defines:
  * - `host_snapshot`: one read of the host for everything a check needs, from one `ip -o -batch` (links,
- *   addresses, routes of every table) and one awk that also reads the nixos-container confs and our address
+ *   addresses, routes of every table; links last: in one `ip -batch`, an `addr show` after a `link show` may
+ *   print links again) and one awk that also reads the nixos-container confs and our address
  *   records. Sets
  *   - USED_ADDRESS_LIST: every IPv4 and global IPv6 address in use on the host, one "ADDRESS<TAB>HOLDER" line
  *     each: nixos-container confs (both layouts), the host's addresses, addresses inside every named network
@@ -199,10 +203,6 @@ export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
  *     shows), and the address records of what we made inside namespaces (see ADDRESS_RECORDS: bridged veths
  *     have no route);
  *   - HOST_LINKS: the name of every link on the host, one a line;
- *   - LIVE_TABLE: what `snapshot_table` prints;
- * - `snapshot_table [FILE...]`: from `ip -o` output of `link show` and `addr show` (stdin or FILEs), prints the
- *   shell assignments of HOST_LINKS and of LIVE_TABLE: "L DEV UP MASTER" per link and "A4 DEV ADDRESS" /
- *   "A6 DEV ADDRESS" for each link's first IPv4 and first global IPv6 address, each line after a newline;
  * - `address_held ADDRESS`: whether $USED_ADDRESS_LIST holds it (builtins only);
  * - `clash_check ADDRESS...`: prints a clash for each address held in $USED_ADDRESS_LIST (set it once with
  *   `host_snapshot`; a batch appends what it makes); returns 1 if any is held;
@@ -211,9 +211,7 @@ export const REFUSE_IF_TAKEN = `[ "$taken" = 0 ] || exit ${EXIT.refused}`;
  * Every name in the assignments comes from the host (links, namespaces, files): quoted by awk's `q`.
  */
 export const ADDRESSES = sh`snapshot_awk() {
-  snapshot_used=$1
-  shift
-  awk -v want_used="$snapshot_used" -v own_if="\${OWN_HOST_INTERFACE-}" -v own_container="\${OWN_CONTAINER-}" -v records="${ADDRESS_RECORDS}/" -v own_record="${ADDRESS_RECORDS}/\${OWN_RECORD-}" '
+  awk -v own_if="\${OWN_HOST_INTERFACE-}" -v own_container="\${OWN_CONTAINER-}" -v records="${ADDRESS_RECORDS}/" -v own_record="${ADDRESS_RECORDS}/\${OWN_RECORD-}" '
     function q(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
     function use(line) { used = used "\n" line }
     function conf_flush(i) {
@@ -236,14 +234,10 @@ export const ADDRESSES = sh`snapshot_awk() {
     # destination.
     $1 ~ /^[0-9]+:$/ {
       dev = $2; sub(/:$/, "", dev); sub(/@.*/, "", dev)
-      if ($3 ~ /^</) {
-        m = ""; for (i = 4; i < NF; i++) if ($i == "master") m = $(i + 1)
-        links = links "\n" dev; live = live "\nL " dev " " ($3 ~ /[<,]UP[,>]/ ? 1 : 0) " " m
-      } else if ($3 == "inet" || ($3 == "inet6" && / scope global /)) {
+      if ($3 ~ /^</) links = links "\n" dev
+      else if (($3 == "inet" || ($3 == "inet6" && / scope global /)) && dev != own_if) {
         split($4, a, "/")
-        if (dev != own_if) use(a[1] "\thost interface " dev)
-        k = ($3 == "inet" ? "A4 " : "A6 ") dev
-        if (!(k in seen)) { seen[k] = 1; live = live "\n" k " " a[1] }
+        use(a[1] "\thost interface " dev)
       }
       next
     }
@@ -252,21 +246,16 @@ export const ADDRESSES = sh`snapshot_awk() {
     }
     END {
       conf_flush()
-      if (want_used == 1) print "USED_ADDRESS_LIST=" q(substr(used, 2))
+      print "USED_ADDRESS_LIST=" q(substr(used, 2))
       print "HOST_LINKS=" q(links)
-      print "LIVE_TABLE=" q(live)
     }' "$@"
-}
-snapshot_table() {
-  if [ $# -eq 0 ]; then set -- -; fi
-  snapshot_awk 0 "$@"
 }
 host_snapshot() {
   set --
   for snapshot_file in /etc/nixos-containers/*.conf /etc/containers/*.conf ${ADDRESS_RECORDS}/*; do
     [ -f "$snapshot_file" ] && set -- "$@" "$snapshot_file"
   done
-  eval "$(printf '%s\n' 'link show' 'addr show' 'route show table all' | ip -o -batch - | snapshot_awk 1 - "$@")"
+  eval "$(printf '%s\n' 'addr show' 'route show table all' 'link show' | ip -o -batch - | snapshot_awk - "$@")"
   [ -d /run/netns ] || return 0
   for snapshot_namespace in /run/netns/*; do
     snapshot_namespace=\${snapshot_namespace#/run/netns/}

@@ -87,9 +87,10 @@ function reboot(): void {
 /** The live network of h1 and of its containers, without what differs between two boots (ifindex, counters). */
 function network(): string {
   const cmd = [
-    "ip -4 -br addr | sed 's/@[^ ]*//'",
+    // -br pads a name to a width that depends on the peer's ifindex (new after a reboot): squeeze the padding.
+    "ip -4 -br addr | sed 's/@[^ ]*//; s/  */ /g'",
     "ip route",
-    'for ns in $(ls /run/netns | sort); do echo "== $ns"; ip -n "$ns" -4 -br addr | sed \'s/@[^ ]*//\'; ip -n "$ns" route; done',
+    'for ns in $(ls /run/netns | sort); do echo "== $ns"; ip -n "$ns" -4 -br addr | sed \'s/@[^ ]*//; s/  */ /g\'; ip -n "$ns" route; done',
     "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'",
     "cat /proc/sys/net/ipv4/conf/all/forwarding /proc/sys/net/ipv4/conf/default/forwarding",
     'for d in /proc/sys/net/ipv4/conf/ve-*; do echo "$d $(cat $d/route_localnet)"; done',
