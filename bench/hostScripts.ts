@@ -68,7 +68,8 @@ function jobFor(item: ScriptItem, op: HostOperation): HostJob | undefined {
  */
 export function scriptsFor(item: ScriptItem, op: HostOperation): string | undefined {
   const job = jobFor(item, op);
-  return job && scriptOf(job, "single");
+  // A fresh mark per script, as the provider does: a batch names its scratch directory after it.
+  return job && scriptOf(job, batchMark());
 }
 
 /**

@@ -495,33 +495,42 @@ function previousBlock(layout: PoolLayout, previous: unknown): number | undefine
 
 const MAX_NAMES_IN_ERROR = 50;
 
+/** A pool as its "is full" message names it: IPv4 (`family` "") or IPv6 ("6", as in `cidr6`). */
+interface FullPool {
+  readonly family: "" | "6";
+  readonly cidr: string;
+  readonly prefixLength: number;
+  readonly blockPrefixLength: number;
+  readonly maxBlockPrefixLength: number;
+  /** Blocks it hands out: all but the first and last. */
+  readonly capacity: number | bigint;
+}
+
+/** Why a pool cannot place every member, and what would make room: the same words for IPv4 and IPv6. */
 function poolFullError(
-  spec: PoolSpec,
-  layout: PoolLayout,
-  reserved: number,
+  pool: FullPool,
+  reserved: number | bigint,
   asked: number,
-  unplaced: string[],
-) {
-  const capacity = Math.max(0, layout.blockCount - 2);
+  unplaced: readonly string[],
+): AllocationError {
+  const f = pool.family;
   const shown = unplaced.slice(0, MAX_NAMES_IN_ERROR).join(", ");
   const more =
     unplaced.length > MAX_NAMES_IN_ERROR ? ` and ${unplaced.length - MAX_NAMES_IN_ERROR} more` : "";
   const larger =
-    layout.pool.prefixLength > 0
-      ? `a larger cidr (e.g. a /${layout.pool.prefixLength - 1})`
-      : "a larger cidr";
+    pool.prefixLength > 0 ? `a larger cidr${f} (e.g. a /${pool.prefixLength - 1})` : `a larger cidr${f}`;
   const denser =
-    layout.blockPrefixLength < MAX_BLOCK_PREFIX_LENGTH
-      ? `, a larger blockPrefixLength (smaller blocks, up to ${MAX_BLOCK_PREFIX_LENGTH})`
+    pool.blockPrefixLength < pool.maxBlockPrefixLength
+      ? `, a larger blockPrefixLength${f} (smaller blocks, up to ${pool.maxBlockPrefixLength})`
       : "";
   return new AllocationError([
     {
       property: "members",
       message:
-        `address pool ${spec.cidr} is full: with blockPrefixLength ${layout.blockPrefixLength} it has ` +
-        `${capacity} blocks to hand out (the first and last are never used), ${reserved} of them reserved by ` +
-        `static or exclude, and ${asked} members need a block; ${unplaced.length} could not be placed: ` +
-        `${shown}${more}. Use ${larger}${denser}, fewer exclusions, or fewer members`,
+        `${f ? "IPv6 " : ""}address pool ${pool.cidr} is full: with blockPrefixLength${f} ${pool.blockPrefixLength} ` +
+        `it has ${pool.capacity} blocks to hand out (the first and last are never used), ${reserved} of them ` +
+        `reserved by static or exclude, and ${asked} members need a block; ${unplaced.length} could not be ` +
+        `placed: ${shown}${more}. Use ${larger}${denser}, fewer exclusions, or fewer members`,
     },
   ]);
 }
@@ -602,7 +611,15 @@ export function allocate(
       (sum, s) => sum + Math.max(0, Math.min(s.hi, lastUsable) - Math.max(s.lo, 1) + 1),
       0,
     );
-    throw poolFullError(spec, layout, reservedCount, asked + holder.size, unplaced);
+    const pool: FullPool = {
+      family: "",
+      cidr: spec.cidr,
+      prefixLength: layout.pool.prefixLength,
+      blockPrefixLength: layout.blockPrefixLength,
+      maxBlockPrefixLength: MAX_BLOCK_PREFIX_LENGTH,
+      capacity: Math.max(0, layout.blockCount - 2),
+    };
+    throw poolFullError(pool, reservedCount, asked + holder.size, unplaced);
   }
   const v6 =
     parsed.layout6 === undefined
@@ -652,7 +669,15 @@ function allocate6(
   }
   const placement = place6(layout6, reservedSpans6(layout6, parsed.reserved6), members);
   if (placement.unplaced.length > 0) {
-    throw poolFullError6(layout6, placement.reservedCount, placement.asked, placement.unplaced);
+    const pool: FullPool = {
+      family: "6",
+      cidr: layout6.cidr6,
+      prefixLength: layout6.pool.prefixLength,
+      blockPrefixLength: layout6.blockPrefixLength,
+      maxBlockPrefixLength: MAX_BLOCK_PREFIX_LENGTH6,
+      capacity: layoutCapacity6(layout6),
+    };
+    throw poolFullError(pool, placement.reservedCount, placement.asked, placement.unplaced);
   }
   const pairs = new Map<string, { host: string; local: string }>();
   for (const name of spec.members) {
@@ -668,30 +693,6 @@ function allocate6(
     }
   }
   return pairs;
-}
-
-function poolFullError6(layout: PoolLayout6, reserved: bigint, asked: number, unplaced: string[]) {
-  const shown = unplaced.slice(0, MAX_NAMES_IN_ERROR).join(", ");
-  const more =
-    unplaced.length > MAX_NAMES_IN_ERROR ? ` and ${unplaced.length - MAX_NAMES_IN_ERROR} more` : "";
-  const larger =
-    layout.pool.prefixLength > 0
-      ? `a larger cidr6 (e.g. a /${layout.pool.prefixLength - 1})`
-      : "a larger cidr6";
-  const denser =
-    layout.blockPrefixLength < MAX_BLOCK_PREFIX_LENGTH6
-      ? `, a larger blockPrefixLength6 (smaller blocks, up to ${MAX_BLOCK_PREFIX_LENGTH6})`
-      : "";
-  return new AllocationError([
-    {
-      property: "members",
-      message:
-        `IPv6 address pool ${layout.cidr6} is full: with blockPrefixLength6 ${layout.blockPrefixLength} it has ` +
-        `${layoutCapacity6(layout)} blocks to hand out (the first and last are never used), ${reserved} of them ` +
-        `reserved by static or exclude, and ${asked} members need a block; ${unplaced.length} could not be ` +
-        `placed: ${shown}${more}. Use ${larger}${denser}, fewer exclusions, or fewer members`,
-    },
-  ]);
 }
 
 /** An address held by a member of each of two allocation maps. */

@@ -227,17 +227,34 @@ function indexes(count: number): string {
   return Array.from({ length: count }, (_, i) => i).join(" ");
 }
 
+/** Where the batches that hold the host lock keep their items' output (one such batch at a time). */
+const LOCKED_OUTPUT_DIR = `${shell.STATE_DIR}/batch`;
+
 /**
- * The start of every batch script: its items' variables, and where their output goes (a private directory
- * named after the batch's mark, made by the script with `private_dirs` together with any it needs).
+ * The start of every batch script: its items' variables, and where their output goes. A batch that holds
+ * the host lock (create, delete) uses LOCKED_OUTPUT_DIR as it is, each file written afresh before use, and
+ * left for the next batch to overwrite (no mkdir or rm on its path); a read (no lock) a private directory
+ * named after its mark, made with `private_dirs` and removed at exit.
  */
-function batchHeader(mark: string, items: readonly shared.ContainerItem[], own: boolean): string[] {
-  return [
+function batchHeader(
+  mark: string,
+  items: readonly shared.ContainerItem[],
+  own: boolean,
+  locked: boolean,
+): string[] {
+  const head = [
     shell.assignments({ PNC_MARK: mark, BATCH_ITEMS: indexes(items.length) }),
     REPORT_ITEM,
     ...itemFunctions(items, own),
+  ];
+  if (locked) return [...head, `ITEM_OUTPUT_DIR=${LOCKED_OUTPUT_DIR}`];
+  return [
+    ...head,
     `ITEM_OUTPUT_DIR="${shell.STATE_DIR}/tmp/batch-$PNC_MARK"`,
+    // Never another script's (a mark used twice): it stops before its EXIT trap could remove that one.
+    `[ ! -e "$ITEM_OUTPUT_DIR" ] || { echo "internal: $ITEM_OUTPUT_DIR exists: a batch mark was used twice" >&2; exit 1; }`,
     `trap 'rm -rf "$ITEM_OUTPUT_DIR"' EXIT`,
+    'private_dirs "$ITEM_OUTPUT_DIR"',
   ];
 }
 
@@ -376,9 +393,9 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
     ROLLBACK_FUNCTION,
     SNAPSHOT,
     CREATE_PHASES,
-    ...batchHeader(mark, items, false),
+    ...batchHeader(mark, items, false, true),
     "host_snapshot",
-    `private_dirs "$ITEM_OUTPUT_DIR" ${OURS} ${shell.OWNERS_DIR}`,
+    `if [ ! -d "$ITEM_OUTPUT_DIR" ] || [ ! -d ${OURS} ] || [ ! -d ${shell.OWNERS_DIR} ]; then private_dirs "$ITEM_OUTPUT_DIR" ${OURS} ${shell.OWNERS_DIR}; fi`,
     "BATCH_NAMESPACES=",
     "BATCH_ROUTED=",
     "BATCH_BRIDGED=",
@@ -442,8 +459,9 @@ export function netnsCreateScript(items: readonly shared.ContainerItem[], mark: 
 
 /**
  * Reads the item functions and LINK_GROUP. Defines `delete_check I`: whether item I is ours (else its result
- * says what it left behind and why), queueing its lines for the batch's `ip -batch`es; `links_of FILE`: the
- * names of the links in FILE (\`ip -o link\` output), one a line (builtins; FILE holds only our few links); and
+ * says what it left behind and why), queueing its lines for the batch's `ip -batch`es; `links_of FILE`: sets
+ * LINKS_FOUND to the names of the links in FILE (\`ip -o link\` output), each after a newline, and LINKS_FOREIGN
+ * to 1 when one is not in OUR_LINKS (builtins: FILE holds only a few links); and
  * `delete_verify I`: after the batch, whether item I's namespace and veth are gone (queueing its files for
  * the batch's one \`rm\`), else why not.
  */
@@ -462,10 +480,14 @@ const DELETE_PHASES = shell.sh`delete_check() {
   fi
 }
 links_of() {
+  LINKS_FOUND=
+  LINKS_FOREIGN=0
   while IFS= read -r link_line; do
     link_name=\${link_line#*: }
     link_name=\${link_name%%: *}
-    printf '%s\n' "\${link_name%%@*}"
+    link_name=\${link_name%%@*}
+    LINKS_FOUND=$LINKS_FOUND$NL$link_name
+    in_list "$OUR_LINKS" "$link_name" || LINKS_FOREIGN=1
   done < "$1"
 }
 delete_verify() {
@@ -498,7 +520,7 @@ export function netnsDeleteScript(items: readonly shared.ContainerItem[], mark: 
     shell.assignments({ LINK_GROUP: deleteLinkGroup() }),
     SNAPSHOT,
     DELETE_PHASES,
-    ...batchHeader(mark, items, true),
+    ...batchHeader(mark, items, true, true),
     "BATCH_DELETES=",
     "OUR_LINKS=",
     "GROUP_LINES=",
@@ -506,20 +528,20 @@ export function netnsDeleteScript(items: readonly shared.ContainerItem[], mark: 
     "NETNS_DELETES=",
     "LINK_READS=",
     "REMOVED_FILES=",
-    'private_dirs "$ITEM_OUTPUT_DIR"',
+    '[ -d "$ITEM_OUTPUT_DIR" ] || private_dirs "$ITEM_OUTPUT_DIR"',
     "for item in $BATCH_ITEMS; do",
     '  if delete_check "$item" > "$ITEM_OUTPUT_DIR/out.$item" 2> "$ITEM_OUTPUT_DIR/err.$item"; then eval "ITEM_CODE_$item=0"; else eval "ITEM_CODE_$item=$?"; fi',
     "done",
     'if [ -n "$BATCH_DELETES" ]; then',
     '  printf %s "${GROUP_LINES}link show group $LINK_GROUP$NL" | ip -o -force -batch - > "$ITEM_OUTPUT_DIR/group" 2> /dev/null || :',
+    '  links_of "$ITEM_OUTPUT_DIR/group"',
     '  DELETES="link del group $LINK_GROUP$NL"',
-    '  while IFS= read -r grouped; do [ -z "$grouped" ] || in_list "$OUR_LINKS" "$grouped" || DELETES=$LINK_DELETES; done <<PNC_GROUPED',
-    '$(links_of "$ITEM_OUTPUT_DIR/group")',
-    "PNC_GROUPED",
+    '  [ "$LINKS_FOREIGN" = 0 ] || DELETES=$LINK_DELETES',
     // Veths first: deleting one end removes both at once, while a deleted namespace is torn down by the
     // kernel in the background, its veth a moment later. What is still there is read back at the end.
     '  printf %s "$DELETES$NETNS_DELETES$LINK_READS" | ip -o -force -batch - > "$ITEM_OUTPUT_DIR/left" 2> /dev/null || :',
-    '  HOST_LINKS=$(links_of "$ITEM_OUTPUT_DIR/left")',
+    '  links_of "$ITEM_OUTPUT_DIR/left"',
+    "  HOST_LINKS=$LINKS_FOUND",
     "  for item in $BATCH_DELETES; do",
     '    if delete_verify "$item" >> "$ITEM_OUTPUT_DIR/out.$item" 2>> "$ITEM_OUTPUT_DIR/err.$item"; then :; else eval "ITEM_CODE_$item=$?"; fi',
     "  done",
@@ -560,8 +582,7 @@ export function netnsReadsScript(items: readonly shared.ContainerItem[], mark: s
     shared.REPORT_LIVE,
     SNAPSHOT,
     READ_PHASE,
-    ...batchHeader(mark, items, true),
-    'private_dirs "$ITEM_OUTPUT_DIR"',
+    ...batchHeader(mark, items, true, false),
     // One `ip` reads every item's veth (one missing fails alone), for the host side of each report.
     "ADDR_READS=",
     "LINK_READS=",

@@ -102,7 +102,10 @@ export function parseOutcome(run: ScriptRun): ScriptOutcome {
   };
 }
 
-/** A fresh marker for one batch: an item's own output cannot forge the lines that separate items. */
+/**
+ * A fresh marker for one batch: an item's own output cannot forge the lines that separate items, and the
+ * batch's scratch directory on the host is named after it (so every script must get its own).
+ */
 export function batchMark(): string {
   return randomBytes(8).toString("hex");
 }

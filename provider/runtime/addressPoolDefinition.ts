@@ -46,45 +46,23 @@ function asAllocationsLoose(value: unknown): Record<string, Allocation> {
     : {};
 }
 
+/** The scalar inputs of a pool: each property, the type it must have, and how messages say what is allowed. */
+const SCALAR_INPUTS: readonly (readonly [string, "string" | "number" | "boolean", string])[] = [
+  ["cidr", "string", 'a string such as "10.233.0.0/16"'],
+  ["blockPrefixLength", "number", "a number from 24 to 31"],
+  ["ipv6", "boolean", "true or false"],
+  ["cidr6", "string", 'a string such as "fd12:3456:789a::/48"'],
+  ["defaultCidr6", "string", 'a string such as "fd12:3456:789a::/48"'],
+  ["blockPrefixLength6", "number", "a number from 64 to 127"],
+];
+
 function shapeFailures(news: Props): Failure[] {
   const failures: Failure[] = [];
-  if (news.cidr !== undefined && !isUnknown(news.cidr) && typeof news.cidr !== "string") {
-    failures.push({
-      property: "cidr",
-      message: `cidr must be a string such as "10.233.0.0/16", got ${display(news.cidr)}`,
-    });
-  }
-  if (
-    news.blockPrefixLength !== undefined &&
-    !isUnknown(news.blockPrefixLength) &&
-    typeof news.blockPrefixLength !== "number"
-  ) {
-    failures.push({
-      property: "blockPrefixLength",
-      message: `blockPrefixLength must be a number from 24 to 31, got ${display(news.blockPrefixLength)}`,
-    });
-  }
-  if (news.ipv6 !== undefined && !isUnknown(news.ipv6) && typeof news.ipv6 !== "boolean") {
-    failures.push({ property: "ipv6", message: `ipv6 must be true or false, got ${display(news.ipv6)}` });
-  }
-  for (const key of ["cidr6", "defaultCidr6"]) {
-    const v = news[key];
-    if (v !== undefined && !isUnknown(v) && typeof v !== "string") {
-      failures.push({
-        property: key,
-        message: `${key} must be a string such as "fd12:3456:789a::/48", got ${display(v)}`,
-      });
+  for (const [property, type, allowed] of SCALAR_INPUTS) {
+    const v = news[property];
+    if (v !== undefined && !isUnknown(v) && typeof v !== type) {
+      failures.push({ property, message: `${property} must be ${allowed}, got ${display(v)}` });
     }
-  }
-  if (
-    news.blockPrefixLength6 !== undefined &&
-    !isUnknown(news.blockPrefixLength6) &&
-    typeof news.blockPrefixLength6 !== "number"
-  ) {
-    failures.push({
-      property: "blockPrefixLength6",
-      message: `blockPrefixLength6 must be a number from 64 to 127, got ${display(news.blockPrefixLength6)}`,
-    });
   }
   if (
     !isUnknown(news.members) &&
@@ -95,14 +73,16 @@ function shapeFailures(news: Props): Failure[] {
       message: `members must be a list of container names, got ${display(news.members)}`,
     });
   }
-  for (const key of ["static"]) {
-    const v = news[key];
-    if (v !== undefined && !isUnknown(v) && (v === null || typeof v !== "object" || Array.isArray(v))) {
-      failures.push({
-        property: key,
-        message: `${key} must be a map of name → { hostAddress, localAddress }, got ${display(v)}`,
-      });
-    }
+  const fixed = news.static;
+  if (
+    fixed !== undefined &&
+    !isUnknown(fixed) &&
+    (fixed === null || typeof fixed !== "object" || Array.isArray(fixed))
+  ) {
+    failures.push({
+      property: "static",
+      message: `static must be a map of name → { hostAddress, localAddress }, got ${display(fixed)}`,
+    });
   }
   if (
     news.exclude !== undefined &&
