@@ -5,7 +5,7 @@ import { Buffer } from "node:buffer";
 import { REPORT_ITEM, ScriptOutcome, ScriptRun, batchMark, parseBatch, parseOutcome } from "../host/protocol";
 import { assignments, script } from "../host/shell";
 import { SshHost } from "../ssh";
-import { BatchPolicy, Batcher } from "./batcher";
+import { Batcher } from "./batcher";
 
 /** Items that share one script on a host: `build` makes that script for a batch of them. */
 export interface ScriptGroup<Item> {
@@ -111,32 +111,35 @@ async function runAlone(host: SshHost, text: string, display: string, seconds: n
 type IndependentJob = Extract<HostJob, { script: string }>;
 
 /**
- * How the batches of one host (per group) are scheduled. On a near host one runs at a time: what arrives
- * while a batch runs goes in the next one, sent over the channel opened ahead (see provider/ssh/pool.ts) the
- * moment the batch ends, so batches are as large as the engine's --parallel allows and each pays the fixed
- * part of a batch (the locks, the read of the host) once. On a far host (a channel took PIPELINE_ROUND_TRIP_MS
- * or more to open), two: the next batch gathers while one runs and is sent so that it reaches the host as
- * that one is expected to end (the last batch's duration, less the open's time): it then waits on the host
- * (for its lock) rather than a round trip behind, and is not split off early into a small one.
+ * Batches of one host (per group) that may run at once. One, on a near host: what arrives while a batch runs
+ * goes in the next one, sent over the channel opened ahead (see provider/ssh/pool.ts) the moment the batch
+ * ends, so batches are as large as the engine's --parallel allows and each pays the fixed part of a batch (the
+ * locks, the read of the host) once. Two, on a far host (a channel took PIPELINE_ROUND_TRIP_MS or more to
+ * open): the next batch is gathered and sent while one runs, so it waits on the host (for its lock) rather
+ * than a round trip behind.
  */
 const PIPELINE_ROUND_TRIP_MS = 20;
+const WINDOW_MS = 10;
+const MAX_BATCH = 32;
 
-const HOST_POLICY: Partial<BatchPolicy<SshHost>> = {
-  windowMs: 10,
-  maxBatch: 64,
-  depth: (host) => (host.roundTripMs() >= PIPELINE_ROUND_TRIP_MS ? 2 : 1),
-  leadMs: (host) => host.roundTripMs(),
-};
+function depthFor(host: SshHost): number {
+  return host.roundTripMs() >= PIPELINE_ROUND_TRIP_MS ? 2 : 1;
+}
 
-const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(async (host, jobs) => {
-  // Alone: run it as it is, without the wrapper.
-  if (jobs.length === 1) return [await runAlone(host, jobs[0].script, jobs[0].display, secondsOf(jobs[0]))];
-  const mark = batchMark();
-  const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
-  const scripts = jobs.map((j) => withLockWait(j.script, secondsOf(j)));
-  const seconds = Math.max(...jobs.map(secondsOf));
-  return runItems(host, buildBatchScript(scripts, mark), jobs.length, mark, display, commandMs(seconds));
-}, HOST_POLICY);
+const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(
+  async (host, jobs) => {
+    // Alone: run it as it is, without the wrapper.
+    if (jobs.length === 1) return [await runAlone(host, jobs[0].script, jobs[0].display, secondsOf(jobs[0]))];
+    const mark = batchMark();
+    const display = `${jobs.length} operations: ${jobs.map((j) => j.display).join(", ")}`;
+    const scripts = jobs.map((j) => withLockWait(j.script, secondsOf(j)));
+    const seconds = Math.max(...jobs.map(secondsOf));
+    return runItems(host, buildBatchScript(scripts, mark), jobs.length, mark, display, commandMs(seconds));
+  },
+  WINDOW_MS,
+  MAX_BATCH,
+  depthFor,
+);
 
 /** One Batcher per group, keyed by host. */
 const groups = new Map<
@@ -147,14 +150,19 @@ const groups = new Map<
 function groupBatcher(group: ScriptGroup<unknown>) {
   let batcher = groups.get(group.name);
   if (!batcher) {
-    batcher = new Batcher(async (host, entries) => {
-      const mark = batchMark();
-      const display = `${group.name} ${entries.map((e) => e.display).join(", ")}`;
-      const items = entries.map((e) => e.item);
-      const seconds = Math.max(...entries.map((e) => e.seconds));
-      const text = withLockWait(group.build(items, mark), seconds);
-      return runItems(host, text, entries.length, mark, display, commandMs(seconds));
-    }, HOST_POLICY);
+    batcher = new Batcher(
+      async (host, entries) => {
+        const mark = batchMark();
+        const display = `${group.name} ${entries.map((e) => e.display).join(", ")}`;
+        const items = entries.map((e) => e.item);
+        const seconds = Math.max(...entries.map((e) => e.seconds));
+        const text = withLockWait(group.build(items, mark), seconds);
+        return runItems(host, text, entries.length, mark, display, commandMs(seconds));
+      },
+      WINDOW_MS,
+      MAX_BATCH,
+      depthFor,
+    );
     groups.set(group.name, batcher);
   }
   return batcher;

@@ -59,13 +59,10 @@ describe("Batcher", () => {
 
   it("lets an item submitted within the window join the first batch", async () => {
     const seen: number[][] = [];
-    const batcher = new Batcher<string, number, string>(
-      async (key, items) => {
-        seen.push(items);
-        return echo(key, items);
-      },
-      { windowMs: 50 },
-    );
+    const batcher = new Batcher<string, number, string>(async (key, items) => {
+      seen.push(items);
+      return echo(key, items);
+    }, 50);
     const first = batcher.submit("h1", 1);
     await new Promise((r) => setTimeout(r, 5));
     await Promise.all([first, batcher.submit("h1", 2)]);
@@ -74,7 +71,7 @@ describe("Batcher", () => {
 
   it("coalesces items submitted while a batch runs into the next batch", async () => {
     const { batches, run } = controlledRun();
-    const batcher = new Batcher<string, number, string>(run, { windowMs: 1 });
+    const batcher = new Batcher<string, number, string>(run, 1);
     const first = batcher.submit("h1", 1);
     await until(() => batches.length === 1);
     const later = [2, 3, 4].map((i) => batcher.submit("h1", i));
@@ -93,7 +90,7 @@ describe("Batcher", () => {
 
   it("with depth 2, gathers and sends the next batch while one runs, and no third", async () => {
     const { batches, run } = controlledRun();
-    const batcher = new Batcher<string, number, string>(run, { windowMs: 1, depth: () => 2 });
+    const batcher = new Batcher<string, number, string>(run, 1, 32, 2);
     const first = batcher.submit("h1", 1);
     await until(() => batches.length === 1);
     const second = [2, 3].map((i) => batcher.submit("h1", i));
@@ -114,10 +111,7 @@ describe("Batcher", () => {
 
   it("asks a depth function per key: the far key pipelines, the near one gathers into the next batch", async () => {
     const { batches, run } = controlledRun();
-    const batcher = new Batcher<string, number, string>(run, {
-      windowMs: 1,
-      depth: (key) => (key === "far" ? 2 : 1),
-    });
+    const batcher = new Batcher<string, number, string>(run, 1, 32, (key) => (key === "far" ? 2 : 1));
     const near = [batcher.submit("near", 1)];
     const far = [batcher.submit("far", 1)];
     await until(() => batches.length === 2);
@@ -136,35 +130,6 @@ describe("Batcher", () => {
     expect(await Promise.all([...near, ...far])).toEqual(["n1", "n2", "n3", "f1", "f2"]);
   });
 
-  it("with a lead, sends the pipelined batch just before the running one is expected to end, not at once", async () => {
-    const { batches, run } = controlledRun();
-    const batcher = new Batcher<string, number, string>(run, {
-      windowMs: 1,
-      depth: () => 2,
-      leadMs: () => 50,
-    });
-    // A first batch that takes ~300 ms: the lane's expected batch time.
-    const first = batcher.submit("h1", 1);
-    await until(() => batches.length === 1);
-    await new Promise((r) => setTimeout(r, 300));
-    batches[0].done.resolve(["one"]);
-    await first;
-    const second = batcher.submit("h1", 2);
-    await until(() => batches.length === 2);
-    const secondStarted = performance.now();
-    const third = batcher.submit("h1", 3);
-    await new Promise((r) => setTimeout(r, 100));
-    // Not split off at once: it keeps gathering until ~250 ms into the running batch.
-    expect(batches).toHaveLength(2);
-    const fourth = batcher.submit("h1", 4);
-    await until(() => batches.length === 3);
-    expect(performance.now() - secondStarted).toBeGreaterThanOrEqual(200);
-    expect(batches[2].items).toEqual([3, 4]);
-    batches[1].done.resolve(["two"]);
-    batches[2].done.resolve(["three", "four"]);
-    expect(await Promise.all([second, third, fourth])).toEqual(["two", "three", "four"]);
-  });
-
   it("rejects only the item whose outcome is an Error", async () => {
     const batcher = new Batcher<string, number, string>(async (_key, items) =>
       items.map((i) => (i === 2 ? new Error(`item ${i} failed`) : `ok ${i}`)),
@@ -179,7 +144,7 @@ describe("Batcher", () => {
 
   it("rejects every item of a batch whose run throws, and runs the next batch normally", async () => {
     const { batches, run } = controlledRun();
-    const batcher = new Batcher<string, number, string>(run, { windowMs: 1 });
+    const batcher = new Batcher<string, number, string>(run, 1);
     const doomed = [1, 2].map((i) => batcher.submit("h1", i));
     await until(() => batches.length === 1);
     const next = batcher.submit("h1", 3);
@@ -197,7 +162,7 @@ describe("Batcher", () => {
 
   it("runs different keys independently and concurrently", async () => {
     const { batches, run } = controlledRun();
-    const batcher = new Batcher<string, number, string>(run, { windowMs: 1 });
+    const batcher = new Batcher<string, number, string>(run, 1);
     const a = batcher.submit("h1", 1);
     const b = batcher.submit("h2", 2);
     await until(() => batches.length === 2);
@@ -219,7 +184,8 @@ describe("Batcher", () => {
         seen.push(items);
         return echo(key, items);
       },
-      { windowMs: 1, maxBatch: 2 },
+      1,
+      2,
     );
     const results = await Promise.all([1, 2, 3, 4, 5].map((i) => batcher.submit("h1", i)));
     expect(results).toEqual(["done 1", "done 2", "done 3", "done 4", "done 5"]);
@@ -227,13 +193,10 @@ describe("Batcher", () => {
   });
 
   it("removes a key's lane once its last batch is done, also after a failure", async () => {
-    const batcher = new Batcher<string, number, string>(
-      async (_key, items) => {
-        if (items.includes(0)) throw new Error("boom");
-        return items.map(String);
-      },
-      { windowMs: 1 },
-    );
+    const batcher = new Batcher<string, number, string>(async (_key, items) => {
+      if (items.includes(0)) throw new Error("boom");
+      return items.map(String);
+    }, 1);
     await Promise.all([batcher.submit("h1", 1), batcher.submit("h2", 2)]);
     expect(laneCount(batcher)).toBe(0);
     await expect(batcher.submit("h1", 0)).rejects.toThrow("boom");
@@ -247,15 +210,12 @@ describe("Batcher", () => {
   it("gives a new lane its full window even after an earlier hand-off", async () => {
     const seen: number[][] = [];
     const gate = deferred<void>();
-    const batcher = new Batcher<string, number, string>(
-      async (_key, items) => {
-        seen.push(items);
-        if (items[0] === 1) await gate.promise;
-        if (items[0] === 2) await new Promise((r) => setTimeout(r, 150));
-        return items.map(String);
-      },
-      { windowMs: 300 },
-    );
+    const batcher = new Batcher<string, number, string>(async (_key, items) => {
+      seen.push(items);
+      if (items[0] === 1) await gate.promise;
+      if (items[0] === 2) await new Promise((r) => setTimeout(r, 150));
+      return items.map(String);
+    }, 300);
     const first = batcher.submit("h1", 1);
     await until(() => seen.length === 1);
     const queued = batcher.submit("h1", 2);
