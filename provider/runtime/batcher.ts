@@ -1,8 +1,7 @@
 // Coalesces operations for one host that arrive while another is in flight (the engine runs up to
 // --parallel creates at once) into one script: one round trip, one lock, one scan of the host's addresses.
 // With a depth of 2, the next batch is gathered and sent while one runs, so latency is hidden: it waits on
-// the host (for its lock) instead of on the wire. The depth may depend on the key (a far host pipelines, a
-// near one gathers everything that arrives while its batch runs into the next).
+// the host (for its lock) instead of on the wire.
 
 interface Pending<I, O> {
   readonly item: I;
@@ -20,8 +19,7 @@ interface Lane<I, O> {
 /**
  * `run` gets a batch of items for one key and returns one outcome per item, in order (an Error rejects that
  * item alone); if `run` throws, every item of the batch is rejected with that error. At most `depth` batches of
- * one key run at once (a number, or a function of the key asked at each flush): items that arrive while
- * `depth` are running wait for the next batch.
+ * one key run at once: items that arrive while `depth` are running wait for the next batch.
  */
 export class Batcher<K, I, O> {
   private readonly lanes = new Map<K, Lane<I, O>>();
@@ -30,12 +28,8 @@ export class Batcher<K, I, O> {
     private readonly run: (key: K, items: I[]) => Promise<(O | Error)[]>,
     private readonly windowMs = 10,
     private readonly maxBatch = 32,
-    private readonly depth: number | ((key: K) => number) = 1,
+    private readonly depth = 1,
   ) {}
-
-  private depthOf(key: K): number {
-    return typeof this.depth === "number" ? this.depth : this.depth(key);
-  }
 
   submit(key: K, item: I): Promise<O> {
     let lane = this.lanes.get(key);
@@ -45,7 +39,7 @@ export class Batcher<K, I, O> {
     }
     const promise = new Promise<O>((resolve, reject) => lane.queue.push({ item, resolve, reject }));
     // A short window lets the operations the engine starts together share the first batch too.
-    if (lane.inFlight < this.depthOf(key) && !lane.timer) {
+    if (lane.inFlight < this.depth && !lane.timer) {
       lane.timer = setTimeout(() => this.flush(key), this.windowMs);
     }
     return promise;
@@ -57,11 +51,11 @@ export class Batcher<K, I, O> {
     // Started by the hand-off after a batch, a window timer may still be pending: it must not fire later.
     if (lane.timer) clearTimeout(lane.timer);
     lane.timer = undefined;
-    if (lane.inFlight >= this.depthOf(key) || lane.queue.length === 0) return;
+    if (lane.inFlight >= this.depth || lane.queue.length === 0) return;
     const batch = lane.queue.splice(0, this.maxBatch);
     lane.inFlight++;
     // More than one batch's worth waiting, and room for another: it starts after its own window.
-    if (lane.queue.length > 0 && lane.inFlight < this.depthOf(key)) {
+    if (lane.queue.length > 0 && lane.inFlight < this.depth) {
       lane.timer = setTimeout(() => this.flush(key), this.windowMs);
     }
     try {

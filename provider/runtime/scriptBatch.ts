@@ -111,20 +111,16 @@ async function runAlone(host: SshHost, text: string, display: string, seconds: n
 type IndependentJob = Extract<HostJob, { script: string }>;
 
 /**
- * Batches of one host (per group) that may run at once. One, on a near host: what arrives while a batch runs
- * goes in the next one, sent over the channel opened ahead (see provider/ssh/pool.ts) the moment the batch
- * ends, so batches are as large as the engine's --parallel allows and each pays the fixed part of a batch (the
- * locks, the read of the host) once. Two, on a far host (a channel took PIPELINE_ROUND_TRIP_MS or more to
- * open): the next batch is gathered and sent while one runs, so it waits on the host (for its lock) rather
- * than a round trip behind.
+ * One batch of a host (per group) runs at a time: what arrives while it runs goes in the next one, sent over
+ * the channel opened ahead (see provider/ssh/pool.ts) the moment it ends. Batches are then as large as the
+ * engine's --parallel allows and each pays the fixed part of a batch (the locks, the read of the host, the
+ * shell) once. Sending the next batch while one runs (Batcher's depth 2) hides the round trip between two
+ * batches but splits what is in flight into more, smaller batches: measured slower, at 0 and at 50 ms (see
+ * bench/README.md).
  */
-const PIPELINE_ROUND_TRIP_MS = 20;
+const PIPELINE_DEPTH = 1;
 const WINDOW_MS = 10;
-const MAX_BATCH = 32;
-
-function depthFor(host: SshHost): number {
-  return host.roundTripMs() >= PIPELINE_ROUND_TRIP_MS ? 2 : 1;
-}
+const MAX_BATCH = 64;
 
 const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(
   async (host, jobs) => {
@@ -138,7 +134,7 @@ const independent = new Batcher<SshHost, IndependentJob, ScriptRun>(
   },
   WINDOW_MS,
   MAX_BATCH,
-  depthFor,
+  PIPELINE_DEPTH,
 );
 
 /** One Batcher per group, keyed by host. */
@@ -161,7 +157,7 @@ function groupBatcher(group: ScriptGroup<unknown>) {
       },
       WINDOW_MS,
       MAX_BATCH,
-      depthFor,
+      PIPELINE_DEPTH,
     );
     groups.set(group.name, batcher);
   }

@@ -119,8 +119,6 @@ export class SshConnection {
   private observedKey: Buffer | undefined;
   private readonly channels: Semaphore;
   private warm: WarmChannel | undefined;
-  /** The quickest channel open (request to exec reply) seen on this target: its round trip, at least. */
-  private quickestOpenMs = 0;
   private busy = 0;
   private idleTimer: NodeJS.Timeout | undefined;
 
@@ -131,23 +129,6 @@ export class SshConnection {
   ) {
     this.target = describeTarget(spec) + (proxy ? ` (via ${proxy.target})` : "");
     this.channels = new Semaphore(pool.options.maxChannels);
-  }
-
-  /** The round trip to the host as channel opens have shown it (0 before the first). */
-  roundTripMs(): number {
-    return this.quickestOpenMs;
-  }
-
-  /** Times a channel open: `opened` wrapped to record how long it took. */
-  private timed(
-    opened: (err: Error | undefined, stream: ClientChannel) => void,
-  ): (err: Error | undefined, stream: ClientChannel) => void {
-    const start = performance.now();
-    return (err, stream) => {
-      const ms = performance.now() - start;
-      if (!err && (this.quickestOpenMs === 0 || ms < this.quickestOpenMs)) this.quickestOpenMs = ms;
-      opened(err, stream);
-    };
   }
 
   /** The fingerprint of the key this host presented, connecting first if needed. */
@@ -243,20 +224,17 @@ export class SshConnection {
     client.once("close", drop);
     const stream = new Promise<ClientChannel | undefined>((resolve) => {
       const failed = attempt(() =>
-        client.exec(
-          SCRIPT_COMMAND,
-          this.timed((err, channel: ClientChannel) => {
-            if (err) {
-              drop();
-              resolve(undefined);
-              return;
-            }
-            // A shell that ended before its script came (killed, or the session ended) is no use.
-            channel.once("exit", drop);
-            channel.once("close", drop);
-            resolve(channel);
-          }),
-        ),
+        client.exec(SCRIPT_COMMAND, (err, channel: ClientChannel) => {
+          if (err) {
+            drop();
+            resolve(undefined);
+            return;
+          }
+          // A shell that ended before its script came (killed, or the session ended) is no use.
+          channel.once("exit", drop);
+          channel.once("close", drop);
+          resolve(channel);
+        }),
       );
       if (failed) {
         drop();
@@ -283,7 +261,7 @@ export class SshConnection {
     opened: (err: Error | undefined, stream: ClientChannel) => void,
   ): void {
     const open = (): void => {
-      const failed = attempt(() => client.exec(command, this.timed(opened)));
+      const failed = attempt(() => client.exec(command, opened));
       if (failed) opened(failed, undefined as unknown as ClientChannel);
     };
     if (!warm) return open();
@@ -684,11 +662,6 @@ export class SshHost {
   /** Runs a batch of commands as one script over stdin (`sh -s`): one round trip. */
   runScript(script: string, options: Omit<ExecOptions, "stdin"> = {}): Promise<ExecResult> {
     return this.connection.runScript(script, options, this.expectedFingerprint);
-  }
-
-  /** The round trip to the host as channel opens have shown it, in ms (0 before the first). */
-  roundTripMs(): number {
-    return this.connection.roundTripMs();
   }
 
   close(): void {

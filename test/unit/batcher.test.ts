@@ -109,27 +109,6 @@ describe("Batcher", () => {
     expect(laneCount(batcher)).toBe(0);
   });
 
-  it("asks a depth function per key: the far key pipelines, the near one gathers into the next batch", async () => {
-    const { batches, run } = controlledRun();
-    const batcher = new Batcher<string, number, string>(run, 1, 32, (key) => (key === "far" ? 2 : 1));
-    const near = [batcher.submit("near", 1)];
-    const far = [batcher.submit("far", 1)];
-    await until(() => batches.length === 2);
-    near.push(batcher.submit("near", 2), batcher.submit("near", 3));
-    far.push(batcher.submit("far", 2));
-    await until(() => batches.length === 3);
-    await new Promise((r) => setTimeout(r, 20));
-    // Only the far key sent a second batch while its first runs.
-    expect(batches.map((b) => b.key)).toEqual(["near", "far", "far"]);
-    batches[0].done.resolve(["n1"]);
-    await until(() => batches.length === 4);
-    expect(batches[3]).toMatchObject({ key: "near", items: [2, 3] });
-    batches[3].done.resolve(["n2", "n3"]);
-    batches[1].done.resolve(["f1"]);
-    batches[2].done.resolve(["f2"]);
-    expect(await Promise.all([...near, ...far])).toEqual(["n1", "n2", "n3", "f1", "f2"]);
-  });
-
   it("rejects only the item whose outcome is an Error", async () => {
     const batcher = new Batcher<string, number, string>(async (_key, items) =>
       items.map((i) => (i === 2 ? new Error(`item ${i} failed`) : `ok ${i}`)),
