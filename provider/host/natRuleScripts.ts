@@ -465,17 +465,27 @@ localnet_restore() {
 `;
 
 /**
- * Reads RULE_NAME, STATE_DIR (and what `snapshot` and `forward_blockers` read). Prints the observation every
- * NatRule script ends with: live=applied|altered|missing (our rules now, against the snapshot recorded at
- * apply), recorded=1|0 (the host-side record of this NatRule), forwarding=1|0 (net.ipv4.conf.all.forwarding)
- * and forwardBlockedBy (the forward hooks that would drop our traffic, "; "-separated).
+ * Reads RULE_NAME, STATE_DIR, `now` (our rules as `snapshot` prints them now) and what `forward_blockers`
+ * reads. Prints the observation every NatRule script ends with:
+ * live=applied|altered|missing (our rules now, against the snapshot recorded at apply), recorded=1|0 (the
+ * host-side record of this NatRule), forwarding=1|0 (net.ipv4.conf.all.forwarding) and forwardBlockedBy (the
+ * forward hooks that would drop our traffic, "; "-separated). Files are read with builtins.
  */
-const REPORT = String.raw`now=$(snapshot)
+const REPORT = shell.sh`recorded_snapshot=
+if [ -f "$STATE_DIR/$RULE_NAME.applied" ]; then
+  while IFS= read -r recorded_line || [ -n "$recorded_line" ]; do recorded_snapshot="$recorded_snapshot$recorded_line$NL"; done < "$STATE_DIR/$RULE_NAME.applied"
+  # As $(cat) would give it: without the trailing newlines.
+  while :; do case "$recorded_snapshot" in *"$NL") recorded_snapshot=\${recorded_snapshot%"$NL"} ;; *) break ;; esac; done
+fi
 if ! printf '%s\n' "$now" | grep -qv -e '^localnet ' -e '^$'; then ${shell.result("live", "missing")}
-elif [ -f "$STATE_DIR/$RULE_NAME.applied" ] && [ "$now" = "$(cat "$STATE_DIR/$RULE_NAME.applied")" ]; then ${shell.result("live", "applied")}
+elif [ -f "$STATE_DIR/$RULE_NAME.applied" ] && [ "$now" = "$recorded_snapshot" ]; then ${shell.result("live", "applied")}
 else ${shell.result("live", "altered")}; fi
 if [ -f "$STATE_DIR/$RULE_NAME.rule" ]; then ${shell.result("recorded", "1")}; else ${shell.result("recorded", "0")}; fi
-${shell.result("forwarding", "$(cat /proc/sys/net/ipv4/conf/all/forwarding)")}
+# A sysctl file answers a read at a non-zero offset with end of file: dash's read, a byte at a time, then
+# sees no newline and fails, having set the value.
+forwarding_now=
+read -r forwarding_now < /proc/sys/net/ipv4/conf/all/forwarding || :
+${shell.result("forwarding", "$forwarding_now")}
 ${shell.result("forwardBlockedBy", "$(forward_blockers | tr '\\n' ';' | sed 's/;$//; s/;/; /g')")}`;
 
 /** The IPv6 part of the report: forwarding6=1|0 (net.ipv6.conf.all.forwarding; 0 without IPv6). */
@@ -484,8 +494,13 @@ const REPORT6 = shell.result(
   "$(cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null || echo 0)",
 );
 
-function report(spec: NatSpec): string[] {
-  return spec.ipv6 === undefined ? [REPORT] : [REPORT, REPORT6];
+/**
+ * The report's lines; `now` is the snapshot an apply just recorded (in APPLIED: not taken again), else taken
+ * here.
+ */
+function report(spec: NatSpec, applied = false): string[] {
+  const now = applied ? "now=$APPLIED" : "now=$(snapshot)";
+  return spec.ipv6 === undefined ? [now, REPORT] : [now, REPORT, REPORT6];
 }
 
 /**
@@ -600,8 +615,10 @@ function applyScript(spec: NatSpec, owner: shell.Ownership, create: boolean): st
     ...ownership,
     ...steps,
     ...cleanup.steps,
-    'snapshot > "$STATE_DIR/$RULE_NAME.applied"',
-    ...report(spec),
+    // Recorded and reported from one snapshot.
+    "APPLIED=$(snapshot)",
+    `printf '%s\\n' "$APPLIED" > "$STATE_DIR/$RULE_NAME.applied"`,
+    ...report(spec, true),
     "report_owner",
   );
 }

@@ -150,8 +150,7 @@ marker_owner() {
   [ -z "$found_owner" ] || printf '%s\n' "$found_owner"
 }
 claim() {
-  mkdir -p "$(dirname "$OWNER_MARKER")"
-  chmod 0700 "$(dirname "$OWNER_MARKER")"
+  [ -d "\${OWNER_MARKER%/*}" ] || { mkdir -p "\${OWNER_MARKER%/*}"; chmod 0700 "\${OWNER_MARKER%/*}"; }
   { echo "$OWNER"; echo "resource=$OWNER_RESOURCE"; [ -z "$MARKER_EXTRA" ] || printf '%s\n' "$MARKER_EXTRA"; } > "$OWNER_MARKER.new"
   mv -f "$OWNER_MARKER.new" "$OWNER_MARKER"
 }
