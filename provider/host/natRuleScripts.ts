@@ -469,23 +469,13 @@ localnet_restore() {
  * reads. Prints the observation every NatRule script ends with:
  * live=applied|altered|missing (our rules now, against the snapshot recorded at apply), recorded=1|0 (the
  * host-side record of this NatRule), forwarding=1|0 (net.ipv4.conf.all.forwarding) and forwardBlockedBy (the
- * forward hooks that would drop our traffic, "; "-separated). Files are read with builtins.
+ * forward hooks that would drop our traffic, "; "-separated).
  */
-const REPORT = shell.sh`recorded_snapshot=
-if [ -f "$STATE_DIR/$RULE_NAME.applied" ]; then
-  while IFS= read -r recorded_line || [ -n "$recorded_line" ]; do recorded_snapshot="$recorded_snapshot$recorded_line$NL"; done < "$STATE_DIR/$RULE_NAME.applied"
-  # As $(cat) would give it: without the trailing newlines.
-  while :; do case "$recorded_snapshot" in *"$NL") recorded_snapshot=\${recorded_snapshot%"$NL"} ;; *) break ;; esac; done
-fi
-if ! printf '%s\n' "$now" | grep -qv -e '^localnet ' -e '^$'; then ${shell.result("live", "missing")}
-elif [ -f "$STATE_DIR/$RULE_NAME.applied" ] && [ "$now" = "$recorded_snapshot" ]; then ${shell.result("live", "applied")}
+const REPORT = String.raw`if ! printf '%s\n' "$now" | grep -qv -e '^localnet ' -e '^$'; then ${shell.result("live", "missing")}
+elif [ -f "$STATE_DIR/$RULE_NAME.applied" ] && [ "$now" = "$(cat "$STATE_DIR/$RULE_NAME.applied")" ]; then ${shell.result("live", "applied")}
 else ${shell.result("live", "altered")}; fi
 if [ -f "$STATE_DIR/$RULE_NAME.rule" ]; then ${shell.result("recorded", "1")}; else ${shell.result("recorded", "0")}; fi
-# A sysctl file answers a read at a non-zero offset with end of file: dash's read, a byte at a time, then
-# sees no newline and fails, having set the value.
-forwarding_now=
-read -r forwarding_now < /proc/sys/net/ipv4/conf/all/forwarding || :
-${shell.result("forwarding", "$forwarding_now")}
+${shell.result("forwarding", "$(cat /proc/sys/net/ipv4/conf/all/forwarding)")}
 ${shell.result("forwardBlockedBy", "$(forward_blockers | tr '\\n' ';' | sed 's/;$//; s/;/; /g')")}`;
 
 /** The IPv6 part of the report: forwarding6=1|0 (net.ipv6.conf.all.forwarding; 0 without IPv6). */

@@ -61,12 +61,15 @@ need() {
     command -v "$tool" >/dev/null 2>&1 || { echo "${MARK.missing} $tool" >&2; exit ${EXIT.missingTool}; }
   done
 }
-private_tmp() {
+private_root() {
   [ -d ${STATE_DIR}/tmp ] || { mkdir -p ${STATE_DIR}/tmp; chmod 0700 ${STATE_DIR} ${STATE_DIR}/tmp; }
+}
+private_tmp() {
+  private_root
   mktemp "$@" -p ${STATE_DIR}/tmp
 }
 private_dirs() {
-  [ -d ${STATE_DIR}/tmp ] || { mkdir -p ${STATE_DIR}/tmp; chmod 0700 ${STATE_DIR} ${STATE_DIR}/tmp; }
+  private_root
   (umask 077 && mkdir -p "$@")
 }
 `;
